@@ -1,0 +1,23 @@
+//! hookrelay's domain: what a webhook, a space and an event are, the rules every value
+//! must satisfy, and the cryptography that signs deliveries and seals secrets at rest.
+//!
+//! This crate does no I/O: no network, no database, no clock reads except through
+//! [`Timestamp::now`], and no files. Everything above it (storage, server, SDK)
+//! agrees on the wire contract by sharing these types.
+
+pub mod catalog;
+pub mod cursor;
+pub mod id;
+pub mod net;
+pub mod seal;
+pub mod signing;
+pub mod timestamp;
+pub mod token;
+pub mod validation;
+pub mod webhook;
+
+pub use catalog::EventCatalog;
+pub use id::{SpaceId, WebhookId};
+pub use timestamp::Timestamp;
+pub use validation::{FieldError, ValidationErrors};
+pub use webhook::{ApiRelease, VerificationMethod, Webhook, WebhookDraft, WebhookPatch};
