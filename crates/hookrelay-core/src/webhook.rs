@@ -459,7 +459,11 @@ fn parse_string_between(value: &Value, field: &str, min: usize, max: usize, erro
     };
     let chars = text.chars().count();
     if chars < min {
-        errors.push(field, "min_length", format!("{field} must be at least {min} characters"));
+        let message = match min {
+            1 => format!("{field} must not be empty"),
+            _ => format!("{field} must be at least {min} characters"),
+        };
+        errors.push(field, "min_length", message);
         None
     } else if chars > max {
         errors.push(field, "max_length", format!("{field} must be at most {max} characters"));

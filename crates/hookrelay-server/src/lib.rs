@@ -1,1 +1,176 @@
+//! hookrelay's server: configuration, the HTTP API and its error envelope.
+//!
+//! [`App::open`] prepares everything that can fail at start (master key, database,
+//! bootstrap credentials); [`run`] serves the API on a listener the caller bound until
+//! the caller's shutdown future completes.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod openapi;
+pub mod request;
+pub mod state;
+
+use std::future::Future;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use hookrelay_core::seal::{MasterKey, SecretCipher};
+use hookrelay_core::{token, SpaceId};
+use hookrelay_store::{Store, StoreError};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::{Config, ConfigError, Settings};
+pub use error::ApiError;
+pub use state::AppState;
+
+/// What can stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A setting is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The master key file could not be read or created.
+    #[error("master key file {path}: {reason}")]
+    MasterKeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Serving failed.
+    #[error("serving the API failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Credentials created on first start, to be shown to the operator once.
+#[derive(Clone)]
+pub struct NewCredentials {
+    /// The new space.
+    pub space: SpaceId,
+    /// Its token.
+    pub token: String,
+}
+
+/// A ready-to-serve hookrelay: store opened and migrated, bootstrap done.
+pub struct App {
+    state: AppState,
+    /// Set when an empty database got a fresh space and token.
+    pub created_credentials: Option<NewCredentials>,
+}
+
+impl App {
+    /// Opens the store (creating it and the master key file if needed) and ensures the
+    /// bootstrap space and token.
+    pub async fn open(config: &Config) -> Result<Self, ServerError> {
+        let store = open_store(config).await?;
+        let created_credentials = bootstrap(store.as_ref(), config).await?;
+        Ok(Self {
+            state: AppState {
+                store,
+                catalog: Arc::new(config.catalog.clone()),
+                allow_private_targets: config.allow_private_targets,
+            },
+            created_credentials,
+        })
+    }
+
+    /// The shared state, for tools built on the same store.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+}
+
+/// Opens the configured store with the configured master key.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
+    let key = match &config.master_key {
+        config::MasterKeySource::Given(key) => key.clone(),
+        config::MasterKeySource::File(path) => load_or_create_key_file(path)?,
+    };
+    Ok(hookrelay_store::open(&config.database, SecretCipher::new(&key)).await?)
+}
+
+fn load_or_create_key_file(path: &Path) -> Result<MasterKey, ServerError> {
+    let fail = |reason: String| ServerError::MasterKeyFile {
+        path: path.to_owned(),
+        reason,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => MasterKey::parse(&text).map_err(|e| fail(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = MasterKey::generate();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| fail(e.to_string()))?;
+            writeln!(file, "{}", key.to_base64()).map_err(|e| fail(e.to_string()))?;
+            file.sync_all().map_err(|e| fail(e.to_string()))?;
+            tracing::info!(path = %path.display(), "created a new master key file; back it up with the database");
+            Ok(key)
+        }
+        Err(e) => Err(fail(e.to_string())),
+    }
+}
+
+async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<NewCredentials>, ServerError> {
+    if let Some(bootstrap) = &config.bootstrap {
+        store.add_access_token(&bootstrap.space, &token::digest(&bootstrap.token)).await?;
+        return Ok(None);
+    }
+    if store.has_spaces().await? {
+        return Ok(None);
+    }
+    let credentials = NewCredentials {
+        space: SpaceId::generate(),
+        token: token::generate(),
+    };
+    store
+        .add_access_token(&credentials.space, &token::digest(&credentials.token))
+        .await?;
+    Ok(Some(credentials))
+}
+
+/// The API as a router, for serving or for tests.
+pub fn router(state: AppState) -> axum::Router {
+    api::router()
+        .layer(DefaultBodyLimit::max(request::MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("a request handler panicked".into()).into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in
+/// flight finish.
+pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    let pruner = tokio::spawn(prune_idempotency_keys(app.state.store.clone()));
+    let result = axum::serve(listener, router(app.state)).with_graceful_shutdown(shutdown).await;
+    pruner.abort();
+    result.map_err(ServerError::from)
+}
+
+/// Forgets expired idempotency keys once an hour so the table stays small.
+async fn prune_idempotency_keys(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = hookrelay_core::Timestamp::now().plus_micros(-hookrelay_store::IDEMPOTENCY_WINDOW_MICROS);
+        if let Err(error) = store.prune_idempotency_records(before).await {
+            tracing::warn!(%error, "pruning idempotency keys failed");
+        }
+    }
+}
 

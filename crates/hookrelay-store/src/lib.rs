@@ -1,1 +1,130 @@
+//! hookrelay's storage. Everything the server keeps goes through the [`Store`] trait;
+//! backends (SQLite today) implement it, and nothing above this crate writes SQL.
+//!
+//! Secrets are sealed here, on the way in, with the [`SecretCipher`] a store is opened
+//! with: callers hand over plain domain values and cannot forget to encrypt.
 
+mod error;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hookrelay_core::seal::SecretCipher;
+use hookrelay_core::{SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// How long an idempotency key's first response is replayed.
+pub const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
+
+/// The saved outcome of a request made with an `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The space the key belongs to (keys are per space).
+    pub space_id: SpaceId,
+    /// The client's key.
+    pub key: String,
+    /// A digest of the request (method, path, body), to spot a key reused for another request.
+    pub fingerprint: Vec<u8>,
+    /// The HTTP status that was answered.
+    pub status: u16,
+    /// The response body that was answered.
+    pub body: Vec<u8>,
+    /// When the first request was made.
+    pub create_time: Timestamp,
+}
+
+/// One page of a list, newest first.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// The creation sequence number to continue after, when there are more items.
+    pub next: Option<i64>,
+}
+
+/// Where the database is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseLocation {
+    /// Parses `sqlite://PATH` or `sqlite:PATH` (`sqlite:///abs/path` for an absolute path).
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::UnsupportedDatabase(url.to_owned()))?;
+        if path.is_empty() {
+            return Err(StoreError::UnsupportedDatabase(url.to_owned()));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+}
+
+/// Opens (creating and migrating as needed) the database at `location`.
+pub async fn open(location: &DatabaseLocation, cipher: SecretCipher) -> Result<Arc<dyn Store>, StoreError> {
+    match location {
+        DatabaseLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path, cipher).await?)),
+    }
+}
+
+/// Everything hookrelay persists. Methods that change state and may be retried by a
+/// client take an optional [`IdempotencyRecord`], saved in the same transaction as the
+/// change so that a crash can never separate the two.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates the space if it does not exist.
+    async fn ensure_space(&self, space: &SpaceId) -> Result<(), StoreError>;
+
+    /// Whether any space exists (an empty database gets a bootstrap space).
+    async fn has_spaces(&self) -> Result<bool, StoreError>;
+
+    /// Records a token digest for a space (creating the space); a digest already
+    /// recorded for the same space is left as it is.
+    async fn add_access_token(&self, space: &SpaceId, digest: &[u8; 32]) -> Result<(), StoreError>;
+
+    /// The space a token digest belongs to, with the stored digest for a constant-time
+    /// comparison by the caller.
+    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(SpaceId, Vec<u8>)>, StoreError>;
+
+    /// Saves a new webhook. Fails with [`StoreError::IdempotencyKeyTaken`], writing
+    /// nothing, when the record's key is already in use.
+    async fn create_webhook(&self, webhook: &Webhook, idempotency: Option<&IdempotencyRecord>)
+        -> Result<(), StoreError>;
+
+    /// A webhook of the space, if it exists.
+    async fn get_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<Option<Webhook>, StoreError>;
+
+    /// The space's webhooks, newest first, after the cursor position `after`.
+    async fn list_webhooks(&self, space: &SpaceId, after: Option<i64>, limit: u32)
+        -> Result<Page<Webhook>, StoreError>;
+
+    /// Applies `patch` atomically; `None` if the webhook does not exist.
+    async fn update_webhook(
+        &self,
+        space: &SpaceId,
+        id: &WebhookId,
+        patch: &WebhookPatch,
+        now: Timestamp,
+    ) -> Result<Option<Webhook>, StoreError>;
+
+    /// Deletes a webhook; `false` if it did not exist.
+    async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError>;
+
+    /// The saved response for a key, if one was saved at or after `not_before`.
+    async fn find_idempotency_record(
+        &self,
+        space: &SpaceId,
+        key: &str,
+        not_before: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Forgets saved responses older than `before`; returns how many.
+    async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError>;
+}

@@ -1,1 +1,186 @@
-fn main() {}
+//! The `hookrelay` binary: glue between the command line and the library crates.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hookrelay_core::{token, SpaceId};
+use hookrelay_server::{App, Settings};
+use tokio::net::TcpListener;
+
+/// hookrelay: a self-hostable webhook service speaking Monime's webhook API.
+#[derive(Parser)]
+#[command(name = "hookrelay", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server.
+    ///
+    /// Every setting comes from a flag, else its HOOKRELAY_* environment variable, else
+    /// the TOML file given with --config (keys: listen, database_url, master_key,
+    /// master_key_file, bootstrap_space_id, bootstrap_token, allow_private_targets,
+    /// events), else its default. `events` (file only) adds event names to the built-in
+    /// catalog, e.g. `events = ["invoice.paid"]`.
+    ///
+    /// On an empty database with no bootstrap settings, a space and an access token are
+    /// created and printed once.
+    Serve(ServeArgs),
+    /// Manage API access tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an access token for a space (creating the space if new) and print it.
+    Create {
+        /// The space the token grants access to, `spc-…`.
+        #[arg(long)]
+        space: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Where the data is and how it is sealed.
+#[derive(Args)]
+struct StoreArgs {
+    /// TOML config file; flags and HOOKRELAY_* variables take precedence over it.
+    #[arg(long, env = "HOOKRELAY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH. [default: sqlite://hookrelay.db]
+    #[arg(long = "database", env = "HOOKRELAY_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+
+    /// Master key sealing webhook secrets at rest: 32 bytes as base64 or 64 hex digits.
+    /// Prefer the environment variable to the flag, which other users can see.
+    #[arg(long, env = "HOOKRELAY_MASTER_KEY", value_name = "KEY", hide_env_values = true)]
+    master_key: Option<String>,
+
+    /// File holding the master key when none is given; created with a new key and mode
+    /// 0600 if missing. [default: the database file's path plus `.key`]
+    #[arg(long, env = "HOOKRELAY_MASTER_KEY_FILE", value_name = "FILE")]
+    master_key_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address the API listens on. [default: 127.0.0.1:8080]
+    #[arg(long, env = "HOOKRELAY_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+
+    #[command(flatten)]
+    store: StoreArgs,
+
+    /// A space to ensure at start, with --bootstrap-token.
+    #[arg(long, env = "HOOKRELAY_BOOTSTRAP_SPACE_ID", value_name = "SPACE_ID")]
+    bootstrap_space_id: Option<String>,
+
+    /// An access token to ensure for the bootstrap space (at least 16 characters).
+    #[arg(long, env = "HOOKRELAY_BOOTSTRAP_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    bootstrap_token: Option<String>,
+
+    /// Allow webhook URLs on loopback, private and other non-public addresses.
+    /// [default: false]
+    #[arg(long, env = "HOOKRELAY_ALLOW_PRIVATE_TARGETS", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
+    allow_private_targets: Option<bool>,
+}
+
+impl StoreArgs {
+    /// Flags and environment over the config file.
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        let given = Settings {
+            database_url: self.database_url.clone(),
+            master_key: self.master_key.clone(),
+            master_key_file: self.master_key_file.clone(),
+            ..Settings::default()
+        };
+        Ok(given.or(file))
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOOKRELAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Token {
+            command: TokenCommand::Create { space, store },
+        } => create_token(&space, &store).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let given = Settings {
+        listen: args.listen,
+        bootstrap_space_id: args.bootstrap_space_id,
+        bootstrap_token: args.bootstrap_token,
+        allow_private_targets: args.allow_private_targets,
+        ..Settings::default()
+    };
+    let config = given.or(args.store.settings()?).resolve()?;
+    let app = App::open(&config).await.context("cannot start")?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let mut out = std::io::stdout().lock();
+    if let Some(created) = &app.created_credentials {
+        writeln!(out, "Created space {} with access token {}", created.space, created.token)?;
+        writeln!(out, "The token is shown only once: keep it somewhere safe.")?;
+    }
+    writeln!(out, "hookrelay listening on http://{}", listener.local_addr()?)?;
+    out.flush()?;
+    drop(out);
+    hookrelay_server::run(app, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn create_token(space: &str, store: &StoreArgs) -> anyhow::Result<()> {
+    let space = SpaceId::parse(space)
+        .with_context(|| format!("{space:?} is not a space id: expected `spc-` followed by letters, digits, `_` or `-`"))?;
+    let config = store.settings()?.resolve()?;
+    let store = hookrelay_server::open_store(&config).await?;
+    let token = token::generate();
+    store.add_access_token(&space, &token::digest(&token)).await?;
+    println!("{token}");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

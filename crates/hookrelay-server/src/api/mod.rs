@@ -1,0 +1,124 @@
+//! HTTP routes, one module per resource, and the success envelope they share:
+//! `{success: true, messages: [], result[, pagination]}`.
+
+pub mod webhooks;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{routing::get, Json, Router};
+use hookrelay_core::cursor;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every route of the API.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(webhooks::routes())
+        .route("/healthz", get(health))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(crate::openapi::document(&state.catalog))
+}
+
+/// `{success: true, messages: [], result}` serialised.
+pub fn success_bytes<T: Serialize>(result: &T) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Envelope<'a, T> {
+        success: bool,
+        messages: [(); 0],
+        result: &'a T,
+    }
+    serde_json::to_vec(&Envelope {
+        success: true,
+        messages: [],
+        result,
+    })
+    .expect("response types always serialise")
+}
+
+/// A list page: `{success, messages, result: [...], pagination: {count, next}}`.
+pub fn list_response<T: Serialize>(items: &[T], next: Option<i64>) -> Response {
+    #[derive(Serialize)]
+    struct Pagination {
+        count: usize,
+        next: Option<String>,
+    }
+    #[derive(Serialize)]
+    struct ListEnvelope<'a, T> {
+        success: bool,
+        messages: [(); 0],
+        result: &'a [T],
+        pagination: Pagination,
+    }
+    let envelope = ListEnvelope {
+        success: true,
+        messages: [],
+        result: items,
+        pagination: Pagination {
+            count: items.len(),
+            next: next.map(cursor::encode),
+        },
+    };
+    (StatusCode::OK, Json(envelope)).into_response()
+}
+
+/// Page size and cursor from the query string.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    /// Items per page, 1..=50.
+    pub limit: u32,
+    /// Continue after this position.
+    pub after: Option<i64>,
+}
+
+/// The raw `limit` and `after` query parameters.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageQuery {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+impl PageQuery {
+    /// Default page size.
+    pub const DEFAULT_LIMIT: u32 = 10;
+    /// Largest page size.
+    pub const MAX_LIMIT: u32 = 50;
+    /// Longest cursor accepted.
+    pub const AFTER_MAX: usize = 2000;
+
+    /// Checks the parameters.
+    pub fn parse(&self) -> Result<PageRequest, ApiError> {
+        let limit = match self.limit.as_deref() {
+            None => Self::DEFAULT_LIMIT,
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=Self::MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::field("limit", "range", format!("limit must be an integer from 1 to {}", Self::MAX_LIMIT))
+                })?,
+        };
+        let after = match self.after.as_deref() {
+            None | Some("") => None,
+            Some(text) if text.len() > Self::AFTER_MAX => {
+                return Err(ApiError::field("after", "max_length", "after must be at most 2000 characters"))
+            }
+            Some(text) => Some(cursor::decode(text).ok_or_else(|| {
+                ApiError::field("after", "format", "after must be the `next` cursor of a previous page")
+            })?),
+        };
+        Ok(PageRequest { limit, after })
+    }
+}

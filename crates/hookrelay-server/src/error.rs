@@ -1,0 +1,109 @@
+//! The API's one error type, and the one place it becomes the error envelope:
+//! `{success: false, messages: [..], error: {code, reason, message, details}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hookrelay_core::{FieldError, ValidationErrors};
+use hookrelay_store::StoreError;
+use serde_json::json;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request broke field rules (body fields, query parameters or headers).
+    #[error("{0}")]
+    Validation(ValidationErrors),
+    /// The body is not JSON.
+    #[error("the request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The body is not declared as JSON.
+    #[error("the request body must be sent with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// The body exceeds the limit.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No token, or an unknown one.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A valid token used for another space.
+    #[error("this access token does not grant access to space {0}")]
+    Forbidden(String),
+    /// No such resource in this space (or no such route).
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not with this method.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// An `Idempotency-Key` reused for a different request.
+    #[error("{0}")]
+    IdempotencyConflict(&'static str),
+    /// Our fault; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// One broken rule.
+    pub fn field(field: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation(ValidationErrors::single(field, rule, message))
+    }
+
+    fn status_and_reason(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Validation(_) => (StatusCode::BAD_REQUEST, "validation_failed"),
+            Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::IdempotencyConflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        Self::Validation(errors)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::Internal(Box::new(error))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, reason) = self.status_and_reason();
+        if let Self::Internal(cause) = &self {
+            let mut chain = cause.to_string();
+            let mut source = cause.source();
+            while let Some(next) = source {
+                chain.push_str(": ");
+                chain.push_str(&next.to_string());
+                source = next.source();
+            }
+            tracing::error!(error = %chain, "request failed");
+        }
+        let message = self.to_string();
+        let details: &[FieldError] = match &self {
+            Self::Validation(errors) => &errors.0,
+            _ => &[],
+        };
+        let body = json!({
+            "success": false,
+            "messages": [message],
+            "error": {
+                "code": status.as_u16(),
+                "reason": reason,
+                "message": message,
+                "details": details,
+            },
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,63 @@
+//! `Idempotency-Key` semantics: the first successful response to a key is saved in
+//! the same transaction as the change it made, and replayed for 24 hours to the same
+//! request; the same key on a different request is a conflict.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hookrelay_core::{SpaceId, Timestamp};
+use hookrelay_store::{IdempotencyRecord, IDEMPOTENCY_WINDOW_MICROS};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A digest of what the request asked for. Bodies are compared as parsed JSON (object
+/// keys sorted), so a client that re-serialises the same request still gets a replay.
+pub fn fingerprint(method: &str, path: &str, body: &Value) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(path.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(body.to_string().as_bytes());
+    hasher.finalize().to_vec()
+}
+
+/// The saved response for this key, if one exists and matches the request.
+pub async fn replay(state: &AppState, space: &SpaceId, key: &str, fingerprint: &[u8]) -> Result<Option<Response>, ApiError> {
+    let not_before = Timestamp::now().plus_micros(-IDEMPOTENCY_WINDOW_MICROS);
+    match state.store.find_idempotency_record(space, key, not_before).await? {
+        None => Ok(None),
+        Some(record) if record.fingerprint == fingerprint => Ok(Some(saved_response(record))),
+        Some(_) => Err(ApiError::IdempotencyConflict(
+            "this Idempotency-Key was already used for a different request; use a new key for a new request",
+        )),
+    }
+}
+
+/// The record to save with a change made under `key`.
+pub fn record(space: &SpaceId, key: &str, fingerprint: Vec<u8>, body: Vec<u8>) -> IdempotencyRecord {
+    IdempotencyRecord {
+        space_id: space.clone(),
+        key: key.to_owned(),
+        fingerprint,
+        status: StatusCode::OK.as_u16(),
+        body,
+        create_time: Timestamp::now(),
+    }
+}
+
+fn saved_response(record: IdempotencyRecord) -> Response {
+    let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, record.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("Idempotent-Replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// A JSON response from already-serialised bytes.
+pub fn json_bytes_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}

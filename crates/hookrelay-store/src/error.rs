@@ -1,0 +1,24 @@
+//! The storage layer's errors.
+
+/// What can go wrong below the [`crate::Store`] trait.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL names a backend this build does not have.
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    UnsupportedDatabase(String),
+    /// The database failed or could not be reached.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Migrating the schema failed (e.g. the database is newer than this binary).
+    #[error("database migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The idempotency key was saved by a concurrent or earlier request.
+    #[error("the idempotency key is already in use")]
+    IdempotencyKeyTaken,
+    /// A sealed secret did not open: the master key is not the one it was sealed with.
+    #[error("a stored secret could not be decrypted; is HOOKRELAY_MASTER_KEY the key this database was created with?")]
+    Unseal(#[from] hookrelay_core::seal::UnsealError),
+    /// A stored value does not decode.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}

@@ -1,0 +1,341 @@
+//! The SQLite backend: one file, WAL mode, one writer connection and a pool of readers.
+//!
+//! SQLite allows one writer at a time. Funnelling every write through a single
+//! connection makes writers queue in-process instead of failing with `SQLITE_BUSY`,
+//! while WAL lets reads proceed in parallel with the writer.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hookrelay_core::seal::SecretCipher;
+use hookrelay_core::{ApiRelease, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use crate::{IdempotencyRecord, Page, Store, StoreError, IDEMPOTENCY_WINDOW_MICROS};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const WEBHOOK_COLUMNS: &str = "seq, id, space_id, name, url, enabled, events, api_release, verification_type, \
+     secret_sealed, public_key, headers_sealed, alert_emails, metadata, create_time, update_time";
+
+/// A store in one SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+    cipher: SecretCipher,
+}
+
+impl SqliteStore {
+    /// Opens the file at `path`, creating and migrating it as needed.
+    pub async fn open(path: &Path, cipher: SecretCipher) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode survives a killed process; only power loss can drop
+            // the last commits, and it never corrupts the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, readers, cipher })
+    }
+
+    fn headers_context(id: &WebhookId) -> Vec<u8> {
+        format!("{id}/headers").into_bytes()
+    }
+
+    fn decode_webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
+        let id_text: String = row.try_get("id")?;
+        let id = WebhookId::parse(&id_text).ok_or_else(|| corrupt("webhook id", &id_text))?;
+        let space_text: String = row.try_get("space_id")?;
+        let space_id = SpaceId::parse(&space_text).ok_or_else(|| corrupt("space id", &space_text))?;
+        let secret = self.cipher.open(&row.try_get::<Vec<u8>, _>("secret_sealed")?, id.as_str().as_bytes())?;
+        let verification = match row.try_get::<String, _>("verification_type")?.as_str() {
+            "HS256" => VerificationMethod::Hs256 {
+                secret: String::from_utf8(secret).map_err(|_| corrupt("HS256 secret", "non-UTF-8"))?,
+            },
+            "ES256" => VerificationMethod::Es256 {
+                private_key: secret,
+                public_key_pem: row
+                    .try_get::<Option<String>, _>("public_key")?
+                    .ok_or_else(|| corrupt("ES256 public key", "missing"))?,
+            },
+            other => return Err(corrupt("verification type", other)),
+        };
+        let headers = self.cipher.open(&row.try_get::<Vec<u8>, _>("headers_sealed")?, &Self::headers_context(&id))?;
+        let release: String = row.try_get("api_release")?;
+        Ok(Webhook {
+            space_id,
+            name: row.try_get("name")?,
+            url: row.try_get("url")?,
+            enabled: row.try_get("enabled")?,
+            events: json_column(row, "events")?,
+            api_release: ApiRelease::parse(&release).ok_or_else(|| corrupt("api release", &release))?,
+            verification,
+            headers: serde_json::from_slice(&headers).map_err(|e| corrupt("headers", &e.to_string()))?,
+            alert_emails: json_column(row, "alert_emails")?,
+            metadata: json_column(row, "metadata")?,
+            create_time: Timestamp::from_micros(row.try_get("create_time")?),
+            update_time: Timestamp::from_micros(row.try_get("update_time")?),
+            id,
+        })
+    }
+
+    async fn save_idempotency(tx: &mut Transaction<'_, Sqlite>, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        // An expired record for the same key gives way to the new one.
+        sqlx::query("DELETE FROM idempotency_keys WHERE space_id = ? AND key = ? AND create_time < ?")
+            .bind(record.space_id.as_str())
+            .bind(&record.key)
+            .bind(record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS)
+            .execute(&mut **tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(record.space_id.as_str())
+        .bind(&record.key)
+        .bind(&record.fingerprint)
+        .bind(i64::from(record.status))
+        .bind(&record.body)
+        .bind(record.create_time.as_micros())
+        .execute(&mut **tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::IdempotencyKeyTaken);
+        }
+        Ok(())
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {value:?}"))
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(column, &e.to_string()))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("domain values always serialise")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ensure_space(&self, space: &SpaceId) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO spaces (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(space.as_str())
+            .bind(Timestamp::now().as_micros())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn has_spaces(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM spaces)").fetch_one(&self.readers).await?;
+        Ok(row.try_get::<bool, _>(0)?)
+    }
+
+    async fn add_access_token(&self, space: &SpaceId, digest: &[u8; 32]) -> Result<(), StoreError> {
+        let now = Timestamp::now().as_micros();
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("INSERT INTO spaces (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(space.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO access_tokens (token_digest, space_id, create_time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(&digest[..])
+            .bind(space.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(SpaceId, Vec<u8>)>, StoreError> {
+        let row = sqlx::query("SELECT space_id, token_digest FROM access_tokens WHERE token_digest = ?")
+            .bind(&digest[..])
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|row| {
+            let space: String = row.try_get("space_id")?;
+            let space = SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?;
+            Ok((space, row.try_get("token_digest")?))
+        })
+        .transpose()
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError> {
+        let secret_sealed = self
+            .cipher
+            .seal(webhook.verification.secret_material(), webhook.id.as_str().as_bytes());
+        let headers_sealed = self
+            .cipher
+            .seal(to_json(&webhook.headers).as_bytes(), &Self::headers_context(&webhook.id));
+        let public_key = match &webhook.verification {
+            VerificationMethod::Es256 { public_key_pem, .. } => Some(public_key_pem.as_str()),
+            VerificationMethod::Hs256 { .. } => None,
+        };
+        let mut tx = self.writer.begin().await?;
+        if let Some(record) = idempotency {
+            Self::save_idempotency(&mut tx, record).await?;
+        }
+        sqlx::query(
+            "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release, verification_type,
+                 secret_sealed, public_key, headers_sealed, alert_emails, metadata, create_time, update_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(webhook.id.as_str())
+        .bind(webhook.space_id.as_str())
+        .bind(&webhook.name)
+        .bind(&webhook.url)
+        .bind(webhook.enabled)
+        .bind(to_json(&webhook.events))
+        .bind(webhook.api_release.as_str())
+        .bind(webhook.verification.type_name())
+        .bind(secret_sealed)
+        .bind(public_key)
+        .bind(headers_sealed)
+        .bind(to_json(&webhook.alert_emails))
+        .bind(to_json(&webhook.metadata))
+        .bind(webhook.create_time.as_micros())
+        .bind(webhook.update_time.as_micros())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<Option<Webhook>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"))
+            .bind(id.as_str())
+            .bind(space.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|row| self.decode_webhook(&row)).transpose()
+    }
+
+    async fn list_webhooks(&self, space: &SpaceId, after: Option<i64>, limit: u32) -> Result<Page<Webhook>, StoreError> {
+        // One row more than asked tells whether another page exists.
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE space_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(space.as_str())
+        .bind(after.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.readers)
+        .await?;
+        let has_more = rows.len() > limit as usize;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let next = match (has_more, rows.last()) {
+            (true, Some(last)) => Some(last.try_get::<i64, _>("seq")?),
+            _ => None,
+        };
+        let items = rows.iter().map(|row| self.decode_webhook(row)).collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
+    }
+
+    async fn update_webhook(
+        &self,
+        space: &SpaceId,
+        id: &WebhookId,
+        patch: &WebhookPatch,
+        now: Timestamp,
+    ) -> Result<Option<Webhook>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"))
+            .bind(id.as_str())
+            .bind(space.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut webhook = self.decode_webhook(&row)?;
+        patch.apply(&mut webhook, now);
+        let headers_sealed = self
+            .cipher
+            .seal(to_json(&webhook.headers).as_bytes(), &Self::headers_context(&webhook.id));
+        sqlx::query(
+            "UPDATE webhooks SET name = ?, url = ?, enabled = ?, events = ?, api_release = ?, headers_sealed = ?,
+                 alert_emails = ?, metadata = ?, update_time = ?
+             WHERE id = ?",
+        )
+        .bind(&webhook.name)
+        .bind(&webhook.url)
+        .bind(webhook.enabled)
+        .bind(to_json(&webhook.events))
+        .bind(webhook.api_release.as_str())
+        .bind(headers_sealed)
+        .bind(to_json(&webhook.alert_emails))
+        .bind(to_json(&webhook.metadata))
+        .bind(webhook.update_time.as_micros())
+        .bind(webhook.id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(webhook))
+    }
+
+    async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ? AND space_id = ?")
+            .bind(id.as_str())
+            .bind(space.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn find_idempotency_record(
+        &self,
+        space: &SpaceId,
+        key: &str,
+        not_before: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, status, body, create_time FROM idempotency_keys
+             WHERE space_id = ? AND key = ? AND create_time >= ?",
+        )
+        .bind(space.as_str())
+        .bind(key)
+        .bind(not_before.as_micros())
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| {
+            let status: i64 = row.try_get("status")?;
+            Ok(IdempotencyRecord {
+                space_id: space.clone(),
+                key: key.to_owned(),
+                fingerprint: row.try_get("fingerprint")?,
+                status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
+                body: row.try_get("body")?,
+                create_time: Timestamp::from_micros(row.try_get("create_time")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE create_time < ?")
+            .bind(before.as_micros())
+            .execute(&self.writer)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+}
