@@ -91,7 +91,13 @@ impl SecretCipher {
         OsRng.fill_bytes(&mut nonce);
         let ciphertext = self
             .aead
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: context })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory inputs");
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         sealed.push(SEAL_VERSION);
@@ -108,7 +114,13 @@ impl SecretCipher {
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         self.aead
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: context })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context,
+                },
+            )
             .map_err(|_| UnsealError)
     }
 }

@@ -105,7 +105,8 @@ impl VerificationKey {
             }
             Self::Es256(key) => {
                 let signature = Signature::from_slice(&signature).map_err(|_| VerifyError::SignatureMismatch)?;
-                key.verify(&content, &signature).map_err(|_| VerifyError::SignatureMismatch)
+                key.verify(&content, &signature)
+                    .map_err(|_| VerifyError::SignatureMismatch)
             }
         }
     }
@@ -175,15 +176,32 @@ mod tests {
         let header = signer.header_value(1_000, b"{}");
         let verifier = VerificationKey::es256_from_pem(&pem).unwrap();
         assert_eq!(verifier.verify(&header, b"{}", 1_010, 300), Ok(()));
-        assert_eq!(verifier.verify(&header, b"{ }", 1_010, 300), Err(VerifyError::SignatureMismatch));
-        assert_eq!(verifier.verify(&header, b"{}", 2_000, 300), Err(VerifyError::TimestampOutsideTolerance));
+        assert_eq!(
+            verifier.verify(&header, b"{ }", 1_010, 300),
+            Err(VerifyError::SignatureMismatch)
+        );
+        assert_eq!(
+            verifier.verify(&header, b"{}", 2_000, 300),
+            Err(VerifyError::TimestampOutsideTolerance)
+        );
     }
 
     #[test]
     fn malformed_headers_are_named() {
         let key = VerificationKey::Hs256(b"k".to_vec());
-        for bad in ["", "t=1", "v1=AA==", "t=1,t=2,v1=AA==", "t=x,v1=AA==", "t=1,v1=%%%", "t=1,v1=AA==,v2=AA=="] {
-            assert!(matches!(key.verify(bad, b"", 1, 300), Err(VerifyError::HeaderInvalid(_))), "{bad:?}");
+        for bad in [
+            "",
+            "t=1",
+            "v1=AA==",
+            "t=1,t=2,v1=AA==",
+            "t=x,v1=AA==",
+            "t=1,v1=%%%",
+            "t=1,v1=AA==,v2=AA==",
+        ] {
+            assert!(
+                matches!(key.verify(bad, b"", 1, 300), Err(VerifyError::HeaderInvalid(_))),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -37,8 +37,8 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-27T10:00:00.000Z`.
     pub fn to_rfc3339(self) -> String {
-        let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let dt =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let millis = dt.millisecond();
         // Rfc3339 would print a variable number of fraction digits; receivers and
         // clients are happier with a fixed width.

@@ -10,11 +10,7 @@ pub const TOKEN_PREFIX: &str = "hrt_";
 
 /// A new random token (`hrt_` and 40 alphanumerics, about 238 bits).
 pub fn generate() -> String {
-    let random: String = OsRng
-        .sample_iter(&Alphanumeric)
-        .take(40)
-        .map(char::from)
-        .collect();
+    let random: String = OsRng.sample_iter(&Alphanumeric).take(40).map(char::from).collect();
     format!("{TOKEN_PREFIX}{random}")
 }
 

@@ -52,10 +52,6 @@ impl ValidationErrors {
 
     /// The messages joined, for the envelope's top-level `message`.
     pub fn summary(&self) -> String {
-        self.0
-            .iter()
-            .map(|e| e.message.as_str())
-            .collect::<Vec<_>>()
-            .join("; ")
+        self.0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ")
     }
 }

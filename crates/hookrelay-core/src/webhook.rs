@@ -242,7 +242,11 @@ impl WebhookDraft {
     pub fn parse(body: &Value, rules: &InputRules<'_>) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let Some(object) = body.as_object() else {
-            return Err(ValidationErrors::single("body", "type", "the request body must be a JSON object"));
+            return Err(ValidationErrors::single(
+                "body",
+                "type",
+                "the request body must be a JSON object",
+            ));
         };
         reject_unknown_fields(object, CREATE_FIELDS, "", &mut errors);
 
@@ -270,7 +274,17 @@ impl WebhookDraft {
             .map(|v| parse_metadata(v, &mut errors))
             .unwrap_or_else(|| Some(Map::new()));
 
-        match (name, url, events, enabled, api_release, verification, headers, alert_emails, metadata) {
+        match (
+            name,
+            url,
+            events,
+            enabled,
+            api_release,
+            verification,
+            headers,
+            alert_emails,
+            metadata,
+        ) {
             (
                 Some(name),
                 Some(url),
@@ -364,7 +378,11 @@ impl WebhookPatch {
     pub fn parse(body: &Value, rules: &InputRules<'_>) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let Some(object) = body.as_object() else {
-            return Err(ValidationErrors::single("body", "type", "the request body must be a JSON object"));
+            return Err(ValidationErrors::single(
+                "body",
+                "type",
+                "the request body must be a JSON object",
+            ));
         };
         if object.contains_key("verificationMethod") {
             errors.push(
@@ -452,7 +470,13 @@ fn type_error(field: &str, expected: &str, errors: &mut ValidationErrors) {
 
 // ---- field parsers ------------------------------------------------------------------
 
-fn parse_string_between(value: &Value, field: &str, min: usize, max: usize, errors: &mut ValidationErrors) -> Option<String> {
+fn parse_string_between(
+    value: &Value,
+    field: &str,
+    min: usize,
+    max: usize,
+    errors: &mut ValidationErrors,
+) -> Option<String> {
     let Some(text) = value.as_str() else {
         type_error(field, "a string", errors);
         return None;
@@ -542,7 +566,11 @@ fn parse_events(value: &Value, rules: &InputRules<'_>, errors: &mut ValidationEr
     if items.is_empty() {
         errors.push("events", "min_items", "events must name at least 1 event");
     } else if items.len() > limits::EVENTS_MAX {
-        errors.push("events", "max_items", format!("events must name at most {} events", limits::EVENTS_MAX));
+        errors.push(
+            "events",
+            "max_items",
+            format!("events must name at most {} events", limits::EVENTS_MAX),
+        );
     }
     let mut seen = HashSet::new();
     let mut events = Vec::with_capacity(items.len());
@@ -569,7 +597,11 @@ fn parse_headers(value: &Value, errors: &mut ValidationErrors) -> Option<BTreeMa
     };
     let before = errors.0.len();
     if object.len() > limits::HEADERS_MAX {
-        errors.push("headers", "max_properties", format!("headers may hold at most {} headers", limits::HEADERS_MAX));
+        errors.push(
+            "headers",
+            "max_properties",
+            format!("headers may hold at most {} headers", limits::HEADERS_MAX),
+        );
     }
     let mut seen = HashSet::new();
     let mut headers = BTreeMap::new();
@@ -585,12 +617,24 @@ fn parse_headers(value: &Value, errors: &mut ValidationErrors) -> Option<BTreeMa
                 format!("header {name} is set by hookrelay and cannot be configured"),
             );
         } else if !seen.insert(lower) {
-            errors.push(field, "unique", format!("header {name} is given more than once (names are case-insensitive)"));
+            errors.push(
+                field,
+                "unique",
+                format!("header {name} is given more than once (names are case-insensitive)"),
+            );
         } else if let Some(text) = value.as_str() {
             if text.chars().count() > limits::HEADER_VALUE_MAX {
-                errors.push(field, "max_length", format!("header {name} must be at most {} characters", limits::HEADER_VALUE_MAX));
+                errors.push(
+                    field,
+                    "max_length",
+                    format!("header {name} must be at most {} characters", limits::HEADER_VALUE_MAX),
+                );
             } else if http::HeaderValue::from_str(text).is_err() {
-                errors.push(field, "format", format!("header {name} has characters not allowed in a header value"));
+                errors.push(
+                    field,
+                    "format",
+                    format!("header {name} has characters not allowed in a header value"),
+                );
             } else {
                 headers.insert(name.clone(), text.to_owned());
             }
@@ -638,7 +682,11 @@ fn parse_metadata(value: &Value, errors: &mut ValidationErrors) -> Option<Map<St
         return None;
     };
     if object.len() > limits::METADATA_MAX {
-        errors.push("metadata", "max_properties", format!("metadata may hold at most {} keys", limits::METADATA_MAX));
+        errors.push(
+            "metadata",
+            "max_properties",
+            format!("metadata may hold at most {} keys", limits::METADATA_MAX),
+        );
         return None;
     }
     Some(object.clone())
@@ -653,14 +701,22 @@ fn parse_verification(value: &Value, errors: &mut ValidationErrors) -> Option<Ve
     let before = errors.0.len();
     let request = match object.get("type").and_then(Value::as_str) {
         None => {
-            errors.push("verificationMethod.type", "required", "verificationMethod.type is required: HS256 or ES256");
+            errors.push(
+                "verificationMethod.type",
+                "required",
+                "verificationMethod.type is required: HS256 or ES256",
+            );
             None
         }
         Some("HS256") => {
             reject_unknown_fields(object, &["type", "secret"], "verificationMethod.", errors);
             match nullable(object, "secret") {
                 None => {
-                    errors.push("verificationMethod.secret", "required", "verificationMethod.secret is required for HS256");
+                    errors.push(
+                        "verificationMethod.secret",
+                        "required",
+                        "verificationMethod.secret is required for HS256",
+                    );
                     None
                 }
                 Some(secret) => parse_string_between(
@@ -685,7 +741,11 @@ fn parse_verification(value: &Value, errors: &mut ValidationErrors) -> Option<Ve
             Some(VerificationRequest::Es256)
         }
         Some(_) => {
-            errors.push("verificationMethod.type", "enum", "verificationMethod.type must be one of: HS256, ES256");
+            errors.push(
+                "verificationMethod.type",
+                "enum",
+                "verificationMethod.type must be one of: HS256, ES256",
+            );
             None
         }
     };
@@ -702,7 +762,9 @@ fn is_email_address(email: &str) -> bool {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c));
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c));
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len())
             && !l.starts_with('-')
@@ -754,7 +816,12 @@ mod tests {
         let fields: Vec<_> = errors.0.iter().map(|e| (e.field.as_str(), e.rule)).collect();
         assert_eq!(
             fields,
-            [("extra", "unknown_field"), ("name", "min_length"), ("url", "format"), ("events", "min_items")]
+            [
+                ("extra", "unknown_field"),
+                ("name", "min_length"),
+                ("url", "format"),
+                ("events", "min_items")
+            ]
         );
     }
 
@@ -763,7 +830,9 @@ mod tests {
         for ok in ["a@b.co", "alerts@yoursite.com", "first.last+tag@sub.example.org"] {
             assert!(is_email_address(ok), "{ok}");
         }
-        for bad in ["", "a", "a@b", "@b.co", "a@.co", "a b@c.co", "a@b..co", ".a@b.co", "a@-b.co"] {
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@.co", "a b@c.co", "a@b..co", ".a@b.co", "a@-b.co",
+        ] {
             assert!(!is_email_address(bad), "{bad}");
         }
     }

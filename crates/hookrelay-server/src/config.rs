@@ -111,16 +111,25 @@ impl Settings {
         let database_url = self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL);
         let database = DatabaseLocation::parse(database_url).map_err(|e| invalid("database_url", e.to_string()))?;
         let master_key = match self.master_key.as_deref() {
-            Some(text) => MasterKeySource::Given(MasterKey::parse(text).map_err(|e| invalid("master_key", e.to_string()))?),
+            Some(text) => {
+                MasterKeySource::Given(MasterKey::parse(text).map_err(|e| invalid("master_key", e.to_string()))?)
+            }
             None => MasterKeySource::File(self.master_key_file.unwrap_or_else(|| default_key_file(&database))),
         };
         let bootstrap = match (self.bootstrap_space_id, self.bootstrap_token) {
             (None, None) => None,
             (Some(space), Some(token)) => {
-                let space = SpaceId::parse(&space)
-                    .ok_or_else(|| invalid("bootstrap_space_id", "must be `spc-` followed by letters, digits, `_` or `-`"))?;
+                let space = SpaceId::parse(&space).ok_or_else(|| {
+                    invalid(
+                        "bootstrap_space_id",
+                        "must be `spc-` followed by letters, digits, `_` or `-`",
+                    )
+                })?;
                 if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(invalid("bootstrap_token", "must be at least 16 characters without spaces"));
+                    return Err(invalid(
+                        "bootstrap_token",
+                        "must be at least 16 characters without spaces",
+                    ));
                 }
                 Some(Bootstrap { space, token })
             }
@@ -174,7 +183,9 @@ pub struct Bootstrap {
 
 impl std::fmt::Debug for Bootstrap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bootstrap").field("space", &self.space).finish_non_exhaustive()
+        f.debug_struct("Bootstrap")
+            .field("space", &self.space)
+            .finish_non_exhaustive()
     }
 }
 

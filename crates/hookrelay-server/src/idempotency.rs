@@ -25,7 +25,12 @@ pub fn fingerprint(method: &str, path: &str, body: &Value) -> Vec<u8> {
 }
 
 /// The saved response for this key, if one exists and matches the request.
-pub async fn replay(state: &AppState, space: &SpaceId, key: &str, fingerprint: &[u8]) -> Result<Option<Response>, ApiError> {
+pub async fn replay(
+    state: &AppState,
+    space: &SpaceId,
+    key: &str,
+    fingerprint: &[u8],
+) -> Result<Option<Response>, ApiError> {
     let not_before = Timestamp::now().plus_micros(-IDEMPOTENCY_WINDOW_MICROS);
     match state.store.find_idempotency_record(space, key, not_before).await? {
         None => Ok(None),
@@ -59,5 +64,9 @@ fn saved_response(record: IdempotencyRecord) -> Response {
 
 /// A JSON response from already-serialised bytes.
 pub fn json_bytes_response(body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
 }

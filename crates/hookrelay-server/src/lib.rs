@@ -126,7 +126,9 @@ fn load_or_create_key_file(path: &Path) -> Result<MasterKey, ServerError> {
 
 async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<NewCredentials>, ServerError> {
     if let Some(bootstrap) = &config.bootstrap {
-        store.add_access_token(&bootstrap.space, &token::digest(&bootstrap.token)).await?;
+        store
+            .add_access_token(&bootstrap.space, &token::digest(&bootstrap.token))
+            .await?;
         return Ok(None);
     }
     if store.has_spaces().await? {
@@ -155,9 +157,15 @@ pub fn router(state: AppState) -> axum::Router {
 
 /// Serves the API on `listener` until `shutdown` completes, then lets requests in
 /// flight finish.
-pub async fn run(app: App, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+pub async fn run(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let pruner = tokio::spawn(prune_idempotency_keys(app.state.store.clone()));
-    let result = axum::serve(listener, router(app.state)).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, router(app.state))
+        .with_graceful_shutdown(shutdown)
+        .await;
     pruner.abort();
     result.map_err(ServerError::from)
 }
@@ -173,4 +181,3 @@ async fn prune_idempotency_keys(store: Arc<dyn Store>) {
         }
     }
 }
-

@@ -1,4 +1,876 @@
-//! Placeholder until the generator lands.
-pub fn document(_catalog: &hookrelay_core::EventCatalog) -> serde_json::Value {
-    serde_json::json!({})
+//! hookrelay's own OpenAPI 3.0.3 document, served at `GET /openapi.json`.
+//!
+//! The document is generated, not hand-written, so that it cannot drift from what the
+//! server accepts: every length, count, id pattern and enum comes from the constants the
+//! validators use (`hookrelay_core::webhook::limits`, `ApiRelease::ALL`, the id types, the
+//! event catalog, and this crate's page, header and body limits). The webhook operations
+//! follow Monime's published contract, vendored at
+//! `docs/reference/monime-webhooks-openapi.json`; the tests below check that ours agrees
+//! with it on everything but prose. Ours is a superset: it adds the error envelope, the
+//! error responses, `GET /healthz` and `GET /openapi.json`.
+
+use hookrelay_core::webhook::limits;
+use hookrelay_core::{ApiRelease, EventCatalog, SpaceId, WebhookId};
+use serde_json::{json, Map, Value};
+
+use crate::api::PageQuery;
+use crate::request::{IDEMPOTENCY_KEY_MAX, MAX_BODY_BYTES, SUPPORTED_VERSIONS};
+
+const WEBHOOK_REF: &str = "#/components/schemas/Webhook";
+const ERROR_REF: &str = "#/components/schemas/ErrorEnvelope";
+
+/// The OpenAPI document for this build, listing `catalog`'s events where a request names
+/// events.
+pub fn document(catalog: &EventCatalog) -> Value {
+    let events = catalog.names().collect::<Vec<_>>().join(", ");
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "hookrelay API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Webhook registration and delivery, wire-compatible with Monime's webhook \
+                operations. Every response is a JSON envelope; errors use `ErrorEnvelope`.",
+        },
+        "security": [{ "bearerAuth": [] }],
+        "tags": [
+            { "name": "Webhook", "description": "Register the endpoints that receive events." },
+            { "name": "Meta", "description": "Health and self-description; no token needed." },
+        ],
+        "paths": {
+            "/v1/webhooks": {
+                "get": list_webhooks(),
+                "post": create_webhook(&events),
+            },
+            "/v1/webhooks/{id}": {
+                "get": get_webhook(),
+                "patch": update_webhook(&events),
+                "delete": delete_webhook(),
+            },
+            "/healthz": { "get": healthz() },
+            "/openapi.json": { "get": openapi_json() },
+        },
+        "components": {
+            "schemas": {
+                "Webhook": webhook_schema(),
+                "ErrorEnvelope": error_envelope_schema(),
+            },
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "auth-scheme",
+                    "description": "Bearer HTTP authentication specified with the header \
+                        Authorization: Bearer <access_token>",
+                },
+            },
+        },
+    })
+}
+
+// ---- operations ---------------------------------------------------------------------
+
+fn list_webhooks() -> Value {
+    json!({
+        "tags": ["Webhook"],
+        "summary": "List Webhooks",
+        "description": "Retrieves the space's webhooks, newest first, one page at a time.",
+        "operationId": "ListWebhooks",
+        "parameters": [limit_param(), after_param(), version_param(), space_param()],
+        "responses": responses(
+            success_envelope(json!({
+                "result": {
+                    "type": "array",
+                    "items": { "$ref": WEBHOOK_REF },
+                    "description": "The list of items in the response",
+                    "nullable": true,
+                },
+                "pagination": {
+                    "type": "object",
+                    "properties": {
+                        "count": {
+                            "type": "integer",
+                            "description": "Number of items returned in the current page.",
+                        },
+                        "next": {
+                            "type": "string",
+                            "description": "Cursor pointing to the next page of results. Use this value as \
+                                the 'after' query parameter in your next request to fetch the following page. \
+                                If null, you have reached the end of the result set.",
+                            "nullable": true,
+                        },
+                    },
+                    "description": "The pagination info associated with the response",
+                },
+            })),
+            &[BAD_REQUEST, UNAUTHORIZED, FORBIDDEN],
+        ),
+    })
+}
+
+fn create_webhook(events: &str) -> Value {
+    json!({
+        "tags": ["Webhook"],
+        "summary": "Create Webhook",
+        "description": "Create a new webhook with configuration for target URL, events, headers, and security.",
+        "operationId": "CreateWebhook",
+        "parameters": [idempotency_param(), version_param(), space_param()],
+        "requestBody": json_body(create_webhook_schema(events)),
+        "responses": responses(
+            success_envelope(json!({ "result": { "$ref": WEBHOOK_REF } })),
+            &[BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, CONFLICT, TOO_LARGE, UNSUPPORTED_TYPE],
+        ),
+    })
+}
+
+fn get_webhook() -> Value {
+    json!({
+        "tags": ["Webhook"],
+        "summary": "Get Webhook",
+        "description": "Retrieve details of a specific webhook by its ID.",
+        "operationId": "GetWebhook",
+        "parameters": [id_param("retrieve"), version_param(), space_param()],
+        "responses": responses(
+            success_envelope(json!({ "result": { "$ref": WEBHOOK_REF } })),
+            &[BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND],
+        ),
+    })
+}
+
+fn update_webhook(events: &str) -> Value {
+    json!({
+        "tags": ["Webhook"],
+        "summary": "Update Webhook",
+        "description": "Partially update an existing webhook's configuration and behavior. Absent and null \
+            fields are left unchanged; `verificationMethod` cannot be changed.",
+        "operationId": "UpdateWebhook",
+        "parameters": [id_param("update"), version_param(), space_param()],
+        "requestBody": json_body(update_webhook_schema(events)),
+        "responses": responses(
+            success_envelope(json!({ "result": { "$ref": WEBHOOK_REF } })),
+            &[BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, TOO_LARGE, UNSUPPORTED_TYPE],
+        ),
+    })
+}
+
+fn delete_webhook() -> Value {
+    json!({
+        "tags": ["Webhook"],
+        "summary": "Delete Webhook",
+        "description": "Delete a webhook by its ID. This action is irreversible.",
+        "operationId": "DeleteWebhook",
+        "parameters": [id_param("delete"), version_param(), space_param()],
+        "responses": responses(
+            success_envelope(json!({})),
+            &[BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND],
+        ),
+    })
+}
+
+fn healthz() -> Value {
+    json!({
+        "tags": ["Meta"],
+        "summary": "Health check",
+        "description": "Answers 200 while the server is accepting requests. Needs no token.",
+        "operationId": "GetHealth",
+        "security": [],
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": { "status": { "type": "string", "enum": ["ok"] } },
+                        },
+                    },
+                },
+            },
+        },
+    })
+}
+
+fn openapi_json() -> Value {
+    json!({
+        "tags": ["Meta"],
+        "summary": "OpenAPI document",
+        "description": "This document, generated from the limits the server enforces. Needs no token.",
+        "operationId": "GetOpenApiDocument",
+        "security": [],
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": { "application/json": { "schema": { "type": "object" } } },
+            },
+        },
+    })
+}
+
+// ---- parameters ---------------------------------------------------------------------
+
+fn limit_param() -> Value {
+    let (max, default) = (PageQuery::MAX_LIMIT, PageQuery::DEFAULT_LIMIT);
+    let text = format!(
+        "Maximum number of items to return in a single page. Must be between 1 and {max}. \
+         Defaults to {default} if not specified."
+    );
+    json!({
+        "name": "limit",
+        "in": "query",
+        "description": text,
+        "schema": { "maximum": max, "minimum": 1, "type": "integer", "default": default },
+    })
+}
+
+fn after_param() -> Value {
+    json!({
+        "name": "after",
+        "in": "query",
+        "description": "Pagination cursor for fetching the next page of results. Set this to the 'next' cursor \
+            value from a previous response to continue paginating forward.",
+        "schema": { "maxLength": PageQuery::AFTER_MAX, "type": "string", "nullable": true },
+    })
+}
+
+fn idempotency_param() -> Value {
+    json!({
+        "name": "Idempotency-Key",
+        "in": "header",
+        "description": "This header is used to uniquely identify a logical request, ensuring that it is not \
+            processed more than once during retries. Repeating a request with its key within 24 hours replays \
+            the first response, marked `Idempotent-Replayed: true`.",
+        "required": true,
+        "schema": { "maxLength": IDEMPOTENCY_KEY_MAX, "type": "string" },
+    })
+}
+
+fn version_param() -> Value {
+    json!({
+        "name": "Monime-Version",
+        "in": "header",
+        "description": "Specifies which version of the Monime API will handle this request.",
+        "schema": { "enum": SUPPORTED_VERSIONS, "type": "string", "nullable": true },
+    })
+}
+
+fn space_param() -> Value {
+    json!({
+        "name": "Monime-Space-Id",
+        "in": "header",
+        "description": "The value is the tenancy parameter that Monime uses to determine which space the request \
+            is intended for.",
+        "required": true,
+        "schema": { "maxLength": SpaceId::MAX_LEN, "pattern": prefix_pattern(SpaceId::PREFIX), "type": "string" },
+    })
+}
+
+fn id_param(action: &str) -> Value {
+    let text = format!("Unique identifier of the webhook to {action}.");
+    json!({
+        "name": "id",
+        "in": "path",
+        "description": text,
+        "required": true,
+        "schema": { "pattern": prefix_pattern(WebhookId::PREFIX), "type": "string" },
+    })
+}
+
+/// The reference's id pattern: the prefix, then anything (the server checks the rest).
+fn prefix_pattern(prefix: &str) -> String {
+    format!("^{prefix}.*$")
+}
+
+// ---- request bodies -----------------------------------------------------------------
+
+fn json_body(schema: Value) -> Value {
+    json!({ "content": { "application/json": { "schema": schema } } })
+}
+
+fn api_release_enum() -> Vec<&'static str> {
+    ApiRelease::ALL.iter().map(|r| r.as_str()).collect()
+}
+
+fn create_webhook_schema(events: &str) -> Value {
+    json!({
+        "title": "CreateWebhook",
+        // `apiRelease` is required here, as in the reference, although it has a default:
+        // the server applies the default when it is absent.
+        "required": ["name", "url", "apiRelease", "events"],
+        "type": "object",
+        "properties": {
+            "name": {
+                "maxLength": limits::NAME_MAX,
+                "minLength": 1,
+                "type": "string",
+                "description": "Human-readable name for the webhook configuration.",
+                "example": "My Ecommerce Webhook",
+            },
+            "url": {
+                "maxLength": limits::URL_MAX,
+                "type": "string",
+                "description": "Target URL that will receive webhook event payloads: an absolute http or https \
+                    URL without user name or password.",
+            },
+            "enabled": {
+                "type": "boolean",
+                "description": "Flag indicating if the webhook should be active upon creation.",
+                "default": true,
+            },
+            "apiRelease": {
+                "enum": api_release_enum(),
+                "type": "string",
+                "description": "Defines the target API release for this webhook. A release represents a stable \
+                    snapshot of the API schema. Ensures the webhook receives the latest object schema for a given \
+                    release cycle. Defaults to the current release when absent.",
+                "default": ApiRelease::Caph.as_str(),
+            },
+            "events": events_schema(
+                &format!("List of event types that should trigger this webhook, each from this server's event \
+                    catalog: {events}."),
+            ),
+            "headers": headers_schema("Optional HTTP headers to include in outbound webhook requests."),
+            "alertEmails": alert_emails_schema("Optional email addresses to notify on repeated delivery failures."),
+            "verificationMethod": verification_method_schema(&format!(
+                "Method to be used to verify the integrity of incoming webhook requests. When absent, the server \
+                 uses HS256 with a generated {}-character secret and returns it in the response.",
+                limits::GENERATED_SECRET_LEN
+            )),
+            "metadata": metadata_schema("Custom metadata for tagging or annotating this webhook."),
+        },
+        "additionalProperties": false,
+        "description": "Create a new webhook with configuration for target URL, events, headers, and security.",
+    })
+}
+
+fn update_webhook_schema(events: &str) -> Value {
+    json!({
+        "title": "UpdateWebhook",
+        "type": "object",
+        "properties": {
+            "name": {
+                "maxLength": limits::NAME_MAX,
+                "minLength": 1,
+                "type": "string",
+                "description": "Updated name for the webhook.",
+                "nullable": true,
+            },
+            "url": {
+                "maxLength": limits::URL_MAX,
+                "type": "string",
+                "description": "New URL to send webhook requests to.",
+                "nullable": true,
+            },
+            "enabled": { "type": "boolean", "description": "Enable or disable the webhook.", "nullable": true },
+            "apiRelease": {
+                "enum": api_release_enum(),
+                "type": "string",
+                "description": "Updated API release name for webhook payloads.",
+                "nullable": true,
+            },
+            "events": events_schema(
+                &format!("Updated list of events that trigger the webhook (replaces the old list), each from this \
+                    server's event catalog: {events}."),
+            ),
+            "headers": headers_schema("Updated HTTP headers to include in webhook requests (replace the old ones)."),
+            "alertEmails": alert_emails_schema("Updated alert email list for delivery failures."),
+            "metadata": metadata_schema("Updated custom metadata for the webhook (replaces the old one)."),
+        },
+        "additionalProperties": false,
+        "description": "Partially update an existing webhook's configuration and behavior.",
+    })
+}
+
+fn events_schema(description: &str) -> Value {
+    json!({
+        "maxItems": limits::EVENTS_MAX,
+        "minItems": 1,
+        "uniqueItems": true,
+        "type": "array",
+        "items": { "type": "string" },
+        "description": description,
+        "nullable": true,
+    })
+}
+
+fn headers_schema(description: &str) -> Value {
+    let rules = format!(
+        " Values are at most {} characters; Content-Type, Content-Length, Host, Transfer-Encoding, Connection, \
+         User-Agent and names starting with Monime- are reserved.",
+        limits::HEADER_VALUE_MAX
+    );
+    json!({
+        "maxProperties": limits::HEADERS_MAX,
+        "type": "object",
+        "additionalProperties": { "type": "string" },
+        "description": format!("{description}{rules}"),
+        "nullable": true,
+    })
+}
+
+fn alert_emails_schema(description: &str) -> Value {
+    json!({
+        "maxItems": limits::ALERT_EMAILS_MAX,
+        "uniqueItems": true,
+        "type": "array",
+        "items": { "type": "string" },
+        "description": description,
+        "nullable": true,
+    })
+}
+
+fn metadata_schema(description: &str) -> Value {
+    json!({
+        "maxProperties": limits::METADATA_MAX,
+        "type": "object",
+        "description": description,
+        "nullable": true,
+    })
+}
+
+/// HS256 or ES256; the same schema in requests and in the `Webhook` object.
+fn verification_method_schema(description: &str) -> Value {
+    json!({
+        "required": ["type"],
+        "type": "object",
+        "oneOf": [
+            {
+                "title": "HMAC SHA256",
+                "required": ["type", "secret"],
+                "type": "object",
+                "properties": {
+                    "type": {
+                        "enum": ["HS256"],
+                        "type": "string",
+                        "description": "Indicates the use of HMAC (HS256) as the signature verification method.",
+                    },
+                    "secret": {
+                        "maxLength": limits::SECRET_MAX,
+                        "minLength": limits::SECRET_MIN,
+                        "type": "string",
+                        "description": "The shared secret used to compute and verify the HMAC signature.",
+                    },
+                },
+                "additionalProperties": false,
+            },
+            {
+                "title": "ECDSA SHA256",
+                "required": ["type"],
+                "type": "object",
+                "properties": {
+                    "type": {
+                        "enum": ["ES256"],
+                        "type": "string",
+                        "description": "Indicates the use of ECDSA (ES256) as the signature verification method.",
+                    },
+                    "publicKey": {
+                        "type": "string",
+                        "description": "The ECDSA public key used to verify the webhook signature: a PEM-encoded \
+                            key on the NIST P-256 (prime256v1 / secp256r1) curve. Generated by the server.",
+                        "readOnly": true,
+                    },
+                },
+                "additionalProperties": false,
+            },
+        ],
+        "properties": {
+            "type": {
+                "enum": ["ES256", "HS256"],
+                "type": "string",
+                "description": "The type of verification method in use. Either 'HS256' for HMAC or 'ES256' for ECDSA.",
+            },
+        },
+        "description": description,
+        "nullable": true,
+    })
+}
+
+// ---- responses ----------------------------------------------------------------------
+
+const BAD_REQUEST: u16 = 400;
+const UNAUTHORIZED: u16 = 401;
+const FORBIDDEN: u16 = 403;
+const NOT_FOUND: u16 = 404;
+const CONFLICT: u16 = 409;
+const TOO_LARGE: u16 = 413;
+const UNSUPPORTED_TYPE: u16 = 415;
+
+/// What an error status means for the webhook operations.
+fn error_description(status: u16) -> String {
+    match status {
+        BAD_REQUEST => "The request broke a rule (a header, a query parameter or a body field) or its body is not \
+            valid JSON. `error.details` lists each broken rule."
+            .to_owned(),
+        UNAUTHORIZED => "The Authorization header is missing or its bearer token is not valid.".to_owned(),
+        FORBIDDEN => "The token does not grant access to the space named by Monime-Space-Id.".to_owned(),
+        NOT_FOUND => "The space has no webhook with this id.".to_owned(),
+        CONFLICT => "The Idempotency-Key was already used for a different request, or the request that used it \
+            is still in progress."
+            .to_owned(),
+        TOO_LARGE => format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+        UNSUPPORTED_TYPE => "The request body is not sent with Content-Type: application/json.".to_owned(),
+        other => unreachable!("no description for status {other}"),
+    }
+}
+
+/// `200` with `ok` as its body schema, then each error status with the error envelope.
+fn responses(ok: Value, errors: &[u16]) -> Value {
+    let mut responses = Map::new();
+    responses.insert(
+        "200".to_owned(),
+        json!({ "description": "OK", "content": { "application/json": { "schema": ok } } }),
+    );
+    for &status in errors {
+        responses.insert(
+            status.to_string(),
+            json!({
+                "description": error_description(status),
+                "content": { "application/json": { "schema": { "$ref": ERROR_REF } } },
+            }),
+        );
+    }
+    Value::Object(responses)
+}
+
+/// The success envelope: `success` and `messages`, plus `extra`'s properties.
+fn success_envelope(extra: Value) -> Value {
+    let mut properties = Map::new();
+    properties.insert(
+        "success".to_owned(),
+        json!({
+            "type": "boolean",
+            "description": "Represents the status of the query operation, confirming if it was successful. \
+                This field is always true",
+        }),
+    );
+    properties.insert(
+        "messages".to_owned(),
+        json!({
+            "type": "array",
+            "items": {},
+            "description": "Contains a list of messages providing relevant information or feedback related to \
+                the query or operation",
+        }),
+    );
+    if let Value::Object(extra) = extra {
+        properties.extend(extra);
+    }
+    json!({ "type": "object", "properties": properties })
+}
+
+// ---- component schemas --------------------------------------------------------------
+
+fn webhook_schema() -> Value {
+    json!({
+        "title": "Webhook",
+        "type": "object",
+        "properties": {
+            "id": { "type": "string", "description": "Unique identifier of the webhook object." },
+            "name": {
+                "type": "string",
+                "description": "Human-readable name for the webhook configuration. Useful for identifying its \
+                    purpose in dashboards or logs.",
+                "example": "My Ecommerce Webhook",
+            },
+            "url": {
+                "type": "string",
+                "description": "Publicly accessible URL that will receive event POST requests from this webhook.",
+            },
+            "enabled": {
+                "type": "boolean",
+                "description": "Indicates whether the webhook is currently enabled. If false, events will not be sent.",
+            },
+            "events": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "List of event types (e.g., 'payment.created') that will trigger this webhook.",
+                "nullable": true,
+            },
+            "apiRelease": {
+                "enum": api_release_enum(),
+                "type": "string",
+                "description": "The release identifier of the API expected by this webhook. Ensures the webhook \
+                    receives the latest object schema for a given release cycle.",
+            },
+            "verificationMethod": verification_method_schema(
+                "Method used to verify the integrity of incoming webhook requests.",
+            ),
+            "headers": {
+                "type": "object",
+                "additionalProperties": { "type": "string" },
+                "description": "Optional HTTP headers to include in webhook requests. Useful for passing \
+                    authentication or context info.",
+                "nullable": true,
+            },
+            "alertEmails": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "Email addresses to notify when delivery to this webhook repeatedly fails.",
+                "nullable": true,
+            },
+            "createTime": {
+                "type": "string",
+                "description": "Timestamp when the webhook was created.",
+                "format": "date-time",
+            },
+            "updateTime": {
+                "type": "string",
+                "description": "Timestamp when the webhook was last updated.",
+                "format": "date-time",
+                "nullable": true,
+            },
+            "metadata": metadata_schema("Custom metadata for storing additional context or labels for this webhook."),
+        },
+        "description": "A webhook is an HTTP endpoint that hookrelay sends a POST request to whenever one of its \
+            subscribed events occurs, such as `payment.completed` or `payout.failed`.",
+    })
+}
+
+fn error_envelope_schema() -> Value {
+    json!({
+        "title": "ErrorEnvelope",
+        "type": "object",
+        "required": ["success", "messages", "error"],
+        "properties": {
+            "success": { "type": "boolean", "enum": [false], "description": "Always false for an error." },
+            "messages": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "The error message, for clients that only read `messages`.",
+            },
+            "error": {
+                "type": "object",
+                "required": ["code", "reason", "message", "details"],
+                "properties": {
+                    "code": { "type": "integer", "description": "The HTTP status code." },
+                    "reason": {
+                        "type": "string",
+                        "description": "A machine-readable reason in snake_case, such as `validation_failed`, \
+                            `unauthenticated` or `not_found`.",
+                    },
+                    "message": { "type": "string", "description": "What went wrong, for humans." },
+                    "details": {
+                        "type": "array",
+                        "description": "Every rule the request broke; empty for other errors.",
+                        "items": {
+                            "type": "object",
+                            "required": ["field", "rule", "message"],
+                            "properties": {
+                                "field": {
+                                    "type": "string",
+                                    "description": "Where the problem is: `name`, `events[2]`, `headers.X-Foo`, \
+                                        `Idempotency-Key`.",
+                                },
+                                "rule": {
+                                    "type": "string",
+                                    "description": "Which rule, snake_case: `required`, `max_length`, \
+                                        `unknown_field`, ...",
+                                },
+                                "message": { "type": "string", "description": "A sentence for humans." },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "description": "The body of every error response.",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+
+    const REFERENCE: &str = include_str!("../../../docs/reference/monime-webhooks-openapi.json");
+    /// Prose: allowed to differ from the reference.
+    const PROSE: [&str; 5] = ["description", "summary", "title", "example", "tags"];
+
+    fn reference() -> Value {
+        serde_json::from_str(REFERENCE).expect("the vendored reference is valid JSON")
+    }
+
+    /// `value` without prose keys, at any depth. Inside `properties` the keys are property
+    /// names, so they are kept (their schemas are stripped).
+    fn strip(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter(|(key, _)| !PROSE.contains(&key.as_str()))
+                    .map(|(key, v)| {
+                        let v = match v {
+                            Value::Object(props) if key == "properties" => {
+                                Value::Object(props.iter().map(|(name, s)| (name.clone(), strip(s))).collect())
+                            }
+                            _ => strip(v),
+                        };
+                        (key.clone(), v)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(strip).collect()),
+            other => other.clone(),
+        }
+    }
+
+    /// Records where `ours` and `theirs` differ at `place`, prose ignored.
+    fn compare(diffs: &mut Vec<String>, place: &str, ours: Option<&Value>, theirs: Option<&Value>) {
+        differences(diffs, place, ours.map(strip).as_ref(), theirs.map(strip).as_ref());
+    }
+
+    /// Records each innermost place where two values differ.
+    fn differences(diffs: &mut Vec<String>, place: &str, ours: Option<&Value>, theirs: Option<&Value>) {
+        match (ours, theirs) {
+            (Some(Value::Object(a)), Some(Value::Object(b))) => {
+                for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+                    differences(diffs, &format!("{place}.{key}"), a.get(key), b.get(key));
+                }
+            }
+            (Some(Value::Array(a)), Some(Value::Array(b))) if a.len() == b.len() => {
+                for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                    differences(diffs, &format!("{place}[{i}]"), Some(x), Some(y));
+                }
+            }
+            _ if ours != theirs => {
+                let show = |v: Option<&Value>| v.map_or("(absent)".to_owned(), Value::to_string);
+                diffs.push(format!("{place}: ours {}, reference {}", show(ours), show(theirs)));
+            }
+            _ => {}
+        }
+    }
+
+    /// An operation's parameters keyed by (`in`, `name`).
+    fn parameters(diffs: &mut Vec<String>, place: &str, operation: &Value) -> BTreeMap<(String, String), Value> {
+        let list = operation["parameters"].as_array().cloned().unwrap_or_default();
+        let key = |p: &Value, field: &str| p[field].as_str().unwrap_or("").to_owned();
+        let keyed: BTreeMap<_, _> = list
+            .iter()
+            .map(|p| ((key(p, "in"), key(p, "name")), p.clone()))
+            .collect();
+        if keyed.len() != list.len() {
+            diffs.push(format!("{place}: a parameter is listed twice"));
+        }
+        keyed
+    }
+
+    #[test]
+    fn webhook_operations_agree_with_the_reference() {
+        let ours = document(&EventCatalog::default());
+        let reference = reference();
+        let mut diffs = Vec::new();
+
+        for (path, item) in reference["paths"].as_object().expect("the reference has paths") {
+            for (method, theirs) in item.as_object().expect("a path item is an object") {
+                let at = format!("{} {path}", method.to_uppercase());
+                let Some(op) = ours["paths"][path].get(method) else {
+                    diffs.push(format!("{at}: missing from our document"));
+                    continue;
+                };
+                if op["operationId"] != theirs["operationId"] {
+                    diffs.push(format!(
+                        "{at}: operationId {} != {}",
+                        op["operationId"], theirs["operationId"]
+                    ));
+                }
+                let (our_params, their_params) = (parameters(&mut diffs, &at, op), parameters(&mut diffs, &at, theirs));
+                let keys: BTreeSet<_> = our_params.keys().chain(their_params.keys()).collect();
+                for key @ (location, name) in keys {
+                    let part = format!("{at} parameter {name} (in {location})");
+                    compare(&mut diffs, &part, our_params.get(key), their_params.get(key));
+                }
+                compare(
+                    &mut diffs,
+                    &format!("{at} requestBody"),
+                    op.get("requestBody"),
+                    theirs.get("requestBody"),
+                );
+                let part = format!("{at} responses.200");
+                compare(
+                    &mut diffs,
+                    &part,
+                    op["responses"].get("200"),
+                    theirs["responses"].get("200"),
+                );
+            }
+        }
+        for pointer in [
+            "/components/schemas/Webhook",
+            "/components/securitySchemes/bearerAuth",
+            "/security",
+        ] {
+            compare(&mut diffs, pointer, ours.pointer(pointer), reference.pointer(pointer));
+        }
+        assert!(
+            diffs.is_empty(),
+            "our OpenAPI document disagrees with the reference:\n{}",
+            diffs.join("\n")
+        );
+    }
+
+    #[test]
+    fn limits_are_the_validators_limits() {
+        let doc = document(&EventCatalog::default());
+        for body in ["/paths/~1v1~1webhooks/post", "/paths/~1v1~1webhooks~1{id}/patch"] {
+            let properties = format!("{body}/requestBody/content/application~1json/schema/properties");
+            for (field, expected) in [
+                ("name/maxLength", limits::NAME_MAX),
+                ("url/maxLength", limits::URL_MAX),
+                ("events/maxItems", limits::EVENTS_MAX),
+                ("headers/maxProperties", limits::HEADERS_MAX),
+                ("alertEmails/maxItems", limits::ALERT_EMAILS_MAX),
+                ("metadata/maxProperties", limits::METADATA_MAX),
+            ] {
+                let pointer = format!("{properties}/{field}");
+                assert_eq!(doc.pointer(&pointer), Some(&json!(expected)), "{pointer}");
+            }
+            let releases: Vec<_> = ApiRelease::ALL.iter().map(|r| r.as_str()).collect();
+            assert_eq!(
+                doc.pointer(&format!("{properties}/apiRelease/enum")),
+                Some(&json!(releases)),
+                "{body}"
+            );
+        }
+        let secret = doc
+            .pointer("/components/schemas/Webhook/properties/verificationMethod/oneOf/0/properties/secret")
+            .expect("the HS256 secret schema");
+        assert_eq!(secret["minLength"], json!(limits::SECRET_MIN));
+        assert_eq!(secret["maxLength"], json!(limits::SECRET_MAX));
+        let list = &doc["paths"]["/v1/webhooks"]["get"]["parameters"];
+        assert_eq!(list[0]["schema"]["maximum"], json!(PageQuery::MAX_LIMIT));
+        let create = &doc["paths"]["/v1/webhooks"]["post"]["parameters"];
+        assert_eq!(create[0]["schema"]["maxLength"], json!(IDEMPOTENCY_KEY_MAX));
+    }
+
+    #[test]
+    fn event_descriptions_list_the_catalog() {
+        let catalog = EventCatalog::with_extra(["order.shipped"]).expect("a well-formed name");
+        let doc = document(&catalog);
+        let pointer = "/paths/~1v1~1webhooks/post/requestBody/content/application~1json/schema/properties/events";
+        let description = doc.pointer(pointer).expect("the events schema")["description"]
+            .as_str()
+            .unwrap_or("");
+        assert!(catalog.names().all(|name| description.contains(name)), "{description}");
+    }
+
+    #[test]
+    fn every_ref_resolves() {
+        fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+            match value {
+                Value::Object(map) => {
+                    found.extend(map.get("$ref").and_then(Value::as_str));
+                    map.values().for_each(|v| refs(v, found));
+                }
+                Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+                _ => {}
+            }
+        }
+        let doc = document(&EventCatalog::default());
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for reference in found {
+            let pointer = reference.strip_prefix('#').unwrap_or(reference);
+            assert!(doc.pointer(pointer).is_some(), "{reference} does not resolve");
+        }
+    }
 }

@@ -48,15 +48,17 @@ impl FromRequestParts<AppState> for Tenant {
 }
 
 fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthenticated("the Authorization header is missing: send `Authorization: Bearer <token>`"))?;
+    let value = headers.get(header::AUTHORIZATION).ok_or(ApiError::Unauthenticated(
+        "the Authorization header is missing: send `Authorization: Bearer <token>`",
+    ))?;
     let text = value
         .to_str()
         .map_err(|_| ApiError::Unauthenticated("the Authorization header is not a bearer token"))?;
     match text.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(ApiError::Unauthenticated("the Authorization header is not a bearer token")),
+        _ => Err(ApiError::Unauthenticated(
+            "the Authorization header is not a bearer token",
+        )),
     }
 }
 
@@ -65,11 +67,13 @@ fn space_header(headers: &HeaderMap) -> Result<SpaceId, ApiError> {
     let value = headers
         .get(FIELD)
         .ok_or_else(|| ApiError::field(FIELD, "required", "the Monime-Space-Id header is required"))?;
-    value
-        .to_str()
-        .ok()
-        .and_then(SpaceId::parse)
-        .ok_or_else(|| ApiError::field(FIELD, "format", "Monime-Space-Id must be `spc-` followed by letters, digits, `_` or `-`, at most 64 characters"))
+    value.to_str().ok().and_then(SpaceId::parse).ok_or_else(|| {
+        ApiError::field(
+            FIELD,
+            "format",
+            "Monime-Space-Id must be `spc-` followed by letters, digits, `_` or `-`, at most 64 characters",
+        )
+    })
 }
 
 fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -125,7 +129,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         const FIELD: &str = "Idempotency-Key";
         let value = parts.headers.get(FIELD).ok_or_else(|| {
-            ApiError::field(FIELD, "required", "the Idempotency-Key header is required on POST requests")
+            ApiError::field(
+                FIELD,
+                "required",
+                "the Idempotency-Key header is required on POST requests",
+            )
         })?;
         let key = value
             .to_str()

@@ -95,8 +95,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Saves a new webhook. Fails with [`StoreError::IdempotencyKeyTaken`], writing
     /// nothing, when the record's key is already in use.
-    async fn create_webhook(&self, webhook: &Webhook, idempotency: Option<&IdempotencyRecord>)
-        -> Result<(), StoreError>;
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
 
     /// A webhook of the space, if it exists.
     async fn get_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<Option<Webhook>, StoreError>;

@@ -50,7 +50,11 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, readers, cipher })
+        Ok(Self {
+            writer,
+            readers,
+            cipher,
+        })
     }
 
     fn headers_context(id: &WebhookId) -> Vec<u8> {
@@ -62,7 +66,9 @@ impl SqliteStore {
         let id = WebhookId::parse(&id_text).ok_or_else(|| corrupt("webhook id", &id_text))?;
         let space_text: String = row.try_get("space_id")?;
         let space_id = SpaceId::parse(&space_text).ok_or_else(|| corrupt("space id", &space_text))?;
-        let secret = self.cipher.open(&row.try_get::<Vec<u8>, _>("secret_sealed")?, id.as_str().as_bytes())?;
+        let secret = self
+            .cipher
+            .open(&row.try_get::<Vec<u8>, _>("secret_sealed")?, id.as_str().as_bytes())?;
         let verification = match row.try_get::<String, _>("verification_type")?.as_str() {
             "HS256" => VerificationMethod::Hs256 {
                 secret: String::from_utf8(secret).map_err(|_| corrupt("HS256 secret", "non-UTF-8"))?,
@@ -75,7 +81,10 @@ impl SqliteStore {
             },
             other => return Err(corrupt("verification type", other)),
         };
-        let headers = self.cipher.open(&row.try_get::<Vec<u8>, _>("headers_sealed")?, &Self::headers_context(&id))?;
+        let headers = self.cipher.open(
+            &row.try_get::<Vec<u8>, _>("headers_sealed")?,
+            &Self::headers_context(&id),
+        )?;
         let release: String = row.try_get("api_release")?;
         Ok(Webhook {
             space_id,
@@ -94,7 +103,19 @@ impl SqliteStore {
         })
     }
 
-    async fn save_idempotency(tx: &mut Transaction<'_, Sqlite>, record: &IdempotencyRecord) -> Result<(), StoreError> {
+    fn idempotency_context(space: &SpaceId, key: &str) -> Vec<u8> {
+        format!("idempotency/{space}/{key}").into_bytes()
+    }
+
+    async fn save_idempotency(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        record: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
+        // Saved responses can contain a webhook's secret, so they are sealed too.
+        let body = self
+            .cipher
+            .seal(&record.body, &Self::idempotency_context(&record.space_id, &record.key));
         // An expired record for the same key gives way to the new one.
         sqlx::query("DELETE FROM idempotency_keys WHERE space_id = ? AND key = ? AND create_time < ?")
             .bind(record.space_id.as_str())
@@ -110,7 +131,7 @@ impl SqliteStore {
         .bind(&record.key)
         .bind(&record.fingerprint)
         .bind(i64::from(record.status))
-        .bind(&record.body)
+        .bind(body)
         .bind(record.create_time.as_micros())
         .execute(&mut **tx)
         .await?;
@@ -146,7 +167,9 @@ impl Store for SqliteStore {
     }
 
     async fn has_spaces(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM spaces)").fetch_one(&self.readers).await?;
+        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM spaces)")
+            .fetch_one(&self.readers)
+            .await?;
         Ok(row.try_get::<bool, _>(0)?)
     }
 
@@ -158,12 +181,14 @@ impl Store for SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO access_tokens (token_digest, space_id, create_time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(&digest[..])
-            .bind(space.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO access_tokens (token_digest, space_id, create_time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(&digest[..])
+        .bind(space.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -181,20 +206,25 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn create_webhook(&self, webhook: &Webhook, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError> {
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
         let secret_sealed = self
             .cipher
             .seal(webhook.verification.secret_material(), webhook.id.as_str().as_bytes());
-        let headers_sealed = self
-            .cipher
-            .seal(to_json(&webhook.headers).as_bytes(), &Self::headers_context(&webhook.id));
+        let headers_sealed = self.cipher.seal(
+            to_json(&webhook.headers).as_bytes(),
+            &Self::headers_context(&webhook.id),
+        );
         let public_key = match &webhook.verification {
             VerificationMethod::Es256 { public_key_pem, .. } => Some(public_key_pem.as_str()),
             VerificationMethod::Hs256 { .. } => None,
         };
         let mut tx = self.writer.begin().await?;
         if let Some(record) = idempotency {
-            Self::save_idempotency(&mut tx, record).await?;
+            self.save_idempotency(&mut tx, record).await?;
         }
         sqlx::query(
             "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release, verification_type,
@@ -223,15 +253,22 @@ impl Store for SqliteStore {
     }
 
     async fn get_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<Option<Webhook>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"))
-            .bind(id.as_str())
-            .bind(space.as_str())
-            .fetch_optional(&self.readers)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"
+        ))
+        .bind(id.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&self.readers)
+        .await?;
         row.map(|row| self.decode_webhook(&row)).transpose()
     }
 
-    async fn list_webhooks(&self, space: &SpaceId, after: Option<i64>, limit: u32) -> Result<Page<Webhook>, StoreError> {
+    async fn list_webhooks(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Webhook>, StoreError> {
         // One row more than asked tells whether another page exists.
         let rows = sqlx::query(&format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE space_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
@@ -247,7 +284,10 @@ impl Store for SqliteStore {
             (true, Some(last)) => Some(last.try_get::<i64, _>("seq")?),
             _ => None,
         };
-        let items = rows.iter().map(|row| self.decode_webhook(row)).collect::<Result<_, _>>()?;
+        let items = rows
+            .iter()
+            .map(|row| self.decode_webhook(row))
+            .collect::<Result<_, _>>()?;
         Ok(Page { items, next })
     }
 
@@ -259,19 +299,22 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<Webhook>, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"))
-            .bind(id.as_str())
-            .bind(space.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"
+        ))
+        .bind(id.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let mut webhook = self.decode_webhook(&row)?;
         patch.apply(&mut webhook, now);
-        let headers_sealed = self
-            .cipher
-            .seal(to_json(&webhook.headers).as_bytes(), &Self::headers_context(&webhook.id));
+        let headers_sealed = self.cipher.seal(
+            to_json(&webhook.headers).as_bytes(),
+            &Self::headers_context(&webhook.id),
+        );
         sqlx::query(
             "UPDATE webhooks SET name = ?, url = ?, enabled = ?, events = ?, api_release = ?, headers_sealed = ?,
                  alert_emails = ?, metadata = ?, update_time = ?
@@ -324,7 +367,10 @@ impl Store for SqliteStore {
                 key: key.to_owned(),
                 fingerprint: row.try_get("fingerprint")?,
                 status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
-                body: row.try_get("body")?,
+                body: self.cipher.open(
+                    &row.try_get::<Vec<u8>, _>("body")?,
+                    &Self::idempotency_context(space, key),
+                )?,
                 create_time: Timestamp::from_micros(row.try_get("create_time")?),
             })
         })

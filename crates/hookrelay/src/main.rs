@@ -85,7 +85,12 @@ struct ServeArgs {
     bootstrap_space_id: Option<String>,
 
     /// An access token to ensure for the bootstrap space (at least 16 characters).
-    #[arg(long, env = "HOOKRELAY_BOOTSTRAP_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HOOKRELAY_BOOTSTRAP_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     bootstrap_token: Option<String>,
 
     /// Allow webhook URLs on loopback, private and other non-public addresses.
@@ -144,7 +149,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let mut out = std::io::stdout().lock();
     if let Some(created) = &app.created_credentials {
-        writeln!(out, "Created space {} with access token {}", created.space, created.token)?;
+        writeln!(
+            out,
+            "Created space {} with access token {}",
+            created.space, created.token
+        )?;
         writeln!(out, "The token is shown only once: keep it somewhere safe.")?;
     }
     writeln!(out, "hookrelay listening on http://{}", listener.local_addr()?)?;
@@ -155,8 +164,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn create_token(space: &str, store: &StoreArgs) -> anyhow::Result<()> {
-    let space = SpaceId::parse(space)
-        .with_context(|| format!("{space:?} is not a space id: expected `spc-` followed by letters, digits, `_` or `-`"))?;
+    let space = SpaceId::parse(space).with_context(|| {
+        format!("{space:?} is not a space id: expected `spc-` followed by letters, digits, `_` or `-`")
+    })?;
     let config = store.settings()?.resolve()?;
     let store = hookrelay_server::open_store(&config).await?;
     let token = token::generate();

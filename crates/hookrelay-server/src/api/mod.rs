@@ -107,13 +107,21 @@ impl PageQuery {
                 .ok()
                 .filter(|n| (1..=Self::MAX_LIMIT).contains(n))
                 .ok_or_else(|| {
-                    ApiError::field("limit", "range", format!("limit must be an integer from 1 to {}", Self::MAX_LIMIT))
+                    ApiError::field(
+                        "limit",
+                        "range",
+                        format!("limit must be an integer from 1 to {}", Self::MAX_LIMIT),
+                    )
                 })?,
         };
         let after = match self.after.as_deref() {
             None | Some("") => None,
             Some(text) if text.len() > Self::AFTER_MAX => {
-                return Err(ApiError::field("after", "max_length", "after must be at most 2000 characters"))
+                return Err(ApiError::field(
+                    "after",
+                    "max_length",
+                    "after must be at most 2000 characters",
+                ))
             }
             Some(text) => Some(cursor::decode(text).ok_or_else(|| {
                 ApiError::field("after", "format", "after must be the `next` cursor of a previous page")

@@ -137,7 +137,10 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::field("query", "format", e.body_text()))?;
     let page = query.parse()?;
-    let found = state.store.list_webhooks(&tenant.space_id, page.after, page.limit).await?;
+    let found = state
+        .store
+        .list_webhooks(&tenant.space_id, page.after, page.limit)
+        .await?;
     let items: Vec<WebhookOut<'_>> = found.items.iter().map(WebhookOut::from).collect();
     Ok(list_response(&items, found.next))
 }

@@ -36,6 +36,7 @@ CREATE TABLE webhooks (
 CREATE INDEX webhooks_by_space ON webhooks (space_id, seq DESC);
 
 -- The first successful response to each (space, Idempotency-Key), replayed for 24 h.
+-- body is sealed like other secrets: a webhook response carries its HS256 secret.
 CREATE TABLE idempotency_keys (
     space_id    TEXT NOT NULL,
     key         TEXT NOT NULL,

@@ -1,1 +1,12 @@
+//! Integration tests: the real `hookrelay` binary, over real HTTP, on a real SQLite file.
+//! One test binary for the crate, so the suite links once.
 
+mod support;
+
+mod api_conventions;
+mod auth;
+mod idempotency;
+mod paging;
+mod persistence;
+mod seed_examples;
+mod validation;

@@ -1,0 +1,229 @@
+//! Test harness: start `hookrelay serve` on a free port in a fresh directory, call it,
+//! and check error envelopes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const SPACE: &str = "spc-test";
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A running server and the directory holding its database.
+pub struct TestServer {
+    child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+    pub stdout_lines: Vec<String>,
+    pub client: reqwest::Client,
+    _tempdir: Option<TempDir>,
+}
+
+/// How to start a server.
+#[derive(Default, Clone)]
+pub struct Launch {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Skip the default bootstrap space and token.
+    pub no_bootstrap: bool,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_hookrelay")
+}
+
+/// A `Command` for the binary with no HOOKRELAY_* variables leaking in from outside.
+pub fn command(dir: &Path) -> Command {
+    let mut command = Command::new(binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HOOKRELAY_") {
+            command.env_remove(key);
+        }
+    }
+    command.current_dir(dir).env("HOOKRELAY_LOG", "warn");
+    command
+}
+
+impl TestServer {
+    /// A server with the test space and token, in a new directory.
+    pub async fn start() -> Self {
+        Self::launch(Launch::default()).await
+    }
+
+    pub async fn launch(launch: Launch) -> Self {
+        let tempdir = TempDir::new().expect("temp dir");
+        let dir = tempdir.path().to_owned();
+        let mut server = Self::launch_in(&dir, launch).await;
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// A server over the database in `dir` (which outlives it).
+    pub async fn launch_in(dir: &Path, launch: Launch) -> Self {
+        let mut command = command(dir);
+        command.arg("serve").arg("--listen").arg("127.0.0.1:0");
+        let database_given = launch.args.iter().any(|a| a == "--database")
+            || launch.env.iter().any(|(k, _)| k == "HOOKRELAY_DATABASE_URL");
+        if !database_given {
+            command
+                .arg("--database")
+                .arg(format!("sqlite://{}", dir.join("hookrelay.db").display()));
+        }
+        command.args(&launch.args);
+        if !launch.no_bootstrap {
+            command
+                .env("HOOKRELAY_BOOTSTRAP_SPACE_ID", SPACE)
+                .env("HOOKRELAY_BOOTSTRAP_TOKEN", TOKEN);
+        }
+        for (key, value) in &launch.env {
+            command.env(key, value);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log file");
+        command.stdout(Stdio::piped()).stderr(log).kill_on_drop(true);
+        let mut child = command.spawn().expect("start hookrelay");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut stdout_lines = Vec::new();
+        let base = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                stdout_lines.push(line.clone());
+                if let Some(address) = line.strip_prefix("hookrelay listening on ") {
+                    return address.to_owned();
+                }
+            }
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            panic!("hookrelay exited before listening:\n{log}");
+        })
+        .await
+        .expect("hookrelay did not start within 30 s");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            child,
+            base,
+            dir: dir.to_owned(),
+            stdout_lines,
+            client: reqwest::Client::new(),
+            _tempdir: None,
+        }
+    }
+
+    /// A request with the test space's credentials.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(TOKEN)
+            .header("Monime-Space-Id", SPACE)
+    }
+
+    /// A request with no headers at all.
+    pub fn bare(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{}", self.base, path))
+    }
+
+    /// POST /v1/webhooks with a fresh idempotency key.
+    pub async fn create_webhook(&self, body: &Value) -> (StatusCode, Value) {
+        send(
+            self.request(Method::POST, "/v1/webhooks")
+                .header("Idempotency-Key", unique_key())
+                .json(body),
+        )
+        .await
+    }
+
+    /// Creates a webhook that must succeed, returning its `result`.
+    pub async fn must_create(&self, body: &Value) -> Value {
+        let (status, answer) = self.create_webhook(body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer["result"].clone()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running") as i32;
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("server did not stop within 20 s")
+            .expect("wait")
+    }
+}
+
+/// Sends a request and returns the status and JSON body (Null when empty).
+pub async fn send(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+    };
+    (status, value)
+}
+
+pub fn unique_key() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("key-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Asserts the error envelope: status, reason, and (when given) a detail naming `field`
+/// with `rule`.
+#[track_caller]
+pub fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    expected: StatusCode,
+    reason: &str,
+    field_rule: Option<(&str, &str)>,
+) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["success"], json!(false), "{body}");
+    assert_eq!(body["error"]["code"], json!(expected.as_u16()), "{body}");
+    assert_eq!(body["error"]["reason"], json!(reason), "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "error message missing: {body}");
+    assert_eq!(body["messages"][0], json!(message), "{body}");
+    if let Some((field, rule)) = field_rule {
+        let details = body["error"]["details"].as_array().expect("details");
+        assert!(
+            details
+                .iter()
+                .any(|d| d["field"] == json!(field) && d["rule"] == json!(rule)),
+            "expected a detail with field {field:?} and rule {rule:?}: {body}"
+        );
+        let named = details.iter().find(|d| d["field"] == json!(field)).expect("detail");
+        assert!(!named["message"].as_str().unwrap_or_default().is_empty(), "{body}");
+    }
+}
+
+/// The seed document's first example: an HS256 webhook.
+pub fn hmac_example() -> Value {
+    json!({
+        "name": "Production Webhook",
+        "url": "https://yoursite.com/webhooks/monime",
+        "apiRelease": "caph",
+        "events": ["payment.completed", "payment.failed", "payout.completed"],
+        "verificationMethod": {"type": "HS256", "secret": "your-32-character-minimum-secret-key-here"},
+        "alertEmails": ["alerts@yoursite.com"],
+        "metadata": {"environment": "production"}
+    })
+}
+
+/// A small valid webhook named `name`.
+pub fn simple_webhook(name: &str) -> Value {
+    json!({"name": name, "url": "https://example.com/hook", "events": ["payment.completed"]})
+}
