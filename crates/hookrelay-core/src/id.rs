@@ -75,6 +75,19 @@ prefixed_id!(
     64
 );
 
+prefixed_id!(
+    /// A published event (`evt-…`).
+    EventId,
+    "evt-",
+    64
+);
+prefixed_id!(
+    /// One event's delivery to one webhook (`dlv-…`).
+    DeliveryId,
+    "dlv-",
+    64
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

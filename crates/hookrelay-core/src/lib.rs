@@ -7,6 +7,8 @@
 
 pub mod catalog;
 pub mod cursor;
+pub mod delivery;
+pub mod event;
 pub mod id;
 pub mod net;
 pub mod seal;
@@ -17,7 +19,7 @@ pub mod validation;
 pub mod webhook;
 
 pub use catalog::EventCatalog;
-pub use id::{SpaceId, WebhookId};
+pub use id::{DeliveryId, EventId, SpaceId, WebhookId};
 pub use timestamp::Timestamp;
 pub use validation::{FieldError, ValidationErrors};
 pub use webhook::{ApiRelease, VerificationMethod, Webhook, WebhookDraft, WebhookPatch};

@@ -5,11 +5,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hookrelay_core::delivery::{parse_duration, RetrySchedule};
 
 use hookrelay_core::seal::MasterKey;
 use hookrelay_core::{EventCatalog, SpaceId};
 use hookrelay_store::DatabaseLocation;
 use serde::Deserialize;
+
+use crate::delivery::DeliveryConfig;
 
 /// Default API address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -37,7 +42,30 @@ pub struct Settings {
     pub allow_private_targets: Option<bool>,
     /// Event names added to the built-in catalog (config file only).
     pub events: Option<Vec<String>>,
+    /// Delays before each attempt, e.g. `0s,5s,5m` (`HOOKRELAY_RETRY_SCHEDULE`).
+    pub retry_schedule: Option<String>,
+    /// Time an attempt may take, e.g. `15s` (`HOOKRELAY_ATTEMPT_TIMEOUT`).
+    pub attempt_timeout: Option<String>,
+    /// Time connecting may take, e.g. `5s` (`HOOKRELAY_CONNECT_TIMEOUT`).
+    pub connect_timeout: Option<String>,
+    /// Attempts in flight to one webhook at most (`HOOKRELAY_MAX_IN_FLIGHT_PER_WEBHOOK`).
+    pub max_in_flight_per_webhook: Option<u32>,
+    /// Attempts in flight in all at most (`HOOKRELAY_MAX_IN_FLIGHT`).
+    pub max_in_flight: Option<u32>,
+    /// Time attempts in flight may take to finish at shutdown (`HOOKRELAY_SHUTDOWN_GRACE`).
+    pub shutdown_grace: Option<String>,
 }
+
+/// Default time an attempt may take.
+pub const DEFAULT_ATTEMPT_TIMEOUT: &str = "15s";
+/// Default time connecting may take.
+pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
+/// Default cap of attempts in flight per webhook.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_WEBHOOK: u32 = 10;
+/// Default cap of attempts in flight in all.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
+/// Default shutdown grace period.
+pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
 
 /// A setting that is missing, malformed or inconsistent.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +127,12 @@ impl Settings {
             bootstrap_token: self.bootstrap_token.or(fallback.bootstrap_token),
             allow_private_targets: self.allow_private_targets.or(fallback.allow_private_targets),
             events: self.events.or(fallback.events),
+            retry_schedule: self.retry_schedule.or(fallback.retry_schedule),
+            attempt_timeout: self.attempt_timeout.or(fallback.attempt_timeout),
+            connect_timeout: self.connect_timeout.or(fallback.connect_timeout),
+            max_in_flight_per_webhook: self.max_in_flight_per_webhook.or(fallback.max_in_flight_per_webhook),
+            max_in_flight: self.max_in_flight.or(fallback.max_in_flight),
+            shutdown_grace: self.shutdown_grace.or(fallback.shutdown_grace),
         }
     }
 
@@ -142,15 +176,53 @@ impl Settings {
         };
         let catalog =
             EventCatalog::with_extra(self.events.unwrap_or_default()).map_err(|e| invalid("events", e.to_string()))?;
+        let allow_private_targets = self.allow_private_targets.unwrap_or(false);
+        let retry_schedule = match self.retry_schedule.as_deref() {
+            None => RetrySchedule::default(),
+            Some(text) => RetrySchedule::parse(text).map_err(|e| invalid("retry_schedule", e.to_string()))?,
+        };
+        let delivery = DeliveryConfig {
+            retry_schedule,
+            attempt_timeout: duration("attempt_timeout", self.attempt_timeout.as_deref(), DEFAULT_ATTEMPT_TIMEOUT)?,
+            connect_timeout: duration("connect_timeout", self.connect_timeout.as_deref(), DEFAULT_CONNECT_TIMEOUT)?,
+            max_in_flight_per_webhook: at_least_one(
+                "max_in_flight_per_webhook",
+                self.max_in_flight_per_webhook.unwrap_or(DEFAULT_MAX_IN_FLIGHT_PER_WEBHOOK),
+            )?,
+            max_in_flight: at_least_one("max_in_flight", self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT))?,
+            allow_private_targets,
+            shutdown_grace: duration("shutdown_grace", self.shutdown_grace.as_deref(), DEFAULT_SHUTDOWN_GRACE)?,
+            idle_poll: IDLE_POLL,
+        };
         Ok(Config {
             listen,
             database,
             master_key,
             bootstrap,
             catalog,
-            allow_private_targets: self.allow_private_targets.unwrap_or(false),
+            allow_private_targets,
+            delivery,
         })
     }
+}
+
+/// How often an idle engine looks for work nobody told it about. On SQLite every
+/// change comes through this process and wakes the engine at once, so this is a
+/// safety net, not the way work is found.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+fn duration(name: &'static str, given: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    let text = given.unwrap_or(default);
+    parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| invalid(name, format!("{text:?} is not a positive duration such as 500ms, 15s, 5m")))
+}
+
+fn at_least_one(name: &'static str, value: u32) -> Result<u32, ConfigError> {
+    if value == 0 {
+        return Err(invalid(name, "must be at least 1"));
+    }
+    Ok(value)
 }
 
 fn default_key_file(database: &DatabaseLocation) -> PathBuf {
@@ -204,4 +276,6 @@ pub struct Config {
     pub catalog: EventCatalog,
     /// Whether private and loopback targets are allowed.
     pub allow_private_targets: bool,
+    /// How deliveries are made.
+    pub delivery: DeliveryConfig,
 }

@@ -37,6 +37,9 @@ pub enum ApiError {
     /// An `Idempotency-Key` reused for a different request.
     #[error("{0}")]
     IdempotencyConflict(&'static str),
+    /// The webhook is disabled, so nothing can be sent to it.
+    #[error("webhook {0} is disabled; enable it first")]
+    WebhookDisabled(String),
     /// Our fault; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -59,6 +62,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::IdempotencyConflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
+            Self::WebhookDisabled(_) => (StatusCode::CONFLICT, "webhook_disabled"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -80,14 +84,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, reason) = self.status_and_reason();
         if let Self::Internal(cause) = &self {
-            let mut chain = cause.to_string();
-            let mut source = cause.source();
-            while let Some(next) = source {
-                chain.push_str(": ");
-                chain.push_str(&next.to_string());
-                source = next.source();
-            }
-            tracing::error!(error = %chain, "request failed");
+            tracing::error!(error = %crate::error_chain(cause.as_ref()), "request failed");
         }
         let message = self.to_string();
         let details: &[FieldError] = match &self {

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod idempotency;
 pub mod openapi;
@@ -64,6 +65,7 @@ pub struct NewCredentials {
 /// A ready-to-serve hookrelay: store opened and migrated, bootstrap done.
 pub struct App {
     state: AppState,
+    delivery: delivery::DeliveryConfig,
     /// Set when an empty database got a fresh space and token.
     pub created_credentials: Option<NewCredentials>,
 }
@@ -79,7 +81,9 @@ impl App {
                 store,
                 catalog: Arc::new(config.catalog.clone()),
                 allow_private_targets: config.allow_private_targets,
+                wakeup: delivery::Wakeup::default(),
             },
+            delivery: config.delivery.clone(),
             created_credentials,
         })
     }
@@ -155,19 +159,36 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then lets requests in
-/// flight finish.
+/// Serves the API on `listener` and delivers events until `shutdown` completes; then
+/// stops taking requests and claiming work, and lets requests and attempts in flight
+/// finish (attempts within the grace period).
 pub async fn run(
     app: App,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let pruner = tokio::spawn(prune_idempotency_keys(app.state.store.clone()));
-    let result = axum::serve(listener, router(app.state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let App { state, delivery, .. } = app;
+    let engine = delivery::Engine::start(state.store.clone(), delivery, state.wakeup.clone())
+        .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
+    // Deliveries left due by a previous run start at once.
+    state.wakeup.wake();
+    let pruner = tokio::spawn(prune_idempotency_keys(state.store.clone()));
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     pruner.abort();
-    result.map_err(ServerError::from)
+    engine.shutdown().await;
+    served.map_err(ServerError::from)
+}
+
+/// An error and its causes, for logs.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Forgets expired idempotency keys once an hour so the table stays small.

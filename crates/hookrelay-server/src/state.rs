@@ -6,6 +6,8 @@ use hookrelay_core::webhook::InputRules;
 use hookrelay_core::EventCatalog;
 use hookrelay_store::Store;
 
+use crate::delivery::Wakeup;
+
 /// Shared, cheaply cloned handler state.
 #[derive(Clone)]
 pub struct AppState {
@@ -15,6 +17,8 @@ pub struct AppState {
     pub catalog: Arc<EventCatalog>,
     /// Whether webhook URLs may point at private and loopback addresses.
     pub allow_private_targets: bool,
+    /// Tells the delivery engine about new work.
+    pub wakeup: Wakeup,
 }
 
 impl AppState {

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hookrelay_core::seal::SecretCipher;
-use hookrelay_core::{SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
+use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, NextStep};
+use hookrelay_core::event::Event;
+use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
@@ -44,6 +46,72 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// The creation sequence number to continue after, when there are more items.
     pub next: Option<i64>,
+}
+
+/// An event with the number of deliveries it created.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    /// The event.
+    pub event: Event,
+    /// Deliveries created when it was published.
+    pub delivery_count: u32,
+}
+
+/// Renders the response saved for an idempotent publish, once the delivery count is known.
+pub type RenderPublished<'a> = &'a (dyn Fn(u32) -> Vec<u8> + Send + Sync);
+
+/// What a worker asks for when it claims work.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    /// Deliveries due at or before this time are claimable.
+    pub now: Timestamp,
+    /// The claim holds until this time; after it, another worker may take the delivery.
+    pub lease_until: Timestamp,
+    /// Who claims (a node id), for operators reading the table.
+    pub owner: String,
+    /// At most this many deliveries.
+    pub limit: u32,
+    /// At most this many deliveries of one webhook.
+    pub per_webhook: u32,
+    /// Webhooks to leave alone (their in-flight cap is reached).
+    pub skip_webhooks: Vec<WebhookId>,
+}
+
+/// A claimed delivery with everything needed to attempt it.
+#[derive(Clone, Debug)]
+pub struct ClaimedDelivery {
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// The number this attempt will have (1-based).
+    pub attempt: u32,
+    /// The event to send.
+    pub event: Event,
+    /// The webhook as it is now (URL, headers, key, release).
+    pub webhook: Webhook,
+}
+
+/// The outcome of one attempt, to be recorded.
+#[derive(Clone, Debug)]
+pub struct AttemptResult {
+    /// The delivery attempted.
+    pub delivery_id: DeliveryId,
+    /// Its webhook.
+    pub webhook_id: WebhookId,
+    /// The attempt log entry.
+    pub attempt: DeliveryAttempt,
+    /// What happens next.
+    pub next: NextStep,
+    /// When the attempt finished.
+    pub finish_time: Timestamp,
+}
+
+/// A delivery with its attempt log.
+#[derive(Clone, Debug)]
+pub struct DeliveryDetail {
+    /// The delivery.
+    pub delivery: Delivery,
+    /// Every attempt, first first.
+    pub attempts: Vec<DeliveryAttempt>,
 }
 
 /// Where the database is.
@@ -130,4 +198,64 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets saved responses older than `before`; returns how many.
     async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Saves an event and one pending delivery, due at once, for each enabled webhook of
+    /// its space subscribed to its name, in one transaction. With an idempotency record,
+    /// saves it too, its body rendered from the delivery count. Returns the count.
+    async fn publish_event(
+        &self,
+        event: &Event,
+        idempotency: Option<IdempotencyRecord>,
+        render: RenderPublished<'_>,
+    ) -> Result<u32, StoreError>;
+
+    /// An event of the space.
+    async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// The space's events, newest first.
+    async fn list_events(&self, space: &SpaceId, after: Option<i64>, limit: u32) -> Result<Page<StoredEvent>, StoreError>;
+
+    /// Saves `event` with a single delivery to `webhook` (the test event).
+    async fn publish_test_event(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError>;
+
+    /// Claims due deliveries. Deliveries whose webhook has been disabled or deleted are
+    /// cancelled instead of returned.
+    async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// Gives claimed deliveries back without attempting them.
+    async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError>;
+
+    /// Records attempts and moves their deliveries on, in one transaction. A result for
+    /// an attempt already recorded (a lease that expired and was taken over) is ignored.
+    async fn record_attempts(&self, results: &[AttemptResult]) -> Result<(), StoreError>;
+
+    /// The earliest time an unclaimed pending delivery is due, ignoring `skip_webhooks`.
+    async fn next_due_time(&self, now: Timestamp, skip_webhooks: &[WebhookId]) -> Result<Option<Timestamp>, StoreError>;
+
+    /// A webhook's deliveries, newest first, optionally of one status.
+    async fn list_deliveries(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Delivery>, StoreError>;
+
+    /// A delivery of a webhook with its attempts.
+    async fn get_delivery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryDetail>, StoreError>;
+
+    /// Makes a delivery pending and due now, whatever its status.
+    async fn retry_delivery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError>;
 }

@@ -24,7 +24,8 @@ enum Command {
     /// Every setting comes from a flag, else its HOOKRELAY_* environment variable, else
     /// the TOML file given with --config (keys: listen, database_url, master_key,
     /// master_key_file, bootstrap_space_id, bootstrap_token, allow_private_targets,
-    /// events), else its default. `events` (file only) adds event names to the built-in
+    /// retry_schedule, attempt_timeout, connect_timeout, max_in_flight_per_webhook,
+    /// max_in_flight, shutdown_grace, events), else its default. `events` (file only) adds event names to the built-in
     /// catalog, e.g. `events = ["invoice.paid"]`.
     ///
     /// On an empty database with no bootstrap settings, a space and an access token are
@@ -98,6 +99,31 @@ struct ServeArgs {
     #[arg(long, env = "HOOKRELAY_ALLOW_PRIVATE_TARGETS", value_name = "BOOL",
           num_args = 0..=1, default_missing_value = "true")]
     allow_private_targets: Option<bool>,
+
+    /// Delays before each delivery attempt, comma-separated (ms, s, m, h, d); its
+    /// length is the number of attempts. [default: 0s,5s,5m,30m,2h,5h,10h,14h,20h,24h]
+    #[arg(long, env = "HOOKRELAY_RETRY_SCHEDULE", value_name = "DELAYS")]
+    retry_schedule: Option<String>,
+
+    /// Time an attempt may take until the receiver's status arrives. [default: 15s]
+    #[arg(long, env = "HOOKRELAY_ATTEMPT_TIMEOUT", value_name = "DURATION")]
+    attempt_timeout: Option<String>,
+
+    /// Time connecting to a receiver may take. [default: 5s]
+    #[arg(long, env = "HOOKRELAY_CONNECT_TIMEOUT", value_name = "DURATION")]
+    connect_timeout: Option<String>,
+
+    /// Attempts in flight to one webhook at most. [default: 10]
+    #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT_PER_WEBHOOK", value_name = "N")]
+    max_in_flight_per_webhook: Option<u32>,
+
+    /// Attempts in flight in all at most. [default: 256]
+    #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT", value_name = "N")]
+    max_in_flight: Option<u32>,
+
+    /// On SIGTERM, time attempts in flight may take to finish. [default: 30s]
+    #[arg(long, env = "HOOKRELAY_SHUTDOWN_GRACE", value_name = "DURATION")]
+    shutdown_grace: Option<String>,
 }
 
 impl StoreArgs {
@@ -140,6 +166,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bootstrap_space_id: args.bootstrap_space_id,
         bootstrap_token: args.bootstrap_token,
         allow_private_targets: args.allow_private_targets,
+        retry_schedule: args.retry_schedule,
+        attempt_timeout: args.attempt_timeout,
+        connect_timeout: args.connect_timeout,
+        max_in_flight_per_webhook: args.max_in_flight_per_webhook,
+        max_in_flight: args.max_in_flight,
+        shutdown_grace: args.shutdown_grace,
         ..Settings::default()
     };
     let config = given.or(args.store.settings()?).resolve()?;

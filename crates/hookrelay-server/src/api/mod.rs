@@ -1,6 +1,8 @@
 //! HTTP routes, one module per resource, and the success envelope they share:
 //! `{success: true, messages: [], result[, pagination]}`.
 
+pub mod deliveries;
+pub mod events;
 pub mod webhooks;
 
 use axum::extract::State;
@@ -18,6 +20,8 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(webhooks::routes())
+        .merge(events::routes())
+        .merge(deliveries::routes())
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
@@ -86,8 +90,10 @@ pub struct PageRequest {
 /// The raw `limit` and `after` query parameters.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct PageQuery {
-    limit: Option<String>,
-    after: Option<String>,
+    /// `limit` as given.
+    pub limit: Option<String>,
+    /// `after` as given.
+    pub after: Option<String>,
 }
 
 impl PageQuery {

@@ -14,7 +14,16 @@ use hookrelay_core::{ApiRelease, SpaceId, Timestamp, VerificationMethod, Webhook
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
-use crate::{IdempotencyRecord, Page, Store, StoreError, IDEMPOTENCY_WINDOW_MICROS};
+use hookrelay_core::delivery::{Delivery, DeliveryStatus};
+use hookrelay_core::event::Event;
+use hookrelay_core::{DeliveryId, EventId};
+
+use crate::{
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, Store,
+    StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+};
+
+mod delivery;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -46,6 +55,16 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await?;
+        // One SQLite file serves one hookrelay process, so leases held at start belong
+        // to a process that died: give its deliveries back at once instead of waiting
+        // for the leases to run out.
+        let released = sqlx::query("UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL")
+            .execute(&writer)
+            .await?
+            .rows_affected();
+        if released > 0 {
+            tracing::info!(released, "released deliveries claimed by a previous run");
+        }
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
@@ -61,7 +80,7 @@ impl SqliteStore {
         format!("{id}/headers").into_bytes()
     }
 
-    fn decode_webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
+    pub(crate) fn decode_webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
         let id_text: String = row.try_get("id")?;
         let id = WebhookId::parse(&id_text).ok_or_else(|| corrupt("webhook id", &id_text))?;
         let space_text: String = row.try_get("space_id")?;
@@ -107,7 +126,7 @@ impl SqliteStore {
         format!("idempotency/{space}/{key}").into_bytes()
     }
 
-    async fn save_idempotency(
+    pub(crate) async fn save_idempotency(
         &self,
         tx: &mut Transaction<'_, Sqlite>,
         record: &IdempotencyRecord,
@@ -142,11 +161,11 @@ impl SqliteStore {
     }
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what}: {value:?}"))
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| corrupt(column, &e.to_string()))
 }
@@ -278,17 +297,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.readers)
         .await?;
-        let has_more = rows.len() > limit as usize;
-        let rows = &rows[..rows.len().min(limit as usize)];
-        let next = match (has_more, rows.last()) {
-            (true, Some(last)) => Some(last.try_get::<i64, _>("seq")?),
-            _ => None,
-        };
-        let items = rows
-            .iter()
-            .map(|row| self.decode_webhook(row))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next })
+        delivery::page(rows, limit, |row| self.decode_webhook(row))
     }
 
     async fn update_webhook(
@@ -332,17 +341,26 @@ impl Store for SqliteStore {
         .bind(webhook.id.as_str())
         .execute(&mut *tx)
         .await?;
+        if !webhook.enabled {
+            delivery::cancel_pending(&mut tx, &webhook.id, now).await?;
+        }
         tx.commit().await?;
         Ok(Some(webhook))
     }
 
     async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
         let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ? AND space_id = ?")
             .bind(id.as_str())
             .bind(space.as_str())
-            .execute(&self.writer)
-            .await?;
-        Ok(deleted.rows_affected() > 0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted > 0 {
+            delivery::cancel_pending(&mut tx, id, Timestamp::now()).await?;
+        }
+        tx.commit().await?;
+        Ok(deleted > 0)
     }
 
     async fn find_idempotency_record(
@@ -383,5 +401,72 @@ impl Store for SqliteStore {
             .execute(&self.writer)
             .await?;
         Ok(deleted.rows_affected())
+    }
+
+    async fn publish_event(
+        &self,
+        event: &Event,
+        idempotency: Option<IdempotencyRecord>,
+        render: RenderPublished<'_>,
+    ) -> Result<u32, StoreError> {
+        self.publish_event_impl(event, idempotency, render).await
+    }
+
+    async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        self.get_event_impl(space, id).await
+    }
+
+    async fn list_events(&self, space: &SpaceId, after: Option<i64>, limit: u32) -> Result<Page<StoredEvent>, StoreError> {
+        self.list_events_impl(space, after, limit).await
+    }
+
+    async fn publish_test_event(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError> {
+        self.publish_test_event_impl(event, webhook).await
+    }
+
+    async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.claim_deliveries_impl(request).await
+    }
+
+    async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
+        self.release_deliveries_impl(ids).await
+    }
+
+    async fn record_attempts(&self, results: &[AttemptResult]) -> Result<(), StoreError> {
+        self.record_attempts_impl(results).await
+    }
+
+    async fn next_due_time(&self, now: Timestamp, skip_webhooks: &[WebhookId]) -> Result<Option<Timestamp>, StoreError> {
+        self.next_due_time_impl(now, skip_webhooks).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Delivery>, StoreError> {
+        self.list_deliveries_impl(space, webhook, status, after, limit).await
+    }
+
+    async fn get_delivery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryDetail>, StoreError> {
+        self.get_delivery_impl(space, webhook, id).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.retry_delivery_impl(space, webhook, id, now).await
     }
 }

@@ -1,0 +1,303 @@
+//! Delivery rules, as pure functions: what an attempt's outcome means and when the next
+//! attempt is due. The engine that performs attempts lives in the server; everything it
+//! decides is decided here, where it can be tested without a clock or a network.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::id::{DeliveryId, EventId, SpaceId, WebhookId};
+use crate::timestamp::Timestamp;
+
+/// One event's delivery to one webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// `dlv-…`.
+    pub id: DeliveryId,
+    /// The owning space.
+    pub space_id: SpaceId,
+    /// The receiving webhook.
+    pub webhook_id: WebhookId,
+    /// The delivered event.
+    pub event_id: EventId,
+    /// Its name.
+    pub event_name: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempt_count: u32,
+    /// When the next attempt is due (pending deliveries only).
+    pub next_attempt_time: Option<Timestamp>,
+    /// When it was created.
+    pub create_time: Timestamp,
+    /// When it last changed.
+    pub update_time: Timestamp,
+}
+
+/// One attempt, as the attempt log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    /// 1 for the first attempt, then 2, 3, …
+    pub attempt: u32,
+    /// When the request started.
+    pub start_time: Timestamp,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u32,
+    /// The status received, if any.
+    pub status_code: Option<u16>,
+    /// Why it failed, if it did.
+    pub error_kind: Option<ErrorKind>,
+    /// The first bytes of the response body (at most [`RESPONSE_BODY_KEPT`]).
+    pub response_body: Option<String>,
+}
+
+/// How much of a response body the attempt log keeps.
+pub const RESPONSE_BODY_KEPT: usize = 1024;
+
+/// Where a delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A receiver answered 2xx.
+    Succeeded,
+    /// Every scheduled attempt failed (or the receiver answered 410).
+    Failed,
+    /// Its webhook was disabled or deleted before it was sent.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    /// Every status.
+    pub const ALL: [DeliveryStatus; 4] = [Self::Pending, Self::Succeeded, Self::Failed, Self::Cancelled];
+
+    /// The wire and database name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// From the wire and database name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Why an attempt failed without (or despite) an HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The receiver answered, with a status other than 2xx.
+    HttpStatus,
+    /// No complete answer within the attempt timeout.
+    Timeout,
+    /// The connection was refused, reset or could not be made in time.
+    Connect,
+    /// The host name did not resolve.
+    Dns,
+    /// The TLS handshake failed.
+    Tls,
+    /// The target resolved only to addresses deliveries may not reach.
+    BlockedAddress,
+    /// Anything else that broke the request.
+    Request,
+}
+
+impl ErrorKind {
+    /// The attempt log's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpStatus => "http_status",
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::BlockedAddress => "blocked_address",
+            Self::Request => "request",
+        }
+    }
+}
+
+impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [ErrorKind; 7] = [
+        Self::HttpStatus,
+        Self::Timeout,
+        Self::Connect,
+        Self::Dns,
+        Self::Tls,
+        Self::BlockedAddress,
+        Self::Request,
+    ];
+
+    /// From the attempt log's name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The retry schedule: the delay before each attempt, the first usually zero.
+/// Its length is the number of attempts a delivery gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetrySchedule(Vec<Duration>);
+
+/// A schedule that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid retry schedule {0:?}: expected comma-separated durations such as `0s,5s,5m,30m,2h`")]
+pub struct InvalidSchedule(pub String);
+
+impl Default for RetrySchedule {
+    /// Standard Webhooks' schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h,
+    /// 10 h, 14 h, 20 h and 24 h (about three days in all).
+    fn default() -> Self {
+        const MIN: u64 = 60;
+        const HOUR: u64 = 60 * MIN;
+        Self(
+            [0, 5, 5 * MIN, 30 * MIN, 2 * HOUR, 5 * HOUR, 10 * HOUR, 14 * HOUR, 20 * HOUR, 24 * HOUR]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+        )
+    }
+}
+
+impl RetrySchedule {
+    /// Parses `0s,1s,500ms,5m,2h,1d`.
+    pub fn parse(text: &str) -> Result<Self, InvalidSchedule> {
+        let delays = text
+            .split(',')
+            .map(|part| parse_duration(part.trim()))
+            .collect::<Option<Vec<_>>>()
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| InvalidSchedule(text.to_owned()))?;
+        Ok(Self(delays))
+    }
+
+    /// How many attempts a delivery gets.
+    pub fn attempts(&self) -> u32 {
+        self.0.len() as u32
+    }
+
+    /// The delay before attempt `number` (1-based), if the schedule has one.
+    pub fn delay_before(&self, number: u32) -> Option<Duration> {
+        self.0.get(number.checked_sub(1)? as usize).copied()
+    }
+}
+
+/// Parses `250ms`, `5s`, `5m`, `2h`, `1d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let millis = match unit {
+        "ms" => number,
+        "s" => number.checked_mul(1_000)?,
+        "m" => number.checked_mul(60_000)?,
+        "h" => number.checked_mul(3_600_000)?,
+        "d" => number.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(millis))
+}
+
+/// What one attempt produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// A 2xx status.
+    Succeeded,
+    /// `410 Gone`: the receiver says the endpoint no longer exists.
+    Gone,
+    /// Any other failure; `retry_after` is what a 429 or 503 asked for.
+    Failed {
+        /// Delay the receiver asked for, already capped.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// The longest `Retry-After` honoured.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Where a delivery goes after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    /// Done.
+    Succeeded,
+    /// Try again at this time.
+    RetryAt(Timestamp),
+    /// No more attempts (schedule exhausted, or 410); also disables the webhook when `disable_webhook`.
+    Failed {
+        /// The receiver answered 410.
+        disable_webhook: bool,
+    },
+}
+
+/// Decides the next step after attempt `number` (1-based) finished at `now`.
+/// `jitter` is a factor in `[0.9, 1.1]` applied to the scheduled delay.
+pub fn next_step(schedule: &RetrySchedule, number: u32, outcome: AttemptOutcome, now: Timestamp, jitter: f64) -> NextStep {
+    match outcome {
+        AttemptOutcome::Succeeded => NextStep::Succeeded,
+        AttemptOutcome::Gone => NextStep::Failed { disable_webhook: true },
+        AttemptOutcome::Failed { retry_after } => match schedule.delay_before(number.saturating_add(1)) {
+            None => NextStep::Failed { disable_webhook: false },
+            Some(delay) => {
+                let jittered = delay.mul_f64(jitter.clamp(0.9, 1.1));
+                let wait = retry_after.map_or(jittered, |asked| jittered.max(asked.min(RETRY_AFTER_MAX)));
+                NextStep::RetryAt(now.plus_micros(wait.as_micros() as i64))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_schedule_spans_about_three_days() {
+        let schedule = RetrySchedule::default();
+        assert_eq!(schedule.attempts(), 10);
+        let total: Duration = (1..=10).filter_map(|n| schedule.delay_before(n)).sum();
+        assert!(total > Duration::from_secs(3 * 86_400) && total < Duration::from_secs(4 * 86_400));
+    }
+
+    #[test]
+    fn parses_schedules() {
+        let schedule = RetrySchedule::parse("0s, 1s,500ms,5m,2h,1d").unwrap();
+        assert_eq!(schedule.attempts(), 6);
+        assert_eq!(schedule.delay_before(3), Some(Duration::from_millis(500)));
+        assert_eq!(schedule.delay_before(6), Some(Duration::from_secs(86_400)));
+        assert_eq!(schedule.delay_before(7), None);
+        for bad in ["", "1", "1x", "s", "1s,,2s", "-1s"] {
+            assert!(RetrySchedule::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn next_steps() {
+        let schedule = RetrySchedule::parse("0s,10s,20s").unwrap();
+        let now = Timestamp::from_micros(0);
+        let failed = AttemptOutcome::Failed { retry_after: None };
+        assert_eq!(next_step(&schedule, 1, AttemptOutcome::Succeeded, now, 1.0), NextStep::Succeeded);
+        assert_eq!(next_step(&schedule, 1, failed, now, 1.0), NextStep::RetryAt(Timestamp::from_micros(10_000_000)));
+        assert_eq!(next_step(&schedule, 2, failed, now, 1.1), NextStep::RetryAt(Timestamp::from_micros(22_000_000)));
+        assert_eq!(next_step(&schedule, 2, failed, now, 5.0), NextStep::RetryAt(Timestamp::from_micros(22_000_000)));
+        assert_eq!(next_step(&schedule, 3, failed, now, 1.0), NextStep::Failed { disable_webhook: false });
+        assert_eq!(next_step(&schedule, 1, AttemptOutcome::Gone, now, 1.0), NextStep::Failed { disable_webhook: true });
+        // Retry-After postpones but never hastens, and is capped at 24 h.
+        let asked = |secs| AttemptOutcome::Failed { retry_after: Some(Duration::from_secs(secs)) };
+        assert_eq!(next_step(&schedule, 1, asked(30), now, 1.0), NextStep::RetryAt(Timestamp::from_micros(30_000_000)));
+        assert_eq!(next_step(&schedule, 1, asked(3), now, 1.0), NextStep::RetryAt(Timestamp::from_micros(10_000_000)));
+        assert_eq!(
+            next_step(&schedule, 1, asked(10 * 86_400), now, 1.0),
+            NextStep::RetryAt(Timestamp::from_micros(86_400_000_000))
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! `/v1/events`: producers publish events here; each is stored with one delivery per
+//! enabled webhook of the space subscribed to it, in one transaction.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use hookrelay_core::event::{Event, EventDraft, EventObject};
+use hookrelay_core::{EventId, Timestamp};
+use hookrelay_store::{StoreError, StoredEvent};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::api::{list_response, success_bytes, PageQuery};
+use crate::error::ApiError;
+use crate::idempotency::{self, json_bytes_response};
+use crate::request::{IdempotencyKey, JsonBody, Tenant};
+use crate::state::AppState;
+
+/// The event routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events", get(list).post(publish))
+        .route("/v1/events/{id}", get(fetch))
+}
+
+/// An event as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventOut<'a> {
+    id: &'a str,
+    name: &'a str,
+    object: &'a EventObject,
+    data: &'a RawValue,
+    create_time: String,
+    delivery_count: u32,
+}
+
+impl<'a> EventOut<'a> {
+    fn new(event: &'a Event, delivery_count: u32) -> Self {
+        Self {
+            id: event.id.as_str(),
+            name: &event.name,
+            object: &event.object,
+            data: &event.data,
+            create_time: event.create_time.to_rfc3339(),
+            delivery_count,
+        }
+    }
+}
+
+impl<'a> From<&'a StoredEvent> for EventOut<'a> {
+    fn from(stored: &'a StoredEvent) -> Self {
+        Self::new(&stored.event, stored.delivery_count)
+    }
+}
+
+async fn publish(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let fingerprint = idempotency::fingerprint("POST", "/v1/events", &body);
+    if let Some(saved) = idempotency::replay(&state, &tenant.space_id, &key, &fingerprint).await? {
+        return Ok(saved);
+    }
+    let event = EventDraft::parse(&body, &state.catalog)?.into_event(tenant.space_id.clone(), Timestamp::now());
+    let record = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), Vec::new());
+    let render = |count: u32| success_bytes(&EventOut::new(&event, count));
+    match state.store.publish_event(&event, Some(record), &render).await {
+        Ok(count) => {
+            if count > 0 {
+                state.wakeup.wake();
+            }
+            tracing::debug!(event = %event.id, name = %event.name, deliveries = count, "event published");
+            Ok(json_bytes_response(render(count)))
+        }
+        Err(StoreError::IdempotencyKeyTaken) => idempotency::replay(&state, &tenant.space_id, &key, &fingerprint)
+            .await?
+            .ok_or(ApiError::IdempotencyConflict("a request with this Idempotency-Key is still in progress")),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let not_found = |id: &str| ApiError::NotFound(format!("event {id} was not found"));
+    let Path(id) = path.map_err(|_| not_found(""))?;
+    let event_id = EventId::parse(&id).ok_or_else(|| not_found(&id))?;
+    let stored = state
+        .store
+        .get_event(&tenant.space_id, &event_id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(json_bytes_response(success_bytes(&EventOut::from(&stored))))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::field("query", "format", e.body_text()))?;
+    let page = query.parse()?;
+    let found = state.store.list_events(&tenant.space_id, page.after, page.limit).await?;
+    let items: Vec<EventOut<'_>> = found.items.iter().map(EventOut::from).collect();
+    Ok(list_response(&items, found.next))
+}

@@ -1,0 +1,208 @@
+//! One attempt: sign the body afresh, POST it with the protocol's headers, and turn
+//! whatever happens into an attempt-log entry and an outcome.
+
+use std::error::Error as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hookrelay_core::delivery::{AttemptOutcome, DeliveryAttempt, ErrorKind, RESPONSE_BODY_KEPT, RETRY_AFTER_MAX};
+use hookrelay_core::event::delivery_body;
+use hookrelay_core::net::is_public;
+use hookrelay_core::signing::SIGNATURE_HEADER;
+use hookrelay_core::Timestamp;
+use hookrelay_store::ClaimedDelivery;
+use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{redirect, Client, Response, StatusCode};
+
+use super::resolver::{BlockedAddress, DnsFailure, GuardedResolver};
+use super::DeliveryConfig;
+
+/// The HTTP client every attempt shares: pooled connections, no redirects, no proxy
+/// (a proxy would bypass the address guard), timeouts from the configuration.
+pub fn build_client(config: &DeliveryConfig) -> Result<Client, reqwest::Error> {
+    Client::builder()
+        .user_agent(concat!("hookrelay/", env!("CARGO_PKG_VERSION")))
+        .redirect(redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.attempt_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .dns_resolver(Arc::new(GuardedResolver {
+            allow_private: config.allow_private_targets,
+        }))
+        .build()
+}
+
+/// What an attempt did.
+pub struct AttemptReport {
+    pub entry: DeliveryAttempt,
+    pub outcome: AttemptOutcome,
+}
+
+/// Attempts a claimed delivery once.
+pub async fn attempt(client: &Client, claimed: &ClaimedDelivery, config: &DeliveryConfig) -> AttemptReport {
+    let start_time = Timestamp::now();
+    let started = Instant::now();
+    let result = send(client, claimed, config).await;
+    let duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    let entry = |status_code, error_kind, response_body| DeliveryAttempt {
+        attempt: claimed.attempt,
+        start_time,
+        duration_ms,
+        status_code,
+        error_kind,
+        response_body,
+    };
+    match result {
+        Ok((status, retry_after, body)) => {
+            let outcome = if status.is_success() {
+                AttemptOutcome::Succeeded
+            } else if status == StatusCode::GONE {
+                AttemptOutcome::Gone
+            } else {
+                AttemptOutcome::Failed { retry_after }
+            };
+            let kind = (!status.is_success()).then_some(ErrorKind::HttpStatus);
+            AttemptReport {
+                entry: entry(Some(status.as_u16()), kind, Some(body)),
+                outcome,
+            }
+        }
+        Err(kind) => AttemptReport {
+            entry: entry(None, Some(kind), None),
+            outcome: AttemptOutcome::Failed { retry_after: None },
+        },
+    }
+}
+
+/// Sends the request; on an answer, returns its status, the `Retry-After` delay it
+/// asked for (429 and 503 only) and the start of its body.
+async fn send(
+    client: &Client,
+    claimed: &ClaimedDelivery,
+    config: &DeliveryConfig,
+) -> Result<(StatusCode, Option<Duration>, String), ErrorKind> {
+    let webhook = &claimed.webhook;
+    if !config.allow_private_targets && names_blocked_ip(&webhook.url) {
+        return Err(ErrorKind::BlockedAddress);
+    }
+    let Some(key) = webhook.verification.signature_key() else {
+        tracing::error!(webhook = %webhook.id, "stored signing key is unusable");
+        return Err(ErrorKind::Request);
+    };
+    let body = delivery_body(webhook.api_release, &claimed.event);
+    let signature = key.header_value(unix_now(), &body);
+    let mut request = client
+        .post(&webhook.url)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .header(SIGNATURE_HEADER, signature)
+        .header("Monime-Event-Id", claimed.event.id.as_str())
+        .header("Monime-Webhook-Id", webhook.id.as_str())
+        .header("Monime-Delivery-Attempt", claimed.attempt);
+    for (name, value) in &webhook.headers {
+        request = request.header(name, value);
+    }
+    let deadline = tokio::time::Instant::now() + config.attempt_timeout;
+    let response = match tokio::time::timeout_at(deadline, request.body(body).send()).await {
+        Err(_) => return Err(ErrorKind::Timeout),
+        Ok(Err(error)) => return Err(classify(&error)),
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status();
+    let retry_after = match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => retry_after(&response),
+        _ => None,
+    };
+    // The status decides the outcome; the body is only kept for the log, so a slow body
+    // does not turn a received 2xx into a timeout.
+    let body = tokio::time::timeout_at(deadline, body_start(response)).await.unwrap_or_default();
+    Ok((status, retry_after, body))
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Whether the URL's host is a literal IP deliveries may not reach (literal IPs are
+/// never handed to the resolver, so the resolver cannot refuse them).
+fn names_blocked_ip(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return false,
+    };
+    !is_public(ip)
+}
+
+/// The first [`RESPONSE_BODY_KEPT`] bytes of the body, as text.
+async fn body_start(mut response: Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < RESPONSE_BODY_KEPT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = RESPONSE_BODY_KEPT - kept.len();
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// `Retry-After` as seconds or an HTTP date, capped at 24 h.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(delay.min(RETRY_AFTER_MAX))
+}
+
+/// Names what broke a request that got no answer.
+fn classify(error: &reqwest::Error) -> ErrorKind {
+    let mut source = error.source();
+    let mut tls = false;
+    while let Some(cause) = source {
+        if cause.is::<BlockedAddress>() {
+            return ErrorKind::BlockedAddress;
+        }
+        if cause.is::<DnsFailure>() {
+            return ErrorKind::Dns;
+        }
+        let text = cause.to_string().to_ascii_lowercase();
+        tls |= text.contains("certificate") || text.contains("tls") || text.contains("handshake");
+        source = cause.source();
+    }
+    if error.is_timeout() {
+        ErrorKind::Timeout
+    } else if tls {
+        ErrorKind::Tls
+    } else if error.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_blocked_ip;
+
+    #[test]
+    fn literal_private_hosts_are_blocked() {
+        assert!(names_blocked_ip("http://127.0.0.1:8080/x"));
+        assert!(names_blocked_ip("http://[::ffff:10.0.0.1]/x"));
+        assert!(!names_blocked_ip("https://93.184.216.34/x"));
+        assert!(!names_blocked_ip("https://example.com/x"));
+    }
+}

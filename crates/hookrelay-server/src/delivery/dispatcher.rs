@@ -1,0 +1,289 @@
+//! The claim loop and the attempt workers.
+//!
+//! One dispatcher task claims due deliveries in batches and hands each to a worker.
+//! A webhook never has more than `max_in_flight_per_webhook` attempts in flight: its
+//! extra claimed deliveries wait in a short per-webhook queue, and a worker that
+//! finishes takes the next one of the same webhook. Webhooks at their cap are left out
+//! of claims, so a receiver that hangs holds its own slots and nobody else's.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hookrelay_core::delivery::next_step;
+use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
+use hookrelay_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Store};
+use rand::Rng;
+use reqwest::Client;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
+
+use super::attempt::{attempt, build_client};
+use super::{DeliveryConfig, Wakeup};
+use crate::error_chain;
+
+/// Most deliveries claimed in one query.
+const CLAIM_BATCH: u32 = 256;
+/// Pause after a failed claim before trying again.
+const STORE_RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// Tries to record an attempt before leaving the delivery to its lease.
+const RECORD_TRIES: u32 = 5;
+
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+}
+
+/// What the dispatcher and its workers share.
+struct Shared {
+    store: Arc<dyn Store>,
+    client: Client,
+    config: DeliveryConfig,
+    wakeup: Wakeup,
+    /// Per-webhook slots: attempts in flight and claimed deliveries waiting for a slot.
+    webhooks: Mutex<HashMap<WebhookId, WebhookSlots>>,
+    /// Bounds attempts in flight across all webhooks.
+    permits: Arc<Semaphore>,
+    /// Set at shutdown: workers stop taking queued deliveries.
+    stopping: AtomicBool,
+    /// Names this process in the leases it takes.
+    owner: String,
+}
+
+#[derive(Default)]
+struct WebhookSlots {
+    in_flight: u32,
+    queued: VecDeque<ClaimedDelivery>,
+}
+
+impl Shared {
+    fn slots(&self) -> MutexGuard<'_, HashMap<WebhookId, WebhookSlots>> {
+        self.webhooks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Webhooks that should not be claimed for: their slots are taken or spoken for.
+    fn saturated(&self) -> Vec<WebhookId> {
+        let cap = self.config.max_in_flight_per_webhook;
+        self.slots()
+            .iter()
+            .filter(|(_, s)| s.in_flight + s.queued.len() as u32 >= cap)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+impl Dispatcher {
+    pub fn new(store: Arc<dyn Store>, config: DeliveryConfig, wakeup: Wakeup) -> Result<Self, reqwest::Error> {
+        let client = build_client(&config)?;
+        let owner = format!("pid-{}-{:08x}", std::process::id(), rand::thread_rng().gen::<u32>());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                store,
+                client,
+                permits: Arc::new(Semaphore::new(config.max_in_flight as usize)),
+                config,
+                wakeup,
+                webhooks: Mutex::new(HashMap::new()),
+                stopping: AtomicBool::new(false),
+                owner,
+            }),
+        })
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let tracker = TaskTracker::new();
+        while !*stop.borrow() {
+            let pause = match self.claim_round(&tracker).await {
+                Round::Full => continue,
+                Round::Partial => self.idle_wait().await,
+                Round::NoCapacity => None,
+                Round::StoreFailed => Some(STORE_RETRY_PAUSE),
+            };
+            let sleep = async {
+                match pause {
+                    Some(pause) => tokio::time::sleep(pause).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.shared.wakeup.woken() => {}
+                () = sleep => {}
+                _ = stop.changed() => {}
+            }
+        }
+        self.drain(tracker).await;
+    }
+
+    async fn claim_round(&self, tracker: &TaskTracker) -> Round {
+        let shared = &self.shared;
+        let free = shared.permits.available_permits() as u32;
+        if free == 0 {
+            return Round::NoCapacity;
+        }
+        let now = Timestamp::now();
+        let request = ClaimRequest {
+            now,
+            lease_until: now.plus_micros(shared.config.lease().as_micros() as i64),
+            owner: shared.owner.clone(),
+            limit: free.min(CLAIM_BATCH),
+            per_webhook: shared.config.max_in_flight_per_webhook,
+            skip_webhooks: shared.saturated(),
+        };
+        let claimed = match shared.store.claim_deliveries(&request).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::error!(error = %error_chain(&error), "claiming deliveries failed");
+                return Round::StoreFailed;
+            }
+        };
+        let full = claimed.len() as u32 == request.limit;
+        for delivery in claimed {
+            self.dispatch(delivery, tracker);
+        }
+        if full {
+            Round::Full
+        } else {
+            Round::Partial
+        }
+    }
+
+    /// Starts a worker for the delivery, or queues it behind its webhook's attempts.
+    fn dispatch(&self, delivery: ClaimedDelivery, tracker: &TaskTracker) {
+        let shared = &self.shared;
+        let mut webhooks = shared.slots();
+        let slots = webhooks.entry(delivery.webhook.id.clone()).or_default();
+        if slots.in_flight < shared.config.max_in_flight_per_webhook {
+            if let Ok(permit) = shared.permits.clone().try_acquire_owned() {
+                slots.in_flight += 1;
+                drop(webhooks);
+                tracker.spawn(work(shared.clone(), delivery, permit));
+                return;
+            }
+        }
+        slots.queued.push_back(delivery);
+    }
+
+    /// How long to sleep when no more work is due now: until the next retry is due,
+    /// at most `idle_poll` (work from other nodes, leases that ran out).
+    async fn idle_wait(&self) -> Option<Duration> {
+        let shared = &self.shared;
+        let now = Timestamp::now();
+        match shared.store.next_due_time(now, &shared.saturated()).await {
+            Ok(Some(due)) => {
+                let micros = (due.as_micros() - now.as_micros()).max(0) as u64;
+                Some(Duration::from_micros(micros).min(shared.config.idle_poll))
+            }
+            Ok(None) => Some(shared.config.idle_poll),
+            Err(error) => {
+                tracing::error!(error = %error_chain(&error), "reading the next due time failed");
+                Some(STORE_RETRY_PAUSE)
+            }
+        }
+    }
+
+    /// Stops: gives back deliveries that never started, waits for attempts in flight.
+    async fn drain(self, tracker: TaskTracker) {
+        let shared = &self.shared;
+        shared.stopping.store(true, Ordering::SeqCst);
+        let unstarted: Vec<DeliveryId> = shared
+            .slots()
+            .values_mut()
+            .flat_map(|s| s.queued.drain(..))
+            .map(|d| d.delivery_id)
+            .collect();
+        if !unstarted.is_empty() {
+            if let Err(error) = shared.store.release_deliveries(&unstarted).await {
+                tracing::warn!(error = %error_chain(&error), "releasing unstarted deliveries failed; their leases will run out");
+            }
+        }
+        tracker.close();
+        let in_flight = tracker.len();
+        if in_flight > 0 {
+            tracing::info!(in_flight, grace = ?shared.config.shutdown_grace, "waiting for attempts in flight");
+        }
+        if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                still_running = tracker.len(),
+                "attempts still in flight after the grace period; their deliveries will be attempted again"
+            );
+        }
+    }
+}
+
+enum Round {
+    /// The claim filled its batch: more may be due.
+    Full,
+    /// Everything due and claimable was claimed.
+    Partial,
+    /// Every attempt slot is taken: wait for one to free.
+    NoCapacity,
+    /// The store failed.
+    StoreFailed,
+}
+
+/// Attempts `first`, then the webhook's queued deliveries, one at a time.
+async fn work(shared: Arc<Shared>, first: ClaimedDelivery, permit: OwnedSemaphorePermit) {
+    let webhook_id = first.webhook.id.clone();
+    let mut next = Some(first);
+    while let Some(delivery) = next {
+        attempt_and_record(&shared, &delivery).await;
+        let mut webhooks = shared.slots();
+        let slots = webhooks.get_mut(&webhook_id).expect("a working webhook has slots");
+        next = if shared.stopping.load(Ordering::SeqCst) {
+            None
+        } else {
+            slots.queued.pop_front()
+        };
+        if next.is_none() {
+            slots.in_flight -= 1;
+            if slots.in_flight == 0 && slots.queued.is_empty() {
+                webhooks.remove(&webhook_id);
+            }
+        }
+    }
+    drop(permit);
+    shared.wakeup.wake();
+}
+
+async fn attempt_and_record(shared: &Shared, delivery: &ClaimedDelivery) {
+    let report = attempt(&shared.client, delivery, &shared.config).await;
+    let finish_time = Timestamp::now();
+    let jitter = rand::thread_rng().gen_range(0.9..=1.1);
+    let next = next_step(&shared.config.retry_schedule, delivery.attempt, report.outcome, finish_time, jitter);
+    let entry = &report.entry;
+    tracing::debug!(
+        delivery = %delivery.delivery_id,
+        webhook = %delivery.webhook.id,
+        attempt = entry.attempt,
+        status = ?entry.status_code,
+        error_kind = ?entry.error_kind,
+        duration_ms = entry.duration_ms,
+        ?next,
+        "attempt finished"
+    );
+    let result = [AttemptResult {
+        delivery_id: delivery.delivery_id.clone(),
+        webhook_id: delivery.webhook.id.clone(),
+        attempt: report.entry,
+        next,
+        finish_time,
+    }];
+    let mut pause = Duration::from_millis(50);
+    for tries_left in (0..RECORD_TRIES).rev() {
+        match shared.store.record_attempts(&result).await {
+            Ok(()) => return,
+            Err(error) if tries_left > 0 => {
+                tracing::warn!(error = %error_chain(&error), "recording an attempt failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = %error_chain(&error),
+                    delivery = %delivery.delivery_id,
+                    "recording an attempt failed; the delivery will be attempted again when its lease runs out"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! Events, deliveries and attempts in SQLite: publishing with fan-out, claiming due
+//! work under a lease, and recording what attempts did.
+
+use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
+use hookrelay_core::event::{Event, EventObject};
+use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
+use serde_json::value::RawValue;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use super::{corrupt, SqliteStore};
+use crate::{
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished,
+    StoreError, StoredEvent,
+};
+
+const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
+const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id, d.event_id, e.name AS event_name, d.status, \
+     d.attempt_count, d.next_attempt_time, d.create_time, d.update_time";
+/// Rows per multi-row INSERT, well under SQLite's bound-parameter limit.
+const INSERT_CHUNK: usize = 500;
+
+/// A JSON array of ids, for `IN (SELECT value FROM json_each(?))`.
+fn json_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::to_string(&ids.into_iter().collect::<Vec<_>>()).expect("strings serialise")
+}
+
+fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let id: String = row.try_get("id")?;
+    let space: String = row.try_get("space_id")?;
+    let data: String = row.try_get("data")?;
+    let delivery_count: i64 = row.try_get("delivery_count")?;
+    Ok(StoredEvent {
+        event: Event {
+            id: EventId::parse(&id).ok_or_else(|| corrupt("event id", &id))?,
+            space_id: SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?,
+            name: row.try_get("name")?,
+            object: EventObject {
+                id: row.try_get("object_id")?,
+                object_type: row.try_get("object_type")?,
+            },
+            data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
+            create_time: Timestamp::from_micros(row.try_get("create_time")?),
+        },
+        delivery_count: u32::try_from(delivery_count).map_err(|_| corrupt("delivery count", &delivery_count.to_string()))?,
+    })
+}
+
+fn decode_delivery(row: &SqliteRow) -> Result<Delivery, StoreError> {
+    let text = |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
+    let id = text("id")?;
+    let space = text("space_id")?;
+    let webhook = text("webhook_id")?;
+    let event = text("event_id")?;
+    let status = text("status")?;
+    let attempts: i64 = row.try_get("attempt_count")?;
+    Ok(Delivery {
+        id: DeliveryId::parse(&id).ok_or_else(|| corrupt("delivery id", &id))?,
+        space_id: SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?,
+        webhook_id: WebhookId::parse(&webhook).ok_or_else(|| corrupt("webhook id", &webhook))?,
+        event_id: EventId::parse(&event).ok_or_else(|| corrupt("event id", &event))?,
+        event_name: text("event_name")?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status", &status))?,
+        attempt_count: u32::try_from(attempts).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
+        next_attempt_time: row.try_get::<Option<i64>, _>("next_attempt_time")?.map(Timestamp::from_micros),
+        create_time: Timestamp::from_micros(row.try_get("create_time")?),
+        update_time: Timestamp::from_micros(row.try_get("update_time")?),
+    })
+}
+
+async fn insert_event(tx: &mut Transaction<'_, Sqlite>, event: &Event, delivery_count: u32) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event.id.as_str())
+    .bind(event.space_id.as_str())
+    .bind(&event.name)
+    .bind(&event.object.id)
+    .bind(&event.object.object_type)
+    .bind(event.data.get())
+    .bind(i64::from(delivery_count))
+    .bind(event.create_time.as_micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts one pending delivery of `event` per webhook, due at once; returns their ids.
+async fn insert_deliveries(
+    tx: &mut Transaction<'_, Sqlite>,
+    event: &Event,
+    webhooks: &[String],
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let ids: Vec<DeliveryId> = webhooks.iter().map(|_| DeliveryId::generate()).collect();
+    let now = event.create_time.as_micros();
+    for (chunk_ids, chunk_webhooks) in ids.chunks(INSERT_CHUNK).zip(webhooks.chunks(INSERT_CHUNK)) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time, \
+             create_time, update_time) ",
+        );
+        insert.push_values(chunk_ids.iter().zip(chunk_webhooks), |mut row, (id, webhook)| {
+            row.push_bind(id.as_str())
+                .push_bind(event.space_id.as_str())
+                .push_bind(webhook.as_str())
+                .push_bind(event.id.as_str())
+                .push_bind(DeliveryStatus::Pending.as_str())
+                .push_bind(0_i64)
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        insert.build().execute(&mut **tx).await?;
+    }
+    Ok(ids)
+}
+
+/// Cancels a webhook's pending deliveries (it was disabled or deleted).
+pub(super) async fn cancel_pending(
+    tx: &mut Transaction<'_, Sqlite>,
+    webhook: &WebhookId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let cancelled = sqlx::query(
+        "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, update_time = ?
+         WHERE webhook_id = ? AND status = 'pending'",
+    )
+    .bind(now.as_micros())
+    .bind(webhook.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(cancelled.rows_affected())
+}
+
+impl SqliteStore {
+    pub(super) async fn publish_event_impl(
+        &self,
+        event: &Event,
+        idempotency: Option<IdempotencyRecord>,
+        render: RenderPublished<'_>,
+    ) -> Result<u32, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let webhooks: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM webhooks
+             WHERE space_id = ? AND enabled = 1 AND EXISTS (SELECT 1 FROM json_each(webhooks.events) WHERE value = ?)
+             ORDER BY seq",
+        )
+        .bind(event.space_id.as_str())
+        .bind(&event.name)
+        .fetch_all(&mut *tx)
+        .await?;
+        let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
+        if let Some(mut record) = idempotency {
+            record.body = render(count);
+            self.save_idempotency(&mut tx, &record).await?;
+        }
+        insert_event(&mut tx, event, count).await?;
+        insert_deliveries(&mut tx, event, &webhooks).await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    pub(super) async fn get_event_impl(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ? AND space_id = ?"))
+            .bind(id.as_str())
+            .bind(space.as_str())
+            .fetch_optional(&self.readers)
+            .await?
+            .map(|row| decode_event(&row))
+            .transpose()
+    }
+
+    pub(super) async fn list_events_impl(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE space_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(space.as_str())
+        .bind(after.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.readers)
+        .await?;
+        page(rows, limit, decode_event)
+    }
+
+    pub(super) async fn publish_test_event_impl(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        insert_event(&mut tx, event, 1).await?;
+        let ids = insert_deliveries(&mut tx, event, &[webhook.as_str().to_owned()]).await?;
+        tx.commit().await?;
+        Ok(Delivery {
+            id: ids.into_iter().next().expect("one delivery inserted"),
+            space_id: event.space_id.clone(),
+            webhook_id: webhook.clone(),
+            event_id: event.id.clone(),
+            event_name: event.name.clone(),
+            status: DeliveryStatus::Pending,
+            attempt_count: 0,
+            next_attempt_time: Some(event.create_time),
+            create_time: event.create_time,
+            update_time: event.create_time,
+        })
+    }
+
+    pub(super) async fn claim_deliveries_impl(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let skip = json_ids(request.skip_webhooks.iter().map(WebhookId::as_str));
+        let mut tx = self.writer.begin().await?;
+        // Oldest due first, at most `per_webhook` of any one webhook, so one webhook's
+        // backlog cannot crowd out the others.
+        let claimed: Vec<String> = sqlx::query_scalar(
+            "UPDATE deliveries SET lease_until = ?, lease_owner = ?
+             WHERE seq IN (
+                 SELECT seq FROM (
+                     SELECT seq, next_attempt_time,
+                            ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_time, seq) AS rank
+                     FROM deliveries
+                     WHERE status = 'pending' AND next_attempt_time <= ?
+                       AND (lease_until IS NULL OR lease_until < ?)
+                       AND webhook_id NOT IN (SELECT value FROM json_each(?))
+                 )
+                 WHERE rank <= ? ORDER BY next_attempt_time, seq LIMIT ?
+             )
+             RETURNING id",
+        )
+        .bind(request.lease_until.as_micros())
+        .bind(&request.owner)
+        .bind(request.now.as_micros())
+        .bind(request.now.as_micros())
+        .bind(&skip)
+        .bind(i64::from(request.per_webhook))
+        .bind(i64::from(request.limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.space_id AS event_space_id,
+                    e.name AS event_name, e.object_id, e.object_type, e.data, e.create_time AS event_time,
+                    w.seq, w.id, w.space_id, w.name, w.url, w.enabled, w.events, w.api_release, w.verification_type,
+                    w.secret_sealed, w.public_key, w.headers_sealed, w.alert_emails, w.metadata, w.create_time,
+                    w.update_time
+             FROM deliveries d
+             JOIN events e ON e.id = d.event_id
+             LEFT JOIN webhooks w ON w.id = d.webhook_id
+             WHERE d.id IN (SELECT value FROM json_each(?))
+             ORDER BY d.next_attempt_time, d.seq"
+        ))
+        .bind(json_ids(claimed.iter().map(String::as_str)))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ready = Vec::with_capacity(rows.len());
+        let mut cancelled = Vec::new();
+        for row in &rows {
+            let delivery_id: String = row.try_get("delivery_id")?;
+            let enabled: Option<bool> = row.try_get("enabled")?;
+            if enabled != Some(true) {
+                cancelled.push(delivery_id);
+                continue;
+            }
+            let attempts: i64 = row.try_get("attempt_count")?;
+            let event_id: String = row.try_get("event_id")?;
+            let event_space: String = row.try_get("event_space_id")?;
+            let data: String = row.try_get("data")?;
+            ready.push(ClaimedDelivery {
+                delivery_id: DeliveryId::parse(&delivery_id).ok_or_else(|| corrupt("delivery id", &delivery_id))?,
+                attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
+                event: Event {
+                    id: EventId::parse(&event_id).ok_or_else(|| corrupt("event id", &event_id))?,
+                    space_id: SpaceId::parse(&event_space).ok_or_else(|| corrupt("space id", &event_space))?,
+                    name: row.try_get("event_name")?,
+                    object: EventObject {
+                        id: row.try_get("object_id")?,
+                        object_type: row.try_get("object_type")?,
+                    },
+                    data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
+                    create_time: Timestamp::from_micros(row.try_get("event_time")?),
+                },
+                webhook: self.decode_webhook(row)?,
+            });
+        }
+        if !cancelled.is_empty() {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
+                     lease_owner = NULL, update_time = ?
+                 WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(request.now.as_micros())
+            .bind(json_ids(cancelled.iter().map(String::as_str)))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ready)
+    }
+
+    pub(super) async fn release_deliveries_impl(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json_ids(ids.iter().map(DeliveryId::as_str)))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn record_attempts_impl(&self, results: &[AttemptResult]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for result in results {
+            let attempt = &result.attempt;
+            let inserted = sqlx::query(
+                "INSERT INTO delivery_attempts
+                     (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(result.delivery_id.as_str())
+            .bind(i64::from(attempt.attempt))
+            .bind(attempt.start_time.as_micros())
+            .bind(i64::from(attempt.duration_ms))
+            .bind(attempt.status_code.map(i64::from))
+            .bind(attempt.error_kind.map(ErrorKind::as_str))
+            .bind(attempt.response_body.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                continue;
+            }
+            let (status, next_time) = match result.next {
+                NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
+                NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
+                NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
+            };
+            // A delivery cancelled while its attempt was in flight stays cancelled unless
+            // that attempt settled it.
+            sqlx::query(
+                "UPDATE deliveries SET
+                     status = CASE WHEN status = 'cancelled' AND ?1 = 'pending' THEN 'cancelled' ELSE ?1 END,
+                     next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL ELSE ?2 END,
+                     attempt_count = MAX(attempt_count, ?3), lease_until = NULL, lease_owner = NULL, update_time = ?4
+                 WHERE id = ?5",
+            )
+            .bind(status.as_str())
+            .bind(next_time)
+            .bind(i64::from(attempt.attempt))
+            .bind(result.finish_time.as_micros())
+            .bind(result.delivery_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if let NextStep::Failed { disable_webhook: true } = result.next {
+                sqlx::query("UPDATE webhooks SET enabled = 0, update_time = ? WHERE id = ?")
+                    .bind(result.finish_time.as_micros())
+                    .bind(result.webhook_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                cancel_pending(&mut tx, &result.webhook_id, result.finish_time).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn next_due_time_impl(
+        &self,
+        now: Timestamp,
+        skip_webhooks: &[WebhookId],
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_time) FROM deliveries
+             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < ?)
+               AND webhook_id NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(now.as_micros())
+        .bind(json_ids(skip_webhooks.iter().map(WebhookId::as_str)))
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(due.map(Timestamp::from_micros))
+    }
+
+    pub(super) async fn list_deliveries_impl(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.webhook_id = ? AND d.space_id = ? AND (?3 IS NULL OR d.status = ?3) AND d.seq < ?
+             ORDER BY d.seq DESC LIMIT ?"
+        ))
+        .bind(webhook.as_str())
+        .bind(space.as_str())
+        .bind(status.map(DeliveryStatus::as_str))
+        .bind(after.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.readers)
+        .await?;
+        page(rows, limit, decode_delivery)
+    }
+
+    pub(super) async fn get_delivery_impl(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryDetail>, StoreError> {
+        let Some(row) = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.id = ? AND d.webhook_id = ? AND d.space_id = ?"
+        ))
+        .bind(id.as_str())
+        .bind(webhook.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&self.readers)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let delivery = decode_delivery(&row)?;
+        let attempts = sqlx::query(
+            "SELECT attempt, start_time, duration_ms, status_code, error_kind, response_body
+             FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.readers)
+        .await?
+        .iter()
+        .map(|row| {
+            let number: i64 = row.try_get("attempt")?;
+            let duration: i64 = row.try_get("duration_ms")?;
+            let status: Option<i64> = row.try_get("status_code")?;
+            let kind: Option<String> = row.try_get("error_kind")?;
+            Ok(DeliveryAttempt {
+                attempt: u32::try_from(number).map_err(|_| corrupt("attempt", &number.to_string()))?,
+                start_time: Timestamp::from_micros(row.try_get("start_time")?),
+                duration_ms: u32::try_from(duration).unwrap_or(u32::MAX),
+                status_code: status.and_then(|s| u16::try_from(s).ok()),
+                error_kind: match kind {
+                    None => None,
+                    Some(kind) => Some(ErrorKind::parse(&kind).ok_or_else(|| corrupt("error kind", &kind))?),
+                },
+                response_body: row.try_get("response_body")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(DeliveryDetail { delivery, attempts }))
+    }
+
+    pub(super) async fn retry_delivery_impl(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_time = ?, update_time = ?
+             WHERE id = ? AND webhook_id = ? AND space_id = ?",
+        )
+        .bind(now.as_micros())
+        .bind(now.as_micros())
+        .bind(id.as_str())
+        .bind(webhook.as_str())
+        .bind(space.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        decode_delivery(&row).map(Some)
+    }
+}
+
+/// One page from rows fetched with `LIMIT limit + 1`, newest first.
+pub(super) fn page<T>(
+    rows: Vec<SqliteRow>,
+    limit: u32,
+    decode: impl Fn(&SqliteRow) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let has_more = rows.len() > limit as usize;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let next = match (has_more, rows.last()) {
+        (true, Some(last)) => Some(last.try_get::<i64, _>("seq")?),
+        _ => None,
+    };
+    let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
+    Ok(Page { items, next })
+}
