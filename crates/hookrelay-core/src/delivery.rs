@@ -161,10 +161,21 @@ impl Default for RetrySchedule {
         const MIN: u64 = 60;
         const HOUR: u64 = 60 * MIN;
         Self(
-            [0, 5, 5 * MIN, 30 * MIN, 2 * HOUR, 5 * HOUR, 10 * HOUR, 14 * HOUR, 20 * HOUR, 24 * HOUR]
-                .into_iter()
-                .map(Duration::from_secs)
-                .collect(),
+            [
+                0,
+                5,
+                5 * MIN,
+                30 * MIN,
+                2 * HOUR,
+                5 * HOUR,
+                10 * HOUR,
+                14 * HOUR,
+                20 * HOUR,
+                24 * HOUR,
+            ]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect(),
         )
     }
 }
@@ -241,7 +252,13 @@ pub enum NextStep {
 
 /// Decides the next step after attempt `number` (1-based) finished at `now`.
 /// `jitter` is a factor in `[0.9, 1.1]` applied to the scheduled delay.
-pub fn next_step(schedule: &RetrySchedule, number: u32, outcome: AttemptOutcome, now: Timestamp, jitter: f64) -> NextStep {
+pub fn next_step(
+    schedule: &RetrySchedule,
+    number: u32,
+    outcome: AttemptOutcome,
+    now: Timestamp,
+    jitter: f64,
+) -> NextStep {
     match outcome {
         AttemptOutcome::Succeeded => NextStep::Succeeded,
         AttemptOutcome::Gone => NextStep::Failed { disable_webhook: true },
@@ -285,16 +302,42 @@ mod tests {
         let schedule = RetrySchedule::parse("0s,10s,20s").unwrap();
         let now = Timestamp::from_micros(0);
         let failed = AttemptOutcome::Failed { retry_after: None };
-        assert_eq!(next_step(&schedule, 1, AttemptOutcome::Succeeded, now, 1.0), NextStep::Succeeded);
-        assert_eq!(next_step(&schedule, 1, failed, now, 1.0), NextStep::RetryAt(Timestamp::from_micros(10_000_000)));
-        assert_eq!(next_step(&schedule, 2, failed, now, 1.1), NextStep::RetryAt(Timestamp::from_micros(22_000_000)));
-        assert_eq!(next_step(&schedule, 2, failed, now, 5.0), NextStep::RetryAt(Timestamp::from_micros(22_000_000)));
-        assert_eq!(next_step(&schedule, 3, failed, now, 1.0), NextStep::Failed { disable_webhook: false });
-        assert_eq!(next_step(&schedule, 1, AttemptOutcome::Gone, now, 1.0), NextStep::Failed { disable_webhook: true });
+        assert_eq!(
+            next_step(&schedule, 1, AttemptOutcome::Succeeded, now, 1.0),
+            NextStep::Succeeded
+        );
+        assert_eq!(
+            next_step(&schedule, 1, failed, now, 1.0),
+            NextStep::RetryAt(Timestamp::from_micros(10_000_000))
+        );
+        assert_eq!(
+            next_step(&schedule, 2, failed, now, 1.1),
+            NextStep::RetryAt(Timestamp::from_micros(22_000_000))
+        );
+        assert_eq!(
+            next_step(&schedule, 2, failed, now, 5.0),
+            NextStep::RetryAt(Timestamp::from_micros(22_000_000))
+        );
+        assert_eq!(
+            next_step(&schedule, 3, failed, now, 1.0),
+            NextStep::Failed { disable_webhook: false }
+        );
+        assert_eq!(
+            next_step(&schedule, 1, AttemptOutcome::Gone, now, 1.0),
+            NextStep::Failed { disable_webhook: true }
+        );
         // Retry-After postpones but never hastens, and is capped at 24 h.
-        let asked = |secs| AttemptOutcome::Failed { retry_after: Some(Duration::from_secs(secs)) };
-        assert_eq!(next_step(&schedule, 1, asked(30), now, 1.0), NextStep::RetryAt(Timestamp::from_micros(30_000_000)));
-        assert_eq!(next_step(&schedule, 1, asked(3), now, 1.0), NextStep::RetryAt(Timestamp::from_micros(10_000_000)));
+        let asked = |secs| AttemptOutcome::Failed {
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(
+            next_step(&schedule, 1, asked(30), now, 1.0),
+            NextStep::RetryAt(Timestamp::from_micros(30_000_000))
+        );
+        assert_eq!(
+            next_step(&schedule, 1, asked(3), now, 1.0),
+            NextStep::RetryAt(Timestamp::from_micros(10_000_000))
+        );
         assert_eq!(
             next_step(&schedule, 1, asked(10 * 86_400), now, 1.0),
             NextStep::RetryAt(Timestamp::from_micros(86_400_000_000))

@@ -62,9 +62,16 @@ impl EventDraft {
     pub fn parse(body: &Value, catalog: &EventCatalog) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let Some(object) = body.as_object() else {
-            return Err(ValidationErrors::single("body", "type", "the request body must be a JSON object"));
+            return Err(ValidationErrors::single(
+                "body",
+                "type",
+                "the request body must be a JSON object",
+            ));
         };
-        for key in object.keys().filter(|k| !["name", "object", "data"].contains(&k.as_str())) {
+        for key in object
+            .keys()
+            .filter(|k| !["name", "object", "data"].contains(&k.as_str()))
+        {
             errors.push(key.as_str(), "unknown_field", format!("{key} is not a known field"));
         }
         let name = match object.get("name") {
@@ -125,16 +132,24 @@ impl EventDraft {
 
 fn parse_object(fields: &Map<String, Value>, errors: &mut ValidationErrors) -> Option<EventObject> {
     for key in fields.keys().filter(|k| !["id", "type"].contains(&k.as_str())) {
-        errors.push(format!("object.{key}"), "unknown_field", format!("object.{key} is not a known field"));
+        errors.push(
+            format!("object.{key}"),
+            "unknown_field",
+            format!("object.{key} is not a known field"),
+        );
     }
     let mut text = |key: &str, max: usize| -> Option<String> {
         let field = format!("object.{key}");
         match fields.get(key) {
             None | Some(Value::Null) => errors.push(field.clone(), "required", format!("{field} is required")),
-            Some(Value::String(s)) if s.is_empty() => errors.push(field.clone(), "min_length", format!("{field} must not be empty")),
-            Some(Value::String(s)) if s.chars().count() > max => {
-                errors.push(field.clone(), "max_length", format!("{field} must be at most {max} characters"))
+            Some(Value::String(s)) if s.is_empty() => {
+                errors.push(field.clone(), "min_length", format!("{field} must not be empty"))
             }
+            Some(Value::String(s)) if s.chars().count() > max => errors.push(
+                field.clone(),
+                "max_length",
+                format!("{field} must be at most {max} characters"),
+            ),
             Some(Value::String(s)) => return Some(s.clone()),
             Some(_) => errors.push(field.clone(), "type", format!("{field} must be a string")),
         }
@@ -142,7 +157,10 @@ fn parse_object(fields: &Map<String, Value>, errors: &mut ValidationErrors) -> O
     };
     let id = text("id", OBJECT_ID_MAX);
     let object_type = text("type", OBJECT_TYPE_MAX);
-    Some(EventObject { id: id?, object_type: object_type? })
+    Some(EventObject {
+        id: id?,
+        object_type: object_type?,
+    })
 }
 
 /// The body of a delivery, exactly as `delivery-protocol.md` specifies it:

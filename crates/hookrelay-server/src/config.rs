@@ -183,11 +183,20 @@ impl Settings {
         };
         let delivery = DeliveryConfig {
             retry_schedule,
-            attempt_timeout: duration("attempt_timeout", self.attempt_timeout.as_deref(), DEFAULT_ATTEMPT_TIMEOUT)?,
-            connect_timeout: duration("connect_timeout", self.connect_timeout.as_deref(), DEFAULT_CONNECT_TIMEOUT)?,
+            attempt_timeout: duration(
+                "attempt_timeout",
+                self.attempt_timeout.as_deref(),
+                DEFAULT_ATTEMPT_TIMEOUT,
+            )?,
+            connect_timeout: duration(
+                "connect_timeout",
+                self.connect_timeout.as_deref(),
+                DEFAULT_CONNECT_TIMEOUT,
+            )?,
             max_in_flight_per_webhook: at_least_one(
                 "max_in_flight_per_webhook",
-                self.max_in_flight_per_webhook.unwrap_or(DEFAULT_MAX_IN_FLIGHT_PER_WEBHOOK),
+                self.max_in_flight_per_webhook
+                    .unwrap_or(DEFAULT_MAX_IN_FLIGHT_PER_WEBHOOK),
             )?,
             max_in_flight: at_least_one("max_in_flight", self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT))?,
             allow_private_targets,
@@ -213,9 +222,12 @@ const IDLE_POLL: Duration = Duration::from_secs(5);
 
 fn duration(name: &'static str, given: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
     let text = given.unwrap_or(default);
-    parse_duration(text)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| invalid(name, format!("{text:?} is not a positive duration such as 500ms, 15s, 5m")))
+    parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(|| {
+        invalid(
+            name,
+            format!("{text:?} is not a positive duration such as 500ms, 15s, 5m"),
+        )
+    })
 }
 
 fn at_least_one(name: &'static str, value: u32) -> Result<u32, ConfigError> {

@@ -173,7 +173,9 @@ pub async fn run(
     // Deliveries left due by a previous run start at once.
     state.wakeup.wake();
     let pruner = tokio::spawn(prune_idempotency_keys(state.store.clone()));
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
     pruner.abort();
     engine.shutdown().await;
     served.map_err(ServerError::from)

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hookrelay_core::seal::SecretCipher;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, NextStep};
 use hookrelay_core::event::Event;
+use hookrelay_core::seal::SecretCipher;
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
 pub use error::StoreError;
@@ -213,7 +213,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;
 
     /// The space's events, newest first.
-    async fn list_events(&self, space: &SpaceId, after: Option<i64>, limit: u32) -> Result<Page<StoredEvent>, StoreError>;
+    async fn list_events(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<StoredEvent>, StoreError>;
 
     /// Saves `event` with a single delivery to `webhook` (the test event).
     async fn publish_test_event(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError>;
@@ -230,7 +235,8 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempts(&self, results: &[AttemptResult]) -> Result<(), StoreError>;
 
     /// The earliest time an unclaimed pending delivery is due, ignoring `skip_webhooks`.
-    async fn next_due_time(&self, now: Timestamp, skip_webhooks: &[WebhookId]) -> Result<Option<Timestamp>, StoreError>;
+    async fn next_due_time(&self, now: Timestamp, skip_webhooks: &[WebhookId])
+        -> Result<Option<Timestamp>, StoreError>;
 
     /// A webhook's deliveries, newest first, optionally of one status.
     async fn list_deliveries(

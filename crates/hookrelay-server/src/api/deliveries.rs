@@ -101,7 +101,11 @@ struct DeliveryQuery {
 async fn webhook(state: &AppState, tenant: &Tenant, id: &str) -> Result<Webhook, ApiError> {
     let not_found = || ApiError::NotFound(format!("webhook {id} was not found"));
     let id = WebhookId::parse(id).ok_or_else(not_found)?;
-    state.store.get_webhook(&tenant.space_id, &id).await?.ok_or_else(not_found)
+    state
+        .store
+        .get_webhook(&tenant.space_id, &id)
+        .await?
+        .ok_or_else(not_found)
 }
 
 fn delivery_not_found(id: &str) -> ApiError {
@@ -120,7 +124,11 @@ async fn list(
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
-            ApiError::field("status", "enum", "status must be one of: pending, succeeded, failed, cancelled")
+            ApiError::field(
+                "status",
+                "enum",
+                "status must be one of: pending, succeeded, failed, cancelled",
+            )
         })?),
     };
     let page = PageQuery {

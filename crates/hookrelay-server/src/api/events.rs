@@ -79,7 +79,9 @@ async fn publish(
         }
         Err(StoreError::IdempotencyKeyTaken) => idempotency::replay(&state, &tenant.space_id, &key, &fingerprint)
             .await?
-            .ok_or(ApiError::IdempotencyConflict("a request with this Idempotency-Key is still in progress")),
+            .ok_or(ApiError::IdempotencyConflict(
+                "a request with this Idempotency-Key is still in progress",
+            )),
         Err(error) => Err(error.into()),
     }
 }
@@ -107,7 +109,10 @@ async fn list(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::field("query", "format", e.body_text()))?;
     let page = query.parse()?;
-    let found = state.store.list_events(&tenant.space_id, page.after, page.limit).await?;
+    let found = state
+        .store
+        .list_events(&tenant.space_id, page.after, page.limit)
+        .await?;
     let items: Vec<EventOut<'_>> = found.items.iter().map(EventOut::from).collect();
     Ok(list_response(&items, found.next))
 }

@@ -116,7 +116,9 @@ async fn send(
     };
     // The status decides the outcome; the body is only kept for the log, so a slow body
     // does not turn a received 2xx into a timeout.
-    let body = tokio::time::timeout_at(deadline, body_start(response)).await.unwrap_or_default();
+    let body = tokio::time::timeout_at(deadline, body_start(response))
+        .await
+        .unwrap_or_default();
     Ok((status, retry_after, body))
 }
 

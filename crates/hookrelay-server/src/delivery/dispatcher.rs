@@ -201,7 +201,10 @@ impl Dispatcher {
         if in_flight > 0 {
             tracing::info!(in_flight, grace = ?shared.config.shutdown_grace, "waiting for attempts in flight");
         }
-        if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(shared.config.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 still_running = tracker.len(),
                 "attempts still in flight after the grace period; their deliveries will be attempted again"
@@ -249,7 +252,13 @@ async fn attempt_and_record(shared: &Shared, delivery: &ClaimedDelivery) {
     let report = attempt(&shared.client, delivery, &shared.config).await;
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
-    let next = next_step(&shared.config.retry_schedule, delivery.attempt, report.outcome, finish_time, jitter);
+    let next = next_step(
+        &shared.config.retry_schedule,
+        delivery.attempt,
+        report.outcome,
+        finish_time,
+        jitter,
+    );
     let entry = &report.entry;
     tracing::debug!(
         delivery = %delivery.delivery_id,

@@ -34,12 +34,23 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|e| boxed(DnsFailure { host: host.clone(), reason: e.to_string() }))?
+                .map_err(|e| {
+                    boxed(DnsFailure {
+                        host: host.clone(),
+                        reason: e.to_string(),
+                    })
+                })?
                 .collect();
             if resolved.is_empty() {
-                return Err(boxed(DnsFailure { host, reason: "no addresses".into() }));
+                return Err(boxed(DnsFailure {
+                    host,
+                    reason: "no addresses".into(),
+                }));
             }
-            let allowed: Vec<SocketAddr> = resolved.into_iter().filter(|a| allow_private || is_public(a.ip())).collect();
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|a| allow_private || is_public(a.ip()))
+                .collect();
             if allowed.is_empty() {
                 return Err(boxed(BlockedAddress(host)));
             }

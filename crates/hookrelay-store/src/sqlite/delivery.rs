@@ -8,15 +8,32 @@ use serde_json::value::RawValue;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use super::{corrupt, SqliteStore};
+use std::sync::LazyLock;
+
+use super::{corrupt, SqliteStore, WEBHOOK_COLUMNS};
 use crate::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished,
-    StoreError, StoredEvent,
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, StoreError,
+    StoredEvent,
 };
 
 const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
 const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id, d.event_id, e.name AS event_name, d.status, \
      d.attempt_count, d.next_attempt_time, d.create_time, d.update_time";
+/// A claimed delivery with its event and (current) webhook. The webhook's columns keep
+/// their own names so the webhook decoder reads them as it reads the webhooks table.
+static CLAIMED_QUERY: LazyLock<String> = LazyLock::new(|| {
+    let webhook_columns: Vec<String> = WEBHOOK_COLUMNS.split(',').map(|c| format!("w.{}", c.trim())).collect();
+    format!(
+        "SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.space_id AS event_space_id,
+                e.name AS event_name, e.object_id, e.object_type, e.data, e.create_time AS event_time, {}
+         FROM deliveries d
+         JOIN events e ON e.id = d.event_id
+         LEFT JOIN webhooks w ON w.id = d.webhook_id
+         WHERE d.id IN (SELECT value FROM json_each(?))
+         ORDER BY d.next_attempt_time, d.seq",
+        webhook_columns.join(", ")
+    )
+});
 /// Rows per multi-row INSERT, well under SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
 
@@ -42,7 +59,8 @@ fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
             data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
             create_time: Timestamp::from_micros(row.try_get("create_time")?),
         },
-        delivery_count: u32::try_from(delivery_count).map_err(|_| corrupt("delivery count", &delivery_count.to_string()))?,
+        delivery_count: u32::try_from(delivery_count)
+            .map_err(|_| corrupt("delivery count", &delivery_count.to_string()))?,
     })
 }
 
@@ -62,7 +80,9 @@ fn decode_delivery(row: &SqliteRow) -> Result<Delivery, StoreError> {
         event_name: text("event_name")?,
         status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status", &status))?,
         attempt_count: u32::try_from(attempts).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
-        next_attempt_time: row.try_get::<Option<i64>, _>("next_attempt_time")?.map(Timestamp::from_micros),
+        next_attempt_time: row
+            .try_get::<Option<i64>, _>("next_attempt_time")?
+            .map(Timestamp::from_micros),
         create_time: Timestamp::from_micros(row.try_get("create_time")?),
         update_time: Timestamp::from_micros(row.try_get("update_time")?),
     })
@@ -160,14 +180,20 @@ impl SqliteStore {
         Ok(count)
     }
 
-    pub(super) async fn get_event_impl(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
-        sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ? AND space_id = ?"))
-            .bind(id.as_str())
-            .bind(space.as_str())
-            .fetch_optional(&self.readers)
-            .await?
-            .map(|row| decode_event(&row))
-            .transpose()
+    pub(super) async fn get_event_impl(
+        &self,
+        space: &SpaceId,
+        id: &EventId,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id = ? AND space_id = ?"
+        ))
+        .bind(id.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&self.readers)
+        .await?
+        .map(|row| decode_event(&row))
+        .transpose()
     }
 
     pub(super) async fn list_events_impl(
@@ -187,7 +213,11 @@ impl SqliteStore {
         page(rows, limit, decode_event)
     }
 
-    pub(super) async fn publish_test_event_impl(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError> {
+    pub(super) async fn publish_test_event_impl(
+        &self,
+        event: &Event,
+        webhook: &WebhookId,
+    ) -> Result<Delivery, StoreError> {
         let mut tx = self.writer.begin().await?;
         insert_event(&mut tx, event, 1).await?;
         let ids = insert_deliveries(&mut tx, event, &[webhook.as_str().to_owned()]).await?;
@@ -206,7 +236,10 @@ impl SqliteStore {
         })
     }
 
-    pub(super) async fn claim_deliveries_impl(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    pub(super) async fn claim_deliveries_impl(
+        &self,
+        request: &ClaimRequest,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let skip = json_ids(request.skip_webhooks.iter().map(WebhookId::as_str));
         let mut tx = self.writer.begin().await?;
         // Oldest due first, at most `per_webhook` of any one webhook, so one webhook's
@@ -239,21 +272,10 @@ impl SqliteStore {
             tx.commit().await?;
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&format!(
-            "SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.space_id AS event_space_id,
-                    e.name AS event_name, e.object_id, e.object_type, e.data, e.create_time AS event_time,
-                    w.seq, w.id, w.space_id, w.name, w.url, w.enabled, w.events, w.api_release, w.verification_type,
-                    w.secret_sealed, w.public_key, w.headers_sealed, w.alert_emails, w.metadata, w.create_time,
-                    w.update_time
-             FROM deliveries d
-             JOIN events e ON e.id = d.event_id
-             LEFT JOIN webhooks w ON w.id = d.webhook_id
-             WHERE d.id IN (SELECT value FROM json_each(?))
-             ORDER BY d.next_attempt_time, d.seq"
-        ))
-        .bind(json_ids(claimed.iter().map(String::as_str)))
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows = sqlx::query(&CLAIMED_QUERY)
+            .bind(json_ids(claimed.iter().map(String::as_str)))
+            .fetch_all(&mut *tx)
+            .await?;
         let mut ready = Vec::with_capacity(rows.len());
         let mut cancelled = Vec::new();
         for row in &rows {
@@ -391,8 +413,8 @@ impl SqliteStore {
     ) -> Result<Page<Delivery>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
-             WHERE d.webhook_id = ? AND d.space_id = ? AND (?3 IS NULL OR d.status = ?3) AND d.seq < ?
-             ORDER BY d.seq DESC LIMIT ?"
+             WHERE d.webhook_id = ?1 AND d.space_id = ?2 AND (?3 IS NULL OR d.status = ?3) AND d.seq < ?4
+             ORDER BY d.seq DESC LIMIT ?5"
         ))
         .bind(webhook.as_str())
         .bind(space.as_str())

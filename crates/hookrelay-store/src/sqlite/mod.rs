@@ -58,10 +58,11 @@ impl SqliteStore {
         // One SQLite file serves one hookrelay process, so leases held at start belong
         // to a process that died: give its deliveries back at once instead of waiting
         // for the leases to run out.
-        let released = sqlx::query("UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL")
-            .execute(&writer)
-            .await?
-            .rows_affected();
+        let released =
+            sqlx::query("UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL")
+                .execute(&writer)
+                .await?
+                .rows_affected();
         if released > 0 {
             tracing::info!(released, "released deliveries claimed by a previous run");
         }
@@ -416,7 +417,12 @@ impl Store for SqliteStore {
         self.get_event_impl(space, id).await
     }
 
-    async fn list_events(&self, space: &SpaceId, after: Option<i64>, limit: u32) -> Result<Page<StoredEvent>, StoreError> {
+    async fn list_events(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<StoredEvent>, StoreError> {
         self.list_events_impl(space, after, limit).await
     }
 
@@ -436,7 +442,11 @@ impl Store for SqliteStore {
         self.record_attempts_impl(results).await
     }
 
-    async fn next_due_time(&self, now: Timestamp, skip_webhooks: &[WebhookId]) -> Result<Option<Timestamp>, StoreError> {
+    async fn next_due_time(
+        &self,
+        now: Timestamp,
+        skip_webhooks: &[WebhookId],
+    ) -> Result<Option<Timestamp>, StoreError> {
         self.next_due_time_impl(now, skip_webhooks).await
     }
 

@@ -1,10 +1,13 @@
 //! Integration tests: the real `hookrelay` binary, over real HTTP, on a real SQLite file.
 //! One test binary for the crate, so the suite links once.
 
+mod receiver;
 mod support;
 
 mod api_conventions;
 mod auth;
+mod delivery;
+mod events;
 mod idempotency;
 mod paging;
 mod persistence;

@@ -146,6 +146,30 @@ impl TestServer {
         answer["result"].clone()
     }
 
+    /// POST /v1/events with a fresh idempotency key; the event must be accepted.
+    pub async fn publish(&self, name: &str, object_id: &str, data: Value) -> Value {
+        let (status, body) = send(
+            self.request(Method::POST, "/v1/events")
+                .header("Idempotency-Key", unique_key())
+                .json(&json!({"name": name, "object": {"id": object_id, "type": "payment"}, "data": data})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["result"].clone()
+    }
+
+    /// GET a JSON resource that must exist.
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = send(self.request(Method::GET, path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill");
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running") as i32;

@@ -1,0 +1,185 @@
+//! `/v1/events`: publishing, validation, idempotency, and reading events back.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::*;
+
+fn payment_event() -> serde_json::Value {
+    json!({"name": "payment.completed", "object": {"id": "pmt-1", "type": "payment"}, "data": {"amount": {"currency": "SLE", "value": 1000}}})
+}
+
+#[tokio::test]
+async fn publishing_counts_the_deliveries_it_creates() {
+    let server = TestServer::start().await;
+    let subscribed = server.must_create(&simple_webhook("subscribed")).await;
+    server.must_create(&simple_webhook("also subscribed")).await;
+    let disabled = server.must_create(&simple_webhook("disabled")).await;
+    send(
+        server
+            .request(
+                Method::PATCH,
+                &format!("/v1/webhooks/{}", disabled["id"].as_str().unwrap()),
+            )
+            .json(&json!({"enabled": false})),
+    )
+    .await;
+    server
+        .must_create(&json!({"name": "other", "url": "https://a.example/x", "events": ["payout.failed"]}))
+        .await;
+
+    let event = server.publish("payment.completed", "pmt-7", json!({"amount": 5})).await;
+    assert!(event["id"].as_str().unwrap().starts_with("evt-"));
+    assert_eq!(event["name"], "payment.completed");
+    assert_eq!(event["object"], json!({"id": "pmt-7", "type": "payment"}));
+    assert_eq!(event["data"], json!({"amount": 5}));
+    assert_eq!(event["deliveryCount"], json!(2), "two enabled subscribers");
+
+    let fetched = server
+        .get(&format!("/v1/events/{}", event["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(fetched["result"], event);
+    let list = server.get("/v1/events").await;
+    assert_eq!(list["result"], json!([event]));
+    let deliveries = server
+        .get(&format!(
+            "/v1/webhooks/{}/deliveries",
+            subscribed["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(deliveries["pagination"]["count"], json!(1));
+    assert_eq!(deliveries["result"][0]["eventId"], event["id"]);
+    let none = server
+        .get(&format!("/v1/webhooks/{}/deliveries", disabled["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(none["result"], json!([]), "no delivery for a disabled webhook");
+}
+
+#[tokio::test]
+async fn publish_rules() {
+    let server = TestServer::start().await;
+    let rows = [
+        (
+            json!({"object": {"id": "p", "type": "payment"}, "data": {}}),
+            "name",
+            "required",
+        ),
+        (
+            json!({"name": "payment.exploded", "object": {"id": "p", "type": "payment"}, "data": {}}),
+            "name",
+            "unknown_event",
+        ),
+        (
+            json!({"name": "webhook.test", "object": {"id": "p", "type": "payment"}, "data": {}}),
+            "name",
+            "unknown_event",
+        ),
+        (json!({"name": "payment.completed", "data": {}}), "object", "required"),
+        (
+            json!({"name": "payment.completed", "object": {"type": "payment"}, "data": {}}),
+            "object.id",
+            "required",
+        ),
+        (
+            json!({"name": "payment.completed", "object": {"id": "p"}, "data": {}}),
+            "object.type",
+            "required",
+        ),
+        (
+            json!({"name": "payment.completed", "object": {"id": "p", "type": "payment", "x": 1}, "data": {}}),
+            "object.x",
+            "unknown_field",
+        ),
+        (
+            json!({"name": "payment.completed", "object": {"id": "p", "type": "payment"}}),
+            "data",
+            "required",
+        ),
+        (
+            json!({"name": "payment.completed", "object": {"id": "p", "type": "payment"}, "data": "x"}),
+            "data",
+            "type",
+        ),
+        (
+            json!({"name": "payment.completed", "object": {"id": "p", "type": "payment"}, "data": {}, "x": 1}),
+            "x",
+            "unknown_field",
+        ),
+    ];
+    for (body, field, rule) in rows {
+        let (status, answer) = send(
+            server
+                .request(Method::POST, "/v1/events")
+                .header("Idempotency-Key", unique_key())
+                .json(&body),
+        )
+        .await;
+        assert_error(
+            status,
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            Some((field, rule)),
+        );
+    }
+    let (status, answer) = send(server.request(Method::POST, "/v1/events").json(&payment_event())).await;
+    assert_error(
+        status,
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+        Some(("Idempotency-Key", "required")),
+    );
+    let huge = json!({"name": "payment.completed", "object": {"id": "p", "type": "payment"}, "data": {"x": "y".repeat(1 << 20)}});
+    let (status, answer) = send(
+        server
+            .request(Method::POST, "/v1/events")
+            .header("Idempotency-Key", unique_key())
+            .json(&huge),
+    )
+    .await;
+    assert_error(
+        status,
+        &answer,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        None,
+    );
+    let (status, answer) = send(server.bare(Method::POST, "/v1/events").json(&payment_event())).await;
+    assert_error(status, &answer, StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    let list = server.get("/v1/events").await;
+    assert_eq!(list["result"], json!([]), "rejected events are not stored");
+    let (status, answer) = send(server.request(Method::GET, "/v1/events/evt-unknown")).await;
+    assert_error(status, &answer, StatusCode::NOT_FOUND, "not_found", None);
+}
+
+#[tokio::test]
+async fn a_retried_publish_creates_one_event() {
+    let server = TestServer::start().await;
+    server.must_create(&simple_webhook("subscribed")).await;
+    let post = || {
+        server
+            .request(Method::POST, "/v1/events")
+            .header("Idempotency-Key", "evt-key-1")
+    };
+    let (status, first) = send(post().json(&payment_event())).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, again) = send(post().json(&payment_event())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+    let (status, answer) =
+        send(post().json(&json!({"name": "payment.failed", "object": {"id": "p", "type": "payment"}, "data": {}})))
+            .await;
+    assert_error(status, &answer, StatusCode::CONFLICT, "idempotency_conflict", None);
+    let list = server.get("/v1/events").await;
+    assert_eq!(list["pagination"]["count"], json!(1));
+    // The same key on another endpoint is another request.
+    let (status, answer) = send(
+        server
+            .request(Method::POST, "/v1/webhooks")
+            .header("Idempotency-Key", "evt-key-1")
+            .json(&simple_webhook("x")),
+    )
+    .await;
+    assert_error(status, &answer, StatusCode::CONFLICT, "idempotency_conflict", None);
+}
