@@ -671,3 +671,76 @@ async fn sigterm_under_load_exits_cleanly_with_every_attempt_recorded() {
     assert_eq!(unique.len(), 100);
     drop(server);
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let server = delivering_server(&["--retry-schedule", "0s"]).await;
+    let (redirecting, target) = (Receiver::start().await, Receiver::start().await);
+    let location = target.url.clone();
+    redirecting.script(move |_| Reply::StatusWith(307, vec![("location", location.clone())]));
+    let webhook = server
+        .must_create(&with_url(simple_webhook("redirects"), &redirecting.url))
+        .await;
+    server.publish("payment.completed", "pmt-1", json!({})).await;
+    let failed = wait_for_status(&server, &webhook, "failed").await;
+    assert_eq!(failed["attempts"][0]["statusCode"], json!(307));
+    assert_eq!(failed["attempts"][0]["errorKind"], "http_status");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(target.count(), 0, "the redirect was not followed");
+}
+
+#[tokio::test]
+async fn delivery_history_filters_by_status_and_pages() {
+    let server = delivering_server(&["--retry-schedule", "0s"]).await;
+    let receiver = Receiver::start().await;
+    // Even-numbered requests fail: with one attempt each, half the deliveries fail.
+    receiver.script(|n| {
+        if n % 2 == 0 {
+            Reply::Status(500)
+        } else {
+            Reply::Status(200)
+        }
+    });
+    let webhook = server
+        .must_create(&with_url(simple_webhook("history"), &receiver.url))
+        .await;
+    let path = format!("/v1/webhooks/{}/deliveries", webhook["id"].as_str().unwrap());
+    for i in 0..6 {
+        server
+            .publish("payment.completed", &format!("pmt-{i}"), json!({}))
+            .await;
+        receiver.wait_for(i + 1, WAIT).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    while server.get(&format!("{path}?status=pending")).await["pagination"]["count"] != json!(0) {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for status in ["succeeded", "failed"] {
+        let page = server.get(&format!("{path}?status={status}&limit=50")).await;
+        let items = page["result"].as_array().unwrap();
+        assert_eq!(items.len(), 3, "{status}: {page}");
+        assert!(items.iter().all(|d| d["status"] == status));
+    }
+    assert_eq!(
+        server.get(&format!("{path}?status=cancelled")).await["result"],
+        json!([])
+    );
+    let first = server.get(&format!("{path}?limit=4")).await;
+    assert_eq!(first["pagination"]["count"], json!(4));
+    let next = first["pagination"]["next"].as_str().unwrap();
+    let second = server.get(&format!("{path}?limit=4&after={next}")).await;
+    assert_eq!(second["pagination"]["count"], json!(2));
+    assert_eq!(second["pagination"]["next"], json!(null));
+
+    let (status, body) = send(server.request(Method::GET, &format!("{path}?status=lost"))).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+        Some(("status", "enum")),
+    );
+    let (status, body) = send(server.request(Method::GET, "/v1/webhooks/whk-unknown/deliveries")).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", None);
+}
