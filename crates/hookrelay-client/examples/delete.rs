@@ -1,0 +1,12 @@
+//! Seed example "delete". Set WEBHOOK_ID.
+
+use hookrelay_client::Client;
+
+#[tokio::main]
+async fn main() -> Result<(), hookrelay_client::Error> {
+    let client = Client::from_env()?;
+    let webhook_id = std::env::var("WEBHOOK_ID").expect("set WEBHOOK_ID");
+    let response = client.webhook().delete(&webhook_id).await?;
+    println!("{}", serde_json::to_string(&response).expect("serialises"));
+    Ok(())
+}

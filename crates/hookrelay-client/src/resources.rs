@@ -1,0 +1,216 @@
+//! One handle per API resource, mirroring the seed's `client.webhook.create(…)`.
+
+use futures_util::stream::{self, Stream, TryStreamExt};
+use reqwest::Method;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::types::{
+    ApiListResponse, ApiResponse, CreateWebhook, Delivery, DeliveryListParams, Event, ListParams, PublishEvent,
+    UpdateWebhook, Webhook,
+};
+
+const NO_BODY: Option<&()> = None;
+
+fn page_query(limit: Option<u32>, after: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut query = Vec::new();
+    if let Some(limit) = limit {
+        query.push(("limit", limit.to_string()));
+    }
+    if let Some(after) = after {
+        query.push(("after", after.to_owned()));
+    }
+    query
+}
+
+/// `client.webhook()`.
+#[derive(Clone, Copy, Debug)]
+pub struct WebhookApi<'a> {
+    client: &'a Client,
+}
+
+impl<'a> WebhookApi<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        Self { client }
+    }
+
+    /// Creates a webhook (with a generated `Idempotency-Key`).
+    pub async fn create(&self, webhook: &CreateWebhook) -> Result<ApiResponse<Webhook>, Error> {
+        self.client
+            .call(Method::POST, "/v1/webhooks", &[], Some(webhook), None)
+            .await
+    }
+
+    /// Creates a webhook under your own `Idempotency-Key`: repeating the call with the same
+    /// key and body answers the first result and creates nothing.
+    pub async fn create_with_idempotency_key(
+        &self,
+        webhook: &CreateWebhook,
+        key: impl Into<String>,
+    ) -> Result<ApiResponse<Webhook>, Error> {
+        self.client
+            .call(Method::POST, "/v1/webhooks", &[], Some(webhook), Some(key.into()))
+            .await
+    }
+
+    /// Gets a webhook.
+    pub async fn get(&self, id: &str) -> Result<ApiResponse<Webhook>, Error> {
+        self.client
+            .call(Method::GET, &format!("/v1/webhooks/{id}"), &[], NO_BODY, None)
+            .await
+    }
+
+    /// One page of webhooks, newest first.
+    pub async fn list(&self, params: ListParams) -> Result<ApiListResponse<Webhook>, Error> {
+        let query = page_query(params.limit, params.after.as_deref());
+        self.client
+            .call(Method::GET, "/v1/webhooks", &query, NO_BODY, None)
+            .await
+    }
+
+    /// Every webhook, following `next` cursors page by page.
+    pub fn list_all(&self) -> impl Stream<Item = Result<Webhook, Error>> + 'a {
+        let api = *self;
+        // State: the cursor to fetch next; `None` once the last page was fetched.
+        stream::try_unfold(Some(None::<String>), move |cursor| async move {
+            let Some(after) = cursor else {
+                return Ok(None);
+            };
+            let page = api.list(ListParams { limit: Some(50), after }).await?;
+            let next = page.pagination.next.map(Some);
+            Ok(Some((stream::iter(page.result.into_iter().map(Ok)), next)))
+        })
+        .try_flatten()
+    }
+
+    /// Changes only the fields set.
+    pub async fn update(&self, id: &str, update: &UpdateWebhook) -> Result<ApiResponse<Webhook>, Error> {
+        self.client
+            .call(Method::PATCH, &format!("/v1/webhooks/{id}"), &[], Some(update), None)
+            .await
+    }
+
+    /// Deletes a webhook.
+    pub async fn delete(&self, id: &str) -> Result<ApiResponse<()>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Deleted {
+            success: bool,
+            messages: Vec<serde_json::Value>,
+        }
+        let deleted: Deleted = self
+            .client
+            .call(Method::DELETE, &format!("/v1/webhooks/{id}"), &[], NO_BODY, None)
+            .await?;
+        Ok(ApiResponse {
+            success: deleted.success,
+            messages: deleted.messages,
+            result: (),
+        })
+    }
+
+    /// Sends a signed `webhook.test` event to this webhook alone.
+    pub async fn test(&self, id: &str) -> Result<ApiResponse<Delivery>, Error> {
+        self.client
+            .call(Method::POST, &format!("/v1/webhooks/{id}/test"), &[], NO_BODY, None)
+            .await
+    }
+}
+
+/// `client.events()`.
+#[derive(Clone, Copy, Debug)]
+pub struct EventApi<'a> {
+    client: &'a Client,
+}
+
+impl<'a> EventApi<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        Self { client }
+    }
+
+    /// Publishes an event (with a generated `Idempotency-Key`).
+    pub async fn publish(&self, event: &PublishEvent) -> Result<ApiResponse<Event>, Error> {
+        self.client
+            .call(Method::POST, "/v1/events", &[], Some(event), None)
+            .await
+    }
+
+    /// Publishes an event under your own `Idempotency-Key` (e.g. derived from the
+    /// business event), so a retried publish never creates a second event.
+    pub async fn publish_with_idempotency_key(
+        &self,
+        event: &PublishEvent,
+        key: impl Into<String>,
+    ) -> Result<ApiResponse<Event>, Error> {
+        self.client
+            .call(Method::POST, "/v1/events", &[], Some(event), Some(key.into()))
+            .await
+    }
+
+    /// Gets an event.
+    pub async fn get(&self, id: &str) -> Result<ApiResponse<Event>, Error> {
+        self.client
+            .call(Method::GET, &format!("/v1/events/{id}"), &[], NO_BODY, None)
+            .await
+    }
+
+    /// One page of events, newest first.
+    pub async fn list(&self, params: ListParams) -> Result<ApiListResponse<Event>, Error> {
+        let query = page_query(params.limit, params.after.as_deref());
+        self.client.call(Method::GET, "/v1/events", &query, NO_BODY, None).await
+    }
+}
+
+/// `client.deliveries()`.
+#[derive(Clone, Copy, Debug)]
+pub struct DeliveryApi<'a> {
+    client: &'a Client,
+}
+
+impl<'a> DeliveryApi<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        Self { client }
+    }
+
+    /// One page of a webhook's deliveries, newest first.
+    pub async fn list(&self, webhook_id: &str, params: DeliveryListParams) -> Result<ApiListResponse<Delivery>, Error> {
+        let mut query = page_query(params.limit, params.after.as_deref());
+        if let Some(status) = params.status {
+            query.push(("status", status));
+        }
+        self.client
+            .call(
+                Method::GET,
+                &format!("/v1/webhooks/{webhook_id}/deliveries"),
+                &query,
+                NO_BODY,
+                None,
+            )
+            .await
+    }
+
+    /// A delivery with its attempt log.
+    pub async fn get(&self, webhook_id: &str, delivery_id: &str) -> Result<ApiResponse<Delivery>, Error> {
+        self.client
+            .call(
+                Method::GET,
+                &format!("/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"),
+                &[],
+                NO_BODY,
+                None,
+            )
+            .await
+    }
+
+    /// Attempts a delivery again now, whatever its status.
+    pub async fn retry(&self, webhook_id: &str, delivery_id: &str) -> Result<ApiResponse<Delivery>, Error> {
+        self.client
+            .call(
+                Method::POST,
+                &format!("/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"),
+                &[],
+                NO_BODY,
+                None,
+            )
+            .await
+    }
+}

@@ -1,0 +1,280 @@
+//! The API's objects and envelopes, named and shaped as on the wire.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `{success, messages, result}`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct ApiResponse<T> {
+    /// Always true for a successful call.
+    pub success: bool,
+    /// Informational messages.
+    pub messages: Vec<Value>,
+    /// The object.
+    pub result: T,
+}
+
+/// `{success, messages, result: [...], pagination}`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct ApiListResponse<T> {
+    /// Always true for a successful call.
+    pub success: bool,
+    /// Informational messages.
+    pub messages: Vec<Value>,
+    /// This page's items, newest first.
+    pub result: Vec<T>,
+    /// Where the next page starts.
+    pub pagination: Pagination,
+}
+
+/// Page information.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Pagination {
+    /// Items on this page.
+    pub count: u64,
+    /// Cursor for the next page (`after`), `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Which page to fetch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListParams {
+    /// Items per page, 1–50 (server default 10).
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+/// The API release whose schemas a webhook receives.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiRelease {
+    /// `caph`.
+    #[default]
+    Caph,
+    /// `siriusb`.
+    Siriusb,
+}
+
+/// How a new webhook's deliveries are signed.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "type")]
+pub enum NewVerificationMethod {
+    /// HMAC-SHA-256 with your secret (32–256 characters).
+    #[serde(rename = "HS256")]
+    Hs256 {
+        /// The shared secret.
+        secret: String,
+    },
+    /// ECDSA P-256; the server generates the key pair and returns the public key.
+    #[serde(rename = "ES256")]
+    Es256,
+}
+
+/// How a webhook's deliveries are signed, as the API returns it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(tag = "type")]
+pub enum VerificationMethod {
+    /// HMAC-SHA-256.
+    #[serde(rename = "HS256")]
+    Hs256 {
+        /// The shared secret.
+        secret: String,
+    },
+    /// ECDSA P-256.
+    #[serde(rename = "ES256")]
+    Es256 {
+        /// PEM SubjectPublicKeyInfo to verify signatures with.
+        #[serde(rename = "publicKey")]
+        public_key: String,
+    },
+}
+
+/// A webhook.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// `whk-…`.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// Whether deliveries are made.
+    pub enabled: bool,
+    /// Subscribed events.
+    pub events: Vec<String>,
+    /// Payload release.
+    pub api_release: ApiRelease,
+    /// Signing method.
+    pub verification_method: VerificationMethod,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Who hears about repeated failures.
+    #[serde(default)]
+    pub alert_emails: Vec<String>,
+    /// When it was created (RFC 3339).
+    pub create_time: String,
+    /// When it last changed (RFC 3339).
+    pub update_time: Option<String>,
+    /// Your annotations.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+}
+
+/// `POST /v1/webhooks`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateWebhook {
+    /// 1–100 characters.
+    pub name: String,
+    /// Absolute http(s) URL, at most 255 characters.
+    pub url: String,
+    /// Payload release (default `caph`).
+    pub api_release: ApiRelease,
+    /// 1–100 event names from the catalog.
+    pub events: Vec<String>,
+    /// Default: enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Default: HS256 with a generated 48-character secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_method: Option<NewVerificationMethod>,
+    /// At most 10; not `Content-Type`, `User-Agent`, `Host`, … nor `Monime-*`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// At most 2 addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_emails: Option<Vec<String>>,
+    /// At most 64 keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// `PATCH /v1/webhooks/{id}`: only the fields set change.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateWebhook {
+    /// New name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Enable or disable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// New release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_release: Option<ApiRelease>,
+    /// New subscriptions (replace the old).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+    /// New headers (replace the old; empty clears).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// New alert e-mails (replace the old; empty clears).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_emails: Option<Vec<String>>,
+    /// New metadata (replaces the old).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// What an event is about.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct EventObject {
+    /// Its id, e.g. `pmt-…`.
+    pub id: String,
+    /// Its type, e.g. `payment`.
+    #[serde(rename = "type")]
+    pub object_type: String,
+}
+
+/// `POST /v1/events`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PublishEvent {
+    /// An event name from the catalog, e.g. `payment.completed`.
+    pub name: String,
+    /// What it is about.
+    pub object: EventObject,
+    /// The object as published (a JSON object).
+    pub data: Value,
+}
+
+/// A published event.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// `evt-…`.
+    pub id: String,
+    /// Event name.
+    pub name: String,
+    /// What it is about.
+    pub object: EventObject,
+    /// The object as published.
+    pub data: Value,
+    /// When it was published.
+    pub create_time: String,
+    /// Deliveries it created.
+    pub delivery_count: u32,
+}
+
+/// One event's delivery to one webhook.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// `dlv-…`.
+    pub id: String,
+    /// The webhook.
+    pub webhook_id: String,
+    /// The event.
+    pub event_id: String,
+    /// The event's name.
+    pub event_name: String,
+    /// `pending`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// Attempts made.
+    pub attempt_count: u32,
+    /// When the next attempt is due.
+    pub next_attempt_time: Option<String>,
+    /// When it was created.
+    pub create_time: String,
+    /// When it last changed.
+    pub update_time: String,
+    /// The attempt log (single-delivery reads only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<DeliveryAttempt>>,
+}
+
+/// One attempt of a delivery.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryAttempt {
+    /// 1, 2, 3, …
+    pub attempt: u32,
+    /// When it started.
+    pub start_time: String,
+    /// How long it took.
+    pub duration_ms: u32,
+    /// The receiver's status, if it answered.
+    pub status_code: Option<u16>,
+    /// Why it failed (`http_status`, `timeout`, `connect`, …).
+    pub error_kind: Option<String>,
+    /// The first 1 KiB of the response body.
+    pub response_body: Option<String>,
+}
+
+/// Which deliveries to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryListParams {
+    /// Only this status (`pending`, `succeeded`, `failed`, `cancelled`).
+    pub status: Option<String>,
+    /// Items per page.
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
