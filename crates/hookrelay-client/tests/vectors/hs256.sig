@@ -1,0 +1,1 @@
+yDoT2LnSKEnv3tAf5gtjRhNs+gbl9dGRd3VV+LHlJro=
