@@ -6,10 +6,12 @@ mod support;
 
 mod api_conventions;
 mod auth;
+mod cli;
 mod delivery;
 mod events;
 mod idempotency;
 mod paging;
 mod persistence;
+mod sdk;
 mod seed_examples;
 mod validation;
