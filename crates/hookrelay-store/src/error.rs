@@ -18,6 +18,12 @@ pub enum StoreError {
     /// A sealed secret did not open: the master key is not the one it was sealed with.
     #[error("a stored secret could not be decrypted; is HOOKRELAY_MASTER_KEY the key this database was created with?")]
     Unseal(#[from] hookrelay_core::seal::UnsealError),
+    /// The transaction holding a write failed to commit.
+    #[error("committing a write failed: {0}")]
+    Commit(String),
+    /// The writer task is gone (the database failed badly or the store is closing).
+    #[error("the database writer stopped")]
+    WriterStopped,
     /// A stored value does not decode.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -6,11 +6,11 @@ use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
 use serde_json::value::RawValue;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use std::sync::LazyLock;
 
-use super::{corrupt, SqliteStore, WEBHOOK_COLUMNS};
+use super::{corrupt, decode_webhook, save_idempotency, SqliteStore, WEBHOOK_COLUMNS};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, StoreError,
     StoredEvent,
@@ -88,7 +88,7 @@ fn decode_delivery(row: &SqliteRow) -> Result<Delivery, StoreError> {
     })
 }
 
-async fn insert_event(tx: &mut Transaction<'_, Sqlite>, event: &Event, delivery_count: u32) -> Result<(), StoreError> {
+async fn insert_event(connection: &mut SqliteConnection, event: &Event, delivery_count: u32) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -101,14 +101,14 @@ async fn insert_event(tx: &mut Transaction<'_, Sqlite>, event: &Event, delivery_
     .bind(event.data.get())
     .bind(i64::from(delivery_count))
     .bind(event.create_time.as_micros())
-    .execute(&mut **tx)
+    .execute(connection)
     .await?;
     Ok(())
 }
 
 /// Inserts one pending delivery of `event` per webhook, due at once; returns their ids.
 async fn insert_deliveries(
-    tx: &mut Transaction<'_, Sqlite>,
+    connection: &mut SqliteConnection,
     event: &Event,
     webhooks: &[String],
 ) -> Result<Vec<DeliveryId>, StoreError> {
@@ -130,14 +130,14 @@ async fn insert_deliveries(
                 .push_bind(now)
                 .push_bind(now);
         });
-        insert.build().execute(&mut **tx).await?;
+        insert.build().execute(&mut *connection).await?;
     }
     Ok(ids)
 }
 
 /// Cancels a webhook's pending deliveries (it was disabled or deleted).
 pub(super) async fn cancel_pending(
-    tx: &mut Transaction<'_, Sqlite>,
+    connection: &mut SqliteConnection,
     webhook: &WebhookId,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
@@ -147,7 +147,7 @@ pub(super) async fn cancel_pending(
     )
     .bind(now.as_micros())
     .bind(webhook.as_str())
-    .execute(&mut **tx)
+    .execute(connection)
     .await?;
     Ok(cancelled.rows_affected())
 }
@@ -159,7 +159,9 @@ impl SqliteStore {
         idempotency: Option<IdempotencyRecord>,
         render: RenderPublished<'_>,
     ) -> Result<u32, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        // Subscribers are read before the write, off the writer's connection. A webhook
+        // disabled or deleted meanwhile gets a delivery that is cancelled when claimed;
+        // one created meanwhile was created after this event, as far as anyone can tell.
         let webhooks: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM webhooks
              WHERE space_id = ? AND enabled = 1 AND EXISTS (SELECT 1 FROM json_each(webhooks.events) WHERE value = ?)
@@ -167,17 +169,26 @@ impl SqliteStore {
         )
         .bind(event.space_id.as_str())
         .bind(&event.name)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.readers)
         .await?;
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
-        if let Some(mut record) = idempotency {
+        let record = idempotency.map(|mut record| {
             record.body = render(count);
-            self.save_idempotency(&mut tx, &record).await?;
-        }
-        insert_event(&mut tx, event, count).await?;
-        insert_deliveries(&mut tx, event, &webhooks).await?;
-        tx.commit().await?;
-        Ok(count)
+            record
+        });
+        let (event, cipher) = (event.clone(), self.cipher.clone());
+        self.writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    if let Some(record) = &record {
+                        save_idempotency(connection, &cipher, record).await?;
+                    }
+                    insert_event(connection, &event, count).await?;
+                    insert_deliveries(connection, &event, &webhooks).await?;
+                    Ok(count)
+                })
+            })
+            .await
     }
 
     pub(super) async fn get_event_impl(
@@ -213,15 +224,17 @@ impl SqliteStore {
         page(rows, limit, decode_event)
     }
 
-    pub(super) async fn publish_test_event_impl(
-        &self,
-        event: &Event,
-        webhook: &WebhookId,
-    ) -> Result<Delivery, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        insert_event(&mut tx, event, 1).await?;
-        let ids = insert_deliveries(&mut tx, event, &[webhook.as_str().to_owned()]).await?;
-        tx.commit().await?;
+    pub(super) async fn publish_test_event_impl(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError> {
+        let (stored, target) = (event.clone(), webhook.clone());
+        let ids = self
+            .writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    insert_event(connection, &stored, 1).await?;
+                    insert_deliveries(connection, &stored, &[target.as_str().to_owned()]).await
+                })
+            })
+            .await?;
         Ok(Delivery {
             id: ids.into_iter().next().expect("one delivery inserted"),
             space_id: event.space_id.clone(),
@@ -241,40 +254,50 @@ impl SqliteStore {
         request: &ClaimRequest,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let skip = json_ids(request.skip_webhooks.iter().map(WebhookId::as_str));
-        let mut tx = self.writer.begin().await?;
-        // Oldest due first, at most `per_webhook` of any one webhook, so one webhook's
-        // backlog cannot crowd out the others.
-        let claimed: Vec<String> = sqlx::query_scalar(
-            "UPDATE deliveries SET lease_until = ?, lease_owner = ?
-             WHERE seq IN (
-                 SELECT seq FROM (
-                     SELECT seq, next_attempt_time,
-                            ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_time, seq) AS rank
-                     FROM deliveries
-                     WHERE status = 'pending' AND next_attempt_time <= ?
-                       AND (lease_until IS NULL OR lease_until < ?)
-                       AND webhook_id NOT IN (SELECT value FROM json_each(?))
-                 )
-                 WHERE rank <= ? ORDER BY next_attempt_time, seq LIMIT ?
-             )
-             RETURNING id",
-        )
-        .bind(request.lease_until.as_micros())
-        .bind(&request.owner)
-        .bind(request.now.as_micros())
-        .bind(request.now.as_micros())
-        .bind(&skip)
-        .bind(i64::from(request.per_webhook))
-        .bind(i64::from(request.limit))
-        .fetch_all(&mut *tx)
-        .await?;
+        let request_copy = request.clone();
+        let claimed: Vec<String> = self
+            .writer
+            .write(move |connection| {
+                let request = request_copy;
+                Box::pin(async move {
+                    // Oldest due first, at most `per_webhook` of any one webhook, so one
+                    // webhook's backlog cannot crowd out the others.
+                    let claimed = sqlx::query_scalar(
+                        "UPDATE deliveries SET lease_until = ?, lease_owner = ?
+                         WHERE seq IN (
+                             SELECT seq FROM (
+                                 SELECT seq, next_attempt_time,
+                                        ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_time, seq)
+                                            AS rank
+                                 FROM deliveries
+                                 WHERE status = 'pending' AND next_attempt_time <= ?
+                                   AND (lease_until IS NULL OR lease_until < ?)
+                                   AND webhook_id NOT IN (SELECT value FROM json_each(?))
+                             )
+                             WHERE rank <= ? ORDER BY next_attempt_time, seq LIMIT ?
+                         )
+                         RETURNING id",
+                    )
+                    .bind(request.lease_until.as_micros())
+                    .bind(&request.owner)
+                    .bind(request.now.as_micros())
+                    .bind(request.now.as_micros())
+                    .bind(&skip)
+                    .bind(i64::from(request.per_webhook))
+                    .bind(i64::from(request.limit))
+                    .fetch_all(connection)
+                    .await?;
+                    Ok(claimed)
+                })
+            })
+            .await?;
         if claimed.is_empty() {
-            tx.commit().await?;
             return Ok(Vec::new());
         }
+        // The claim is ours now: read what to send off the writer's connection.
         let rows = sqlx::query(&CLAIMED_QUERY)
             .bind(json_ids(claimed.iter().map(String::as_str)))
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.readers)
             .await?;
         let mut ready = Vec::with_capacity(rows.len());
         let mut cancelled = Vec::new();
@@ -303,87 +326,54 @@ impl SqliteStore {
                     data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
                     create_time: Timestamp::from_micros(row.try_get("event_time")?),
                 },
-                webhook: self.decode_webhook(row)?,
+                webhook: decode_webhook(&self.cipher, row)?,
             });
         }
         if !cancelled.is_empty() {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
-                     lease_owner = NULL, update_time = ?
-                 WHERE id IN (SELECT value FROM json_each(?))",
-            )
-            .bind(request.now.as_micros())
-            .bind(json_ids(cancelled.iter().map(String::as_str)))
-            .execute(&mut *tx)
-            .await?;
+            let now = request.now;
+            self.writer
+                .write(move |connection| {
+                    Box::pin(async move {
+                        sqlx::query(
+                            "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
+                                 lease_owner = NULL, update_time = ?
+                             WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'",
+                        )
+                        .bind(now.as_micros())
+                        .bind(json_ids(cancelled.iter().map(String::as_str)))
+                        .execute(connection)
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .await?;
         }
-        tx.commit().await?;
         Ok(ready)
     }
 
     pub(super) async fn release_deliveries_impl(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(json_ids(ids.iter().map(DeliveryId::as_str)))
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        let ids = json_ids(ids.iter().map(DeliveryId::as_str));
+        self.writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
+                         WHERE id IN (SELECT value FROM json_each(?))",
+                    )
+                    .bind(ids)
+                    .execute(connection)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     pub(super) async fn record_attempts_impl(&self, results: &[AttemptResult]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        for result in results {
-            let attempt = &result.attempt;
-            let inserted = sqlx::query(
-                "INSERT INTO delivery_attempts
-                     (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
-                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(result.delivery_id.as_str())
-            .bind(i64::from(attempt.attempt))
-            .bind(attempt.start_time.as_micros())
-            .bind(i64::from(attempt.duration_ms))
-            .bind(attempt.status_code.map(i64::from))
-            .bind(attempt.error_kind.map(ErrorKind::as_str))
-            .bind(attempt.response_body.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                continue;
-            }
-            let (status, next_time) = match result.next {
-                NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
-                NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
-                NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
-            };
-            // A delivery cancelled while its attempt was in flight stays cancelled unless
-            // that attempt settled it.
-            sqlx::query(
-                "UPDATE deliveries SET
-                     status = CASE WHEN status = 'cancelled' AND ?1 = 'pending' THEN 'cancelled' ELSE ?1 END,
-                     next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL ELSE ?2 END,
-                     attempt_count = MAX(attempt_count, ?3), lease_until = NULL, lease_owner = NULL, update_time = ?4
-                 WHERE id = ?5",
-            )
-            .bind(status.as_str())
-            .bind(next_time)
-            .bind(i64::from(attempt.attempt))
-            .bind(result.finish_time.as_micros())
-            .bind(result.delivery_id.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if let NextStep::Failed { disable_webhook: true } = result.next {
-                sqlx::query("UPDATE webhooks SET enabled = 0, update_time = ? WHERE id = ?")
-                    .bind(result.finish_time.as_micros())
-                    .bind(result.webhook_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                cancel_pending(&mut tx, &result.webhook_id, result.finish_time).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+        let results = results.to_vec();
+        self.writer
+            .write(move |connection| Box::pin(async move { record_attempts(connection, &results).await }))
+            .await
     }
 
     pub(super) async fn next_due_time_impl(
@@ -481,30 +471,89 @@ impl SqliteStore {
         id: &DeliveryId,
         now: Timestamp,
     ) -> Result<Option<Delivery>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_time = ?, update_time = ?
-             WHERE id = ? AND webhook_id = ? AND space_id = ?",
-        )
-        .bind(now.as_micros())
-        .bind(now.as_micros())
-        .bind(id.as_str())
-        .bind(webhook.as_str())
-        .bind(space.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let row = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?"
-        ))
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        decode_delivery(&row).map(Some)
+        let (space, webhook, id) = (space.clone(), webhook.clone(), id.clone());
+        self.writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    let updated = sqlx::query(
+                        "UPDATE deliveries SET status = 'pending', next_attempt_time = ?, update_time = ?
+                         WHERE id = ? AND webhook_id = ? AND space_id = ?",
+                    )
+                    .bind(now.as_micros())
+                    .bind(now.as_micros())
+                    .bind(id.as_str())
+                    .bind(webhook.as_str())
+                    .bind(space.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+                    if updated.rows_affected() == 0 {
+                        return Ok(None);
+                    }
+                    let row = sqlx::query(&format!(
+                        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?"
+                    ))
+                    .bind(id.as_str())
+                    .fetch_one(connection)
+                    .await?;
+                    decode_delivery(&row).map(Some)
+                })
+            })
+            .await
     }
+}
+
+/// Records attempts and moves their deliveries on, in the caller's transaction.
+async fn record_attempts(connection: &mut SqliteConnection, results: &[AttemptResult]) -> Result<(), StoreError> {
+    for result in results {
+        let attempt = &result.attempt;
+        let inserted = sqlx::query(
+            "INSERT INTO delivery_attempts
+                 (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(result.delivery_id.as_str())
+        .bind(i64::from(attempt.attempt))
+        .bind(attempt.start_time.as_micros())
+        .bind(i64::from(attempt.duration_ms))
+        .bind(attempt.status_code.map(i64::from))
+        .bind(attempt.error_kind.map(ErrorKind::as_str))
+        .bind(attempt.response_body.as_deref())
+        .execute(&mut *connection)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            continue;
+        }
+        let (status, next_time) = match result.next {
+            NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
+            NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
+            NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
+        };
+        // A delivery cancelled while its attempt was in flight stays cancelled unless
+        // that attempt settled it.
+        sqlx::query(
+            "UPDATE deliveries SET
+                 status = CASE WHEN status = 'cancelled' AND ?1 = 'pending' THEN 'cancelled' ELSE ?1 END,
+                 next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL ELSE ?2 END,
+                 attempt_count = MAX(attempt_count, ?3), lease_until = NULL, lease_owner = NULL, update_time = ?4
+             WHERE id = ?5",
+        )
+        .bind(status.as_str())
+        .bind(next_time)
+        .bind(i64::from(attempt.attempt))
+        .bind(result.finish_time.as_micros())
+        .bind(result.delivery_id.as_str())
+        .execute(&mut *connection)
+        .await?;
+        if let NextStep::Failed { disable_webhook: true } = result.next {
+            sqlx::query("UPDATE webhooks SET enabled = 0, update_time = ? WHERE id = ?")
+                .bind(result.finish_time.as_micros())
+                .bind(result.webhook_id.as_str())
+                .execute(&mut *connection)
+                .await?;
+            cancel_pending(connection, &result.webhook_id, result.finish_time).await?;
+        }
+    }
+    Ok(())
 }
 
 /// One page from rows fetched with `LIMIT limit + 1`, newest first.

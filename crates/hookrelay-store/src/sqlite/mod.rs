@@ -9,14 +9,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hookrelay_core::seal::SecretCipher;
-use hookrelay_core::{ApiRelease, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
-
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::event::Event;
-use hookrelay_core::{DeliveryId, EventId};
+use hookrelay_core::seal::SecretCipher;
+use hookrelay_core::{
+    ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{ConnectOptions, Row, SqliteConnection, SqlitePool};
 
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, Store,
@@ -24,6 +24,9 @@ use crate::{
 };
 
 mod delivery;
+mod writer;
+
+use writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -33,7 +36,7 @@ const WEBHOOK_COLUMNS: &str = "seq, id, space_id, name, url, enabled, events, ap
 /// A store in one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writer: Writer,
     readers: SqlitePool,
     cipher: SecretCipher,
 }
@@ -50,17 +53,14 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR.run(&writer).await?;
+        let mut writer = options.connect().await?;
+        MIGRATOR.run(&mut writer).await?;
         // One SQLite file serves one hookrelay process, so leases held at start belong
         // to a process that died: give its deliveries back at once instead of waiting
         // for the leases to run out.
         let released =
             sqlx::query("UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL")
-                .execute(&writer)
+                .execute(&mut writer)
                 .await?
                 .rows_affected();
         if released > 0 {
@@ -71,95 +71,95 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self {
-            writer,
+            writer: Writer::start(writer),
             readers,
             cipher,
         })
     }
 
-    fn headers_context(id: &WebhookId) -> Vec<u8> {
-        format!("{id}/headers").into_bytes()
+    fn decode_webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
+        decode_webhook(&self.cipher, row)
     }
+}
 
-    pub(crate) fn decode_webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
-        let id_text: String = row.try_get("id")?;
-        let id = WebhookId::parse(&id_text).ok_or_else(|| corrupt("webhook id", &id_text))?;
-        let space_text: String = row.try_get("space_id")?;
-        let space_id = SpaceId::parse(&space_text).ok_or_else(|| corrupt("space id", &space_text))?;
-        let secret = self
-            .cipher
-            .open(&row.try_get::<Vec<u8>, _>("secret_sealed")?, id.as_str().as_bytes())?;
-        let verification = match row.try_get::<String, _>("verification_type")?.as_str() {
-            "HS256" => VerificationMethod::Hs256 {
-                secret: String::from_utf8(secret).map_err(|_| corrupt("HS256 secret", "non-UTF-8"))?,
-            },
-            "ES256" => VerificationMethod::Es256 {
-                private_key: secret,
-                public_key_pem: row
-                    .try_get::<Option<String>, _>("public_key")?
-                    .ok_or_else(|| corrupt("ES256 public key", "missing"))?,
-            },
-            other => return Err(corrupt("verification type", other)),
-        };
-        let headers = self.cipher.open(
-            &row.try_get::<Vec<u8>, _>("headers_sealed")?,
-            &Self::headers_context(&id),
-        )?;
-        let release: String = row.try_get("api_release")?;
-        Ok(Webhook {
-            space_id,
-            name: row.try_get("name")?,
-            url: row.try_get("url")?,
-            enabled: row.try_get("enabled")?,
-            events: json_column(row, "events")?,
-            api_release: ApiRelease::parse(&release).ok_or_else(|| corrupt("api release", &release))?,
-            verification,
-            headers: serde_json::from_slice(&headers).map_err(|e| corrupt("headers", &e.to_string()))?,
-            alert_emails: json_column(row, "alert_emails")?,
-            metadata: json_column(row, "metadata")?,
-            create_time: Timestamp::from_micros(row.try_get("create_time")?),
-            update_time: Timestamp::from_micros(row.try_get("update_time")?),
-            id,
-        })
-    }
+fn headers_context(id: &WebhookId) -> Vec<u8> {
+    format!("{id}/headers").into_bytes()
+}
 
-    fn idempotency_context(space: &SpaceId, key: &str) -> Vec<u8> {
-        format!("idempotency/{space}/{key}").into_bytes()
-    }
+fn idempotency_context(space: &SpaceId, key: &str) -> Vec<u8> {
+    format!("idempotency/{space}/{key}").into_bytes()
+}
 
-    pub(crate) async fn save_idempotency(
-        &self,
-        tx: &mut Transaction<'_, Sqlite>,
-        record: &IdempotencyRecord,
-    ) -> Result<(), StoreError> {
-        // Saved responses can contain a webhook's secret, so they are sealed too.
-        let body = self
-            .cipher
-            .seal(&record.body, &Self::idempotency_context(&record.space_id, &record.key));
-        // An expired record for the same key gives way to the new one.
-        sqlx::query("DELETE FROM idempotency_keys WHERE space_id = ? AND key = ? AND create_time < ?")
-            .bind(record.space_id.as_str())
-            .bind(&record.key)
-            .bind(record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS)
-            .execute(&mut **tx)
-            .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
+/// Decodes a `webhooks` row (selected with [`WEBHOOK_COLUMNS`]), opening its secrets.
+pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &SqliteRow) -> Result<Webhook, StoreError> {
+    let id_text: String = row.try_get("id")?;
+    let id = WebhookId::parse(&id_text).ok_or_else(|| corrupt("webhook id", &id_text))?;
+    let space_text: String = row.try_get("space_id")?;
+    let space_id = SpaceId::parse(&space_text).ok_or_else(|| corrupt("space id", &space_text))?;
+    let secret = cipher.open(&row.try_get::<Vec<u8>, _>("secret_sealed")?, id.as_str().as_bytes())?;
+    let verification = match row.try_get::<String, _>("verification_type")?.as_str() {
+        "HS256" => VerificationMethod::Hs256 {
+            secret: String::from_utf8(secret).map_err(|_| corrupt("HS256 secret", "non-UTF-8"))?,
+        },
+        "ES256" => VerificationMethod::Es256 {
+            private_key: secret,
+            public_key_pem: row
+                .try_get::<Option<String>, _>("public_key")?
+                .ok_or_else(|| corrupt("ES256 public key", "missing"))?,
+        },
+        other => return Err(corrupt("verification type", other)),
+    };
+    let headers = cipher.open(&row.try_get::<Vec<u8>, _>("headers_sealed")?, &headers_context(&id))?;
+    let release: String = row.try_get("api_release")?;
+    Ok(Webhook {
+        space_id,
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        enabled: row.try_get("enabled")?,
+        events: json_column(row, "events")?,
+        api_release: ApiRelease::parse(&release).ok_or_else(|| corrupt("api release", &release))?,
+        verification,
+        headers: serde_json::from_slice(&headers).map_err(|e| corrupt("headers", &e.to_string()))?,
+        alert_emails: json_column(row, "alert_emails")?,
+        metadata: json_column(row, "metadata")?,
+        create_time: Timestamp::from_micros(row.try_get("create_time")?),
+        update_time: Timestamp::from_micros(row.try_get("update_time")?),
+        id,
+    })
+}
+
+/// Saves an idempotency record in the current transaction; a live record for the same
+/// key makes it fail with [`StoreError::IdempotencyKeyTaken`].
+pub(crate) async fn save_idempotency(
+    connection: &mut SqliteConnection,
+    cipher: &SecretCipher,
+    record: &IdempotencyRecord,
+) -> Result<(), StoreError> {
+    // Saved responses can contain a webhook's secret, so they are sealed too.
+    let body = cipher.seal(&record.body, &idempotency_context(&record.space_id, &record.key));
+    // An expired record for the same key gives way to the new one.
+    sqlx::query("DELETE FROM idempotency_keys WHERE space_id = ? AND key = ? AND create_time < ?")
         .bind(record.space_id.as_str())
         .bind(&record.key)
-        .bind(&record.fingerprint)
-        .bind(i64::from(record.status))
-        .bind(body)
-        .bind(record.create_time.as_micros())
-        .execute(&mut **tx)
+        .bind(record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS)
+        .execute(&mut *connection)
         .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::IdempotencyKeyTaken);
-        }
-        Ok(())
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(record.space_id.as_str())
+    .bind(&record.key)
+    .bind(&record.fingerprint)
+    .bind(i64::from(record.status))
+    .bind(body)
+    .bind(record.create_time.as_micros())
+    .execute(&mut *connection)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::IdempotencyKeyTaken);
     }
+    Ok(())
 }
 
 pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
@@ -175,42 +175,49 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("domain values always serialise")
 }
 
+async fn ensure_space(connection: &mut SqliteConnection, space: &SpaceId, now: Timestamp) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO spaces (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        .bind(space.as_str())
+        .bind(now.as_micros())
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ensure_space(&self, space: &SpaceId) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO spaces (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(space.as_str())
-            .bind(Timestamp::now().as_micros())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let space = space.clone();
+        self.writer
+            .write(move |connection| Box::pin(async move { ensure_space(connection, &space, Timestamp::now()).await }))
+            .await
     }
 
     async fn has_spaces(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM spaces)")
-            .fetch_one(&self.readers)
-            .await?;
+        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM spaces)").fetch_one(&self.readers).await?;
         Ok(row.try_get::<bool, _>(0)?)
     }
 
     async fn add_access_token(&self, space: &SpaceId, digest: &[u8; 32]) -> Result<(), StoreError> {
-        let now = Timestamp::now().as_micros();
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO spaces (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(space.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO access_tokens (token_digest, space_id, create_time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(&digest[..])
-        .bind(space.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (space, digest) = (space.clone(), *digest);
+        self.writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    let now = Timestamp::now();
+                    ensure_space(connection, &space, now).await?;
+                    sqlx::query(
+                        "INSERT INTO access_tokens (token_digest, space_id, create_time) VALUES (?, ?, ?)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&digest[..])
+                    .bind(space.as_str())
+                    .bind(now.as_micros())
+                    .execute(connection)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(SpaceId, Vec<u8>)>, StoreError> {
@@ -234,52 +241,55 @@ impl Store for SqliteStore {
         let secret_sealed = self
             .cipher
             .seal(webhook.verification.secret_material(), webhook.id.as_str().as_bytes());
-        let headers_sealed = self.cipher.seal(
-            to_json(&webhook.headers).as_bytes(),
-            &Self::headers_context(&webhook.id),
-        );
+        let headers_sealed = self
+            .cipher
+            .seal(to_json(&webhook.headers).as_bytes(), &headers_context(&webhook.id));
         let public_key = match &webhook.verification {
-            VerificationMethod::Es256 { public_key_pem, .. } => Some(public_key_pem.as_str()),
+            VerificationMethod::Es256 { public_key_pem, .. } => Some(public_key_pem.clone()),
             VerificationMethod::Hs256 { .. } => None,
         };
-        let mut tx = self.writer.begin().await?;
-        if let Some(record) = idempotency {
-            self.save_idempotency(&mut tx, record).await?;
-        }
-        sqlx::query(
-            "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release, verification_type,
-                 secret_sealed, public_key, headers_sealed, alert_emails, metadata, create_time, update_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(webhook.id.as_str())
-        .bind(webhook.space_id.as_str())
-        .bind(&webhook.name)
-        .bind(&webhook.url)
-        .bind(webhook.enabled)
-        .bind(to_json(&webhook.events))
-        .bind(webhook.api_release.as_str())
-        .bind(webhook.verification.type_name())
-        .bind(secret_sealed)
-        .bind(public_key)
-        .bind(headers_sealed)
-        .bind(to_json(&webhook.alert_emails))
-        .bind(to_json(&webhook.metadata))
-        .bind(webhook.create_time.as_micros())
-        .bind(webhook.update_time.as_micros())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (webhook, record, cipher) = (webhook.clone(), idempotency.cloned(), self.cipher.clone());
+        self.writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    if let Some(record) = &record {
+                        save_idempotency(connection, &cipher, record).await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release,
+                             verification_type, secret_sealed, public_key, headers_sealed, alert_emails, metadata,
+                             create_time, update_time)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(webhook.id.as_str())
+                    .bind(webhook.space_id.as_str())
+                    .bind(&webhook.name)
+                    .bind(&webhook.url)
+                    .bind(webhook.enabled)
+                    .bind(to_json(&webhook.events))
+                    .bind(webhook.api_release.as_str())
+                    .bind(webhook.verification.type_name())
+                    .bind(secret_sealed)
+                    .bind(public_key)
+                    .bind(headers_sealed)
+                    .bind(to_json(&webhook.alert_emails))
+                    .bind(to_json(&webhook.metadata))
+                    .bind(webhook.create_time.as_micros())
+                    .bind(webhook.update_time.as_micros())
+                    .execute(connection)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn get_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<Option<Webhook>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"
-        ))
-        .bind(id.as_str())
-        .bind(space.as_str())
-        .fetch_optional(&self.readers)
-        .await?;
+        let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"))
+            .bind(id.as_str())
+            .bind(space.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
         row.map(|row| self.decode_webhook(&row)).transpose()
     }
 
@@ -308,60 +318,67 @@ impl Store for SqliteStore {
         patch: &WebhookPatch,
         now: Timestamp,
     ) -> Result<Option<Webhook>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"
-        ))
-        .bind(id.as_str())
-        .bind(space.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let mut webhook = self.decode_webhook(&row)?;
-        patch.apply(&mut webhook, now);
-        let headers_sealed = self.cipher.seal(
-            to_json(&webhook.headers).as_bytes(),
-            &Self::headers_context(&webhook.id),
-        );
-        sqlx::query(
-            "UPDATE webhooks SET name = ?, url = ?, enabled = ?, events = ?, api_release = ?, headers_sealed = ?,
-                 alert_emails = ?, metadata = ?, update_time = ?
-             WHERE id = ?",
-        )
-        .bind(&webhook.name)
-        .bind(&webhook.url)
-        .bind(webhook.enabled)
-        .bind(to_json(&webhook.events))
-        .bind(webhook.api_release.as_str())
-        .bind(headers_sealed)
-        .bind(to_json(&webhook.alert_emails))
-        .bind(to_json(&webhook.metadata))
-        .bind(webhook.update_time.as_micros())
-        .bind(webhook.id.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if !webhook.enabled {
-            delivery::cancel_pending(&mut tx, &webhook.id, now).await?;
-        }
-        tx.commit().await?;
-        Ok(Some(webhook))
+        let (space, id, patch, cipher) = (space.clone(), id.clone(), patch.clone(), self.cipher.clone());
+        self.writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    let row =
+                        sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"))
+                            .bind(id.as_str())
+                            .bind(space.as_str())
+                            .fetch_optional(&mut *connection)
+                            .await?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let mut webhook = decode_webhook(&cipher, &row)?;
+                    patch.apply(&mut webhook, now);
+                    let headers_sealed =
+                        cipher.seal(to_json(&webhook.headers).as_bytes(), &headers_context(&webhook.id));
+                    sqlx::query(
+                        "UPDATE webhooks SET name = ?, url = ?, enabled = ?, events = ?, api_release = ?,
+                             headers_sealed = ?, alert_emails = ?, metadata = ?, update_time = ?
+                         WHERE id = ?",
+                    )
+                    .bind(&webhook.name)
+                    .bind(&webhook.url)
+                    .bind(webhook.enabled)
+                    .bind(to_json(&webhook.events))
+                    .bind(webhook.api_release.as_str())
+                    .bind(headers_sealed)
+                    .bind(to_json(&webhook.alert_emails))
+                    .bind(to_json(&webhook.metadata))
+                    .bind(webhook.update_time.as_micros())
+                    .bind(webhook.id.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+                    if !webhook.enabled {
+                        delivery::cancel_pending(connection, &webhook.id, now).await?;
+                    }
+                    Ok(Some(webhook))
+                })
+            })
+            .await
     }
 
     async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ? AND space_id = ?")
-            .bind(id.as_str())
-            .bind(space.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted > 0 {
-            delivery::cancel_pending(&mut tx, id, Timestamp::now()).await?;
-        }
-        tx.commit().await?;
-        Ok(deleted > 0)
+        let (space, id) = (space.clone(), id.clone());
+        self.writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ? AND space_id = ?")
+                        .bind(id.as_str())
+                        .bind(space.as_str())
+                        .execute(&mut *connection)
+                        .await?
+                        .rows_affected();
+                    if deleted > 0 {
+                        delivery::cancel_pending(connection, &id, Timestamp::now()).await?;
+                    }
+                    Ok(deleted > 0)
+                })
+            })
+            .await
     }
 
     async fn find_idempotency_record(
@@ -386,10 +403,9 @@ impl Store for SqliteStore {
                 key: key.to_owned(),
                 fingerprint: row.try_get("fingerprint")?,
                 status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
-                body: self.cipher.open(
-                    &row.try_get::<Vec<u8>, _>("body")?,
-                    &Self::idempotency_context(space, key),
-                )?,
+                body: self
+                    .cipher
+                    .open(&row.try_get::<Vec<u8>, _>("body")?, &idempotency_context(space, key))?,
                 create_time: Timestamp::from_micros(row.try_get("create_time")?),
             })
         })
@@ -397,11 +413,17 @@ impl Store for SqliteStore {
     }
 
     async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE create_time < ?")
-            .bind(before.as_micros())
-            .execute(&self.writer)
-            .await?;
-        Ok(deleted.rows_affected())
+        self.writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE create_time < ?")
+                        .bind(before.as_micros())
+                        .execute(connection)
+                        .await?;
+                    Ok(deleted.rows_affected())
+                })
+            })
+            .await
     }
 
     async fn publish_event(

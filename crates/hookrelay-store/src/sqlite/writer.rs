@@ -1,0 +1,119 @@
+//! The single writer. SQLite takes one writer at a time, so every write goes through one
+//! connection owned by this task, which also commits writes in groups: while a
+//! transaction runs, the writes that arrive queue up and then share the next one. Each
+//! write runs inside its own savepoint, so one failing write (an idempotency conflict,
+//! say) rolls back alone and its neighbours still commit. A caller hears its result only
+//! after the commit that made it durable.
+
+use futures_util::future::BoxFuture;
+use sqlx::SqliteConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::StoreError;
+
+/// Most writes committed together.
+const MAX_GROUP: usize = 128;
+
+/// Tells a caller its outcome once the group's commit is known (`None`: committed).
+type Finish = Box<dyn FnOnce(Option<&sqlx::Error>) + Send>;
+/// One caller's statements, run on the writer connection; `true` when they succeeded.
+type Work = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Finish)> + Send>;
+
+/// A handle to the writer task.
+#[derive(Clone, Debug)]
+pub(super) struct Writer {
+    queue: mpsc::Sender<Work>,
+}
+
+impl Writer {
+    /// Starts the writer task on `connection`.
+    pub(super) fn start(connection: SqliteConnection) -> Self {
+        let (queue, jobs) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(run(connection, jobs));
+        Self { queue }
+    }
+
+    /// Runs `write` in a transaction (shared with other writes) and answers its result
+    /// once committed.
+    pub(super) async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let work: Work = Box::new(move |connection| {
+            Box::pin(async move {
+                let result = write(connection).await;
+                let ok = result.is_ok();
+                let finish: Finish = Box::new(move |commit_error| {
+                    let outcome = match (result, commit_error) {
+                        (Ok(value), None) => Ok(value),
+                        (Ok(_), Some(error)) => Err(StoreError::Commit(error.to_string())),
+                        (Err(error), _) => Err(error),
+                    };
+                    let _ = answer.send(outcome);
+                });
+                (ok, finish)
+            })
+        });
+        self.queue.send(work).await.map_err(|_| StoreError::WriterStopped)?;
+        answered.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+async fn run(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Work>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
+        commit_group(&mut connection, group.drain(..).collect()).await;
+    }
+}
+
+fn commit_group(connection: &mut SqliteConnection, group: Vec<Work>) -> BoxFuture<'_, ()> {
+    Box::pin(commit(connection, group))
+}
+
+async fn commit(connection: &mut SqliteConnection, group: Vec<Work>) {
+    if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
+        tracing::error!(%error, "cannot begin a write transaction");
+        // Dropping the work drops its answer channel: callers get `WriterStopped`.
+        return;
+    }
+    // A lone write needs no savepoint: the transaction is its own.
+    let alone = group.len() == 1;
+    let mut finishes = Vec::with_capacity(group.len());
+    let mut any_ok = false;
+    for work in group {
+        if !alone && execute(connection, "SAVEPOINT write").await.is_err() {
+            continue;
+        }
+        let (ok, finish) = work(connection).await;
+        if !alone {
+            let ended = match ok {
+                true => execute(connection, "RELEASE write").await,
+                false => match execute(connection, "ROLLBACK TO write").await {
+                    Ok(()) => execute(connection, "RELEASE write").await,
+                    Err(error) => Err(error),
+                },
+            };
+            if let Err(error) = ended {
+                tracing::error!(%error, "cannot end a savepoint");
+            }
+        }
+        any_ok |= ok;
+        finishes.push(finish);
+    }
+    let end = if any_ok { "COMMIT" } else { "ROLLBACK" };
+    match execute(connection, end).await {
+        Ok(()) => finishes.into_iter().for_each(|finish| finish(None)),
+        Err(error) => {
+            tracing::error!(%error, "a write transaction failed to commit");
+            let _ = execute(connection, "ROLLBACK").await;
+            finishes.into_iter().for_each(|finish| finish(Some(&error)));
+        }
+    }
+}
+
+/// Runs fixed SQL. Boxed, so the spawned writer future stays `Send` for any lifetime.
+fn execute<'c>(connection: &'c mut SqliteConnection, sql: &'static str) -> BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move { sqlx::query(sql).execute(connection).await.map(|_| ()) })
+}
