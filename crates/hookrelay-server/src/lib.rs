@@ -82,6 +82,7 @@ impl App {
                 catalog: Arc::new(config.catalog.clone()),
                 allow_private_targets: config.allow_private_targets,
                 wakeup: delivery::Wakeup::default(),
+                tokens: state::TokenCache::default(),
             },
             delivery: config.delivery.clone(),
             created_credentials,

@@ -34,9 +34,15 @@ impl FromRequestParts<AppState> for Tenant {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers)?;
         let digest = token::digest(token);
-        let token_space = match state.store.find_access_token(&digest).await? {
-            Some((space, stored)) if token::digests_match(&stored, &digest) => space,
-            _ => return Err(ApiError::Unauthenticated("the access token is not valid")),
+        let token_space = match state.tokens.get(&digest) {
+            Some(space) => space,
+            None => match state.store.find_access_token(&digest).await? {
+                Some((space, stored)) if token::digests_match(&stored, &digest) => {
+                    state.tokens.insert(digest, space.clone());
+                    space
+                }
+                _ => return Err(ApiError::Unauthenticated("the access token is not valid")),
+            },
         };
         let space_id = space_header(&parts.headers)?;
         if space_id != token_space {
