@@ -88,6 +88,13 @@ prefixed_id!(
     64
 );
 
+prefixed_id!(
+    /// An alert e-mail about a webhook (`alr-…`).
+    AlertId,
+    "alr-",
+    64
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! [`Timestamp::now`], and no files. Everything above it (storage, server, SDK)
 //! agrees on the wire contract by sharing these types.
 
+pub mod alert;
 pub mod catalog;
 pub mod cursor;
 pub mod delivery;
@@ -19,7 +20,7 @@ pub mod validation;
 pub mod webhook;
 
 pub use catalog::EventCatalog;
-pub use id::{DeliveryId, EventId, SpaceId, WebhookId};
+pub use id::{AlertId, DeliveryId, EventId, SpaceId, WebhookId};
 pub use timestamp::Timestamp;
 pub use validation::{FieldError, ValidationErrors};
 pub use webhook::{ApiRelease, VerificationMethod, Webhook, WebhookDraft, WebhookPatch};

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{parse_duration, RetrySchedule};
 
 use hookrelay_core::seal::MasterKey;
@@ -14,6 +15,7 @@ use hookrelay_core::{EventCatalog, SpaceId};
 use hookrelay_store::DatabaseLocation;
 use serde::Deserialize;
 
+use crate::alerter::{AlerterConfig, SmtpSettings};
 use crate::delivery::DeliveryConfig;
 
 /// Default API address.
@@ -54,7 +56,25 @@ pub struct Settings {
     pub max_in_flight: Option<u32>,
     /// Time attempts in flight may take to finish at shutdown (`HOOKRELAY_SHUTDOWN_GRACE`).
     pub shutdown_grace: Option<String>,
+    /// Mail server for alerts, e.g. `smtp://127.0.0.1:2525`, `smtps://user:pass@host`
+    /// (`HOOKRELAY_SMTP_URL`). Unset: e-mail is off.
+    pub smtp_url: Option<String>,
+    /// Sender of alert e-mails (`HOOKRELAY_SMTP_FROM`).
+    pub smtp_from: Option<String>,
+    /// Time a conversation with the mail server may take (`HOOKRELAY_SMTP_TIMEOUT`).
+    pub smtp_timeout: Option<String>,
+    /// Consecutive failed attempts that make a webhook failing (`HOOKRELAY_ALERT_FAILING_AFTER`).
+    pub alert_failing_after: Option<u32>,
+    /// At most one failing alert per webhook per this period (`HOOKRELAY_ALERT_QUIET_PERIOD`).
+    pub alert_quiet_period: Option<String>,
+    /// Disable a webhook with attempts but no success for this long (`HOOKRELAY_AUTO_DISABLE_AFTER`).
+    pub auto_disable_after: Option<String>,
+    /// Delays between attempts to send an alert; the last repeats (`HOOKRELAY_ALERT_RETRY_SCHEDULE`).
+    pub alert_retry_schedule: Option<String>,
 }
+
+/// Default sender of alert e-mails.
+pub const DEFAULT_SMTP_FROM: &str = "hookrelay <hookrelay@localhost>";
 
 /// Default time an attempt may take.
 pub const DEFAULT_ATTEMPT_TIMEOUT: &str = "15s";
@@ -133,6 +153,13 @@ impl Settings {
             max_in_flight_per_webhook: self.max_in_flight_per_webhook.or(fallback.max_in_flight_per_webhook),
             max_in_flight: self.max_in_flight.or(fallback.max_in_flight),
             shutdown_grace: self.shutdown_grace.or(fallback.shutdown_grace),
+            smtp_url: self.smtp_url.or(fallback.smtp_url),
+            smtp_from: self.smtp_from.or(fallback.smtp_from),
+            smtp_timeout: self.smtp_timeout.or(fallback.smtp_timeout),
+            alert_failing_after: self.alert_failing_after.or(fallback.alert_failing_after),
+            alert_quiet_period: self.alert_quiet_period.or(fallback.alert_quiet_period),
+            auto_disable_after: self.auto_disable_after.or(fallback.auto_disable_after),
+            alert_retry_schedule: self.alert_retry_schedule.or(fallback.alert_retry_schedule),
         }
     }
 
@@ -202,6 +229,34 @@ impl Settings {
             allow_private_targets,
             shutdown_grace: duration("shutdown_grace", self.shutdown_grace.as_deref(), DEFAULT_SHUTDOWN_GRACE)?,
             idle_poll: IDLE_POLL,
+            alert_policy: AlertPolicy {
+                failing_after_attempts: at_least_one("alert_failing_after", self.alert_failing_after.unwrap_or(5))?,
+                quiet_period: duration("alert_quiet_period", self.alert_quiet_period.as_deref(), "6h")?,
+                disable_after: duration("auto_disable_after", self.auto_disable_after.as_deref(), "3d")?,
+            },
+        };
+        let smtp = match self.smtp_url {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                    return Err(invalid("smtp_url", "must start with smtp:// or smtps://"));
+                }
+                let from = self.smtp_from.as_deref().unwrap_or(DEFAULT_SMTP_FROM);
+                Some(SmtpSettings {
+                    url,
+                    from: from
+                        .parse()
+                        .map_err(|_| invalid("smtp_from", format!("{from:?} is not an e-mail address")))?,
+                    timeout: duration("smtp_timeout", self.smtp_timeout.as_deref(), "10s")?,
+                })
+            }
+        };
+        let alerter = AlerterConfig {
+            smtp,
+            retry_schedule: match self.alert_retry_schedule.as_deref() {
+                None => RetrySchedule::parse("5s,30s,2m,10m,30m,1h").expect("a valid default"),
+                Some(text) => RetrySchedule::parse(text).map_err(|e| invalid("alert_retry_schedule", e.to_string()))?,
+            },
         };
         Ok(Config {
             listen,
@@ -211,6 +266,7 @@ impl Settings {
             catalog,
             allow_private_targets,
             delivery,
+            alerter,
         })
     }
 }
@@ -290,4 +346,6 @@ pub struct Config {
     pub allow_private_targets: bool,
     /// How deliveries are made.
     pub delivery: DeliveryConfig,
+    /// How alerts are sent.
+    pub alerter: AlerterConfig,
 }

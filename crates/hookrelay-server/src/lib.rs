@@ -4,6 +4,7 @@
 //! bootstrap credentials); [`run`] serves the API on a listener the caller bound until
 //! the caller's shutdown future completes.
 
+pub mod alerter;
 pub mod api;
 pub mod config;
 pub mod delivery;
@@ -66,6 +67,7 @@ pub struct NewCredentials {
 pub struct App {
     state: AppState,
     delivery: delivery::DeliveryConfig,
+    alerter: alerter::AlerterConfig,
     /// Set when an empty database got a fresh space and token.
     pub created_credentials: Option<NewCredentials>,
 }
@@ -85,6 +87,7 @@ impl App {
                 tokens: state::TokenCache::default(),
             },
             delivery: config.delivery.clone(),
+            alerter: config.alerter.clone(),
             created_credentials,
         })
     }
@@ -92,6 +95,11 @@ impl App {
     /// The shared state, for tools built on the same store.
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Whether alert e-mails will be sent (an SMTP server is configured).
+    pub fn email_enabled(&self) -> bool {
+        self.alerter.smtp.is_some()
     }
 }
 
@@ -168,8 +176,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let App { state, delivery, .. } = app;
-    let engine = delivery::Engine::start(state.store.clone(), delivery, state.wakeup.clone())
+    let App {
+        state,
+        delivery,
+        alerter,
+        ..
+    } = app;
+    let alerts = delivery::Wakeup::default();
+    let alerter = alerter::Alerter::start(state.store.clone(), alerter, alerts.clone())
+        .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
+    let engine = delivery::Engine::start(state.store.clone(), delivery, state.wakeup.clone(), alerts)
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
     // Deliveries left due by a previous run start at once.
     state.wakeup.wake();
@@ -179,6 +195,7 @@ pub async fn run(
         .await;
     pruner.abort();
     engine.shutdown().await;
+    alerter.shutdown().await;
     served.map_err(ServerError::from)
 }
 

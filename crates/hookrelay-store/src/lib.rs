@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use hookrelay_core::alert::{Alert, AlertPolicy};
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, NextStep};
 use hookrelay_core::event::Event;
 use hookrelay_core::seal::SecretCipher;
-use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
+use hookrelay_core::{AlertId, DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
@@ -103,6 +104,22 @@ pub struct AttemptResult {
     pub next: NextStep,
     /// When the attempt finished.
     pub finish_time: Timestamp,
+}
+
+/// How an attempt to send an alert ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlertOutcome {
+    /// The mail server accepted it.
+    Sent,
+    /// E-mail is off: the alert was logged instead.
+    Skipped,
+    /// Sending failed; try again at `at`.
+    Retry {
+        /// When.
+        at: Timestamp,
+        /// Why it failed (no secrets).
+        error: String,
+    },
 }
 
 /// A delivery with its attempt log.
@@ -232,7 +249,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records attempts and moves their deliveries on, in one transaction. A result for
     /// an attempt already recorded (a lease that expired and was taken over) is ignored.
-    async fn record_attempts(&self, results: &[AttemptResult]) -> Result<(), StoreError>;
+    /// The same transaction updates each webhook's health under `policy`, disables
+    /// webhooks failing for too long, and queues the alerts that calls for. Returns how
+    /// many alerts were queued.
+    async fn record_attempts(&self, results: &[AttemptResult], policy: &AlertPolicy) -> Result<u32, StoreError>;
+
+    /// Claims pending alerts that are due, under a lease.
+    async fn claim_alerts(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Alert>, StoreError>;
+
+    /// Records how sending a claimed alert ended.
+    async fn finish_alert(&self, id: &AlertId, outcome: &AlertOutcome, now: Timestamp) -> Result<(), StoreError>;
+
+    /// A webhook's alerts, newest first.
+    async fn list_alerts(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Alert>, StoreError>;
 
     /// The earliest time an unclaimed pending delivery is due, ignoring `skip_webhooks`.
     async fn next_due_time(&self, now: Timestamp, skip_webhooks: &[WebhookId])

@@ -23,7 +23,9 @@ enum Command {
     /// the TOML file given with --config (keys: listen, database_url, master_key,
     /// master_key_file, bootstrap_space_id, bootstrap_token, allow_private_targets,
     /// retry_schedule, attempt_timeout, connect_timeout, max_in_flight_per_webhook,
-    /// max_in_flight, shutdown_grace, events), else its default. `events` (file only)
+    /// max_in_flight, shutdown_grace, smtp_url, smtp_from, smtp_timeout,
+    /// alert_failing_after, alert_quiet_period, auto_disable_after, alert_retry_schedule,
+    /// events), else its default. `events` (file only)
     /// adds event names to the built-in catalog, e.g. `events = ["invoice.paid"]`.
     ///
     /// On an empty database with no bootstrap settings, a space and an access token are

@@ -83,6 +83,36 @@ pub struct ServeArgs {
     /// On SIGTERM, time attempts in flight may take to finish. [default: 30s]
     #[arg(long, env = "HOOKRELAY_SHUTDOWN_GRACE", value_name = "DURATION")]
     shutdown_grace: Option<String>,
+
+    /// Mail server for alert e-mails: smtp://host:port, smtps://user:pass@host, or
+    /// smtp://host?tls=required for STARTTLS. Unset: e-mail is off (alerts are logged).
+    #[arg(long, env = "HOOKRELAY_SMTP_URL", value_name = "URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+
+    /// Sender of alert e-mails. [default: hookrelay <hookrelay@localhost>]
+    #[arg(long, env = "HOOKRELAY_SMTP_FROM", value_name = "MAILBOX")]
+    smtp_from: Option<String>,
+
+    /// Time a conversation with the mail server may take. [default: 10s]
+    #[arg(long, env = "HOOKRELAY_SMTP_TIMEOUT", value_name = "DURATION")]
+    smtp_timeout: Option<String>,
+
+    /// Consecutive failed attempts that make a webhook "failing". [default: 5]
+    #[arg(long, env = "HOOKRELAY_ALERT_FAILING_AFTER", value_name = "N")]
+    alert_failing_after: Option<u32>,
+
+    /// At most one failing alert per webhook per this period. [default: 6h]
+    #[arg(long, env = "HOOKRELAY_ALERT_QUIET_PERIOD", value_name = "DURATION")]
+    alert_quiet_period: Option<String>,
+
+    /// Disable a webhook whose attempts have all failed for this long. [default: 3d]
+    #[arg(long, env = "HOOKRELAY_AUTO_DISABLE_AFTER", value_name = "DURATION")]
+    auto_disable_after: Option<String>,
+
+    /// Delays between attempts to send an alert; the last repeats until it is sent.
+    /// [default: 5s,30s,2m,10m,30m,1h]
+    #[arg(long, env = "HOOKRELAY_ALERT_RETRY_SCHEDULE", value_name = "DELAYS")]
+    alert_retry_schedule: Option<String>,
 }
 
 impl StoreArgs {
@@ -114,6 +144,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_in_flight_per_webhook: args.max_in_flight_per_webhook,
         max_in_flight: args.max_in_flight,
         shutdown_grace: args.shutdown_grace,
+        smtp_url: args.smtp_url,
+        smtp_from: args.smtp_from,
+        smtp_timeout: args.smtp_timeout,
+        alert_failing_after: args.alert_failing_after,
+        alert_quiet_period: args.alert_quiet_period,
+        auto_disable_after: args.auto_disable_after,
+        alert_retry_schedule: args.alert_retry_schedule,
         ..Settings::default()
     };
     let config = given.or(args.store.settings()?).resolve()?;
@@ -129,6 +166,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             created.space, created.token
         )?;
         writeln!(out, "The token is shown only once: keep it somewhere safe.")?;
+    }
+    if !app.email_enabled() {
+        writeln!(
+            out,
+            "E-mail is off: alerts are recorded and logged, not sent (set HOOKRELAY_SMTP_URL to send them)."
+        )?;
     }
     writeln!(out, "hookrelay listening on http://{}", listener.local_addr()?)?;
     out.flush()?;

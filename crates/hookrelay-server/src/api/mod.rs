@@ -1,6 +1,7 @@
 //! HTTP routes, one module per resource, and the success envelope they share:
 //! `{success: true, messages: [], result[, pagination]}`.
 
+pub mod alerts;
 pub mod deliveries;
 pub mod events;
 pub mod webhooks;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(webhooks::routes())
         .merge(events::routes())
         .merge(deliveries::routes())
+        .merge(alerts::routes())
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })

@@ -40,6 +40,8 @@ struct Shared {
     client: Client,
     config: DeliveryConfig,
     wakeup: Wakeup,
+    /// Woken when recorded attempts queued alerts.
+    alerts: Wakeup,
     /// Per-webhook slots: attempts in flight and claimed deliveries waiting for a slot.
     webhooks: Mutex<HashMap<WebhookId, WebhookSlots>>,
     /// Bounds attempts in flight across all webhooks.
@@ -73,7 +75,12 @@ impl Shared {
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, config: DeliveryConfig, wakeup: Wakeup) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: DeliveryConfig,
+        wakeup: Wakeup,
+        alerts: Wakeup,
+    ) -> Result<Self, reqwest::Error> {
         let client = build_client(&config)?;
         let owner = format!("pid-{}-{:08x}", std::process::id(), rand::thread_rng().gen::<u32>());
         Ok(Self {
@@ -83,6 +90,7 @@ impl Dispatcher {
                 permits: Arc::new(Semaphore::new(config.max_in_flight as usize)),
                 config,
                 wakeup,
+                alerts,
                 webhooks: Mutex::new(HashMap::new()),
                 stopping: AtomicBool::new(false),
                 owner,
@@ -279,8 +287,13 @@ async fn attempt_and_record(shared: &Shared, delivery: &ClaimedDelivery) {
     }];
     let mut pause = Duration::from_millis(50);
     for tries_left in (0..RECORD_TRIES).rev() {
-        match shared.store.record_attempts(&result).await {
-            Ok(()) => return,
+        match shared.store.record_attempts(&result, &shared.config.alert_policy).await {
+            Ok(alerts) => {
+                if alerts > 0 {
+                    shared.alerts.wake();
+                }
+                return;
+            }
             Err(error) if tries_left > 0 => {
                 tracing::warn!(error = %error_chain(&error), "recording an attempt failed; trying again");
                 tokio::time::sleep(pause).await;

@@ -10,6 +10,7 @@ mod resolver;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::RetrySchedule;
 use hookrelay_store::Store;
 use tokio::sync::{watch, Notify};
@@ -36,6 +37,8 @@ pub struct DeliveryConfig {
     pub shutdown_grace: Duration,
     /// How often an idle engine looks for work it was not told about.
     pub idle_poll: Duration,
+    /// When failures raise alerts and disable webhooks.
+    pub alert_policy: AlertPolicy,
 }
 
 impl DeliveryConfig {
@@ -56,7 +59,7 @@ impl Wakeup {
         self.0.notify_one();
     }
 
-    async fn woken(&self) {
+    pub(crate) async fn woken(&self) {
         self.0.notified().await;
     }
 }
@@ -69,9 +72,15 @@ pub struct Engine {
 
 impl Engine {
     /// Starts claiming and delivering.
-    pub fn start(store: Arc<dyn Store>, config: DeliveryConfig, wakeup: Wakeup) -> Result<Self, reqwest::Error> {
+    /// `alerts` is woken when recording attempts queues alerts.
+    pub fn start(
+        store: Arc<dyn Store>,
+        config: DeliveryConfig,
+        wakeup: Wakeup,
+        alerts: Wakeup,
+    ) -> Result<Self, reqwest::Error> {
         let (stop, stopped) = watch::channel(false);
-        let dispatcher = dispatcher::Dispatcher::new(store, config, wakeup)?;
+        let dispatcher = dispatcher::Dispatcher::new(store, config, wakeup, alerts)?;
         let task = tokio::spawn(dispatcher.run(stopped));
         Ok(Self { task, stop })
     }

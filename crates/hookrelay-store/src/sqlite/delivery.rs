@@ -1,6 +1,7 @@
 //! Events, deliveries and attempts in SQLite: publishing with fan-out, claiming due
 //! work under a lease, and recording what attempts did.
 
+use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
@@ -136,7 +137,7 @@ async fn insert_deliveries(
 }
 
 /// Cancels a webhook's pending deliveries (it was disabled or deleted).
-pub(super) async fn cancel_pending(
+pub(crate) async fn cancel_pending(
     connection: &mut SqliteConnection,
     webhook: &WebhookId,
     now: Timestamp,
@@ -224,7 +225,11 @@ impl SqliteStore {
         page(rows, limit, decode_event)
     }
 
-    pub(super) async fn publish_test_event_impl(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError> {
+    pub(super) async fn publish_test_event_impl(
+        &self,
+        event: &Event,
+        webhook: &WebhookId,
+    ) -> Result<Delivery, StoreError> {
         let (stored, target) = (event.clone(), webhook.clone());
         let ids = self
             .writer
@@ -369,10 +374,14 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn record_attempts_impl(&self, results: &[AttemptResult]) -> Result<(), StoreError> {
-        let results = results.to_vec();
+    pub(super) async fn record_attempts_impl(
+        &self,
+        results: &[AttemptResult],
+        policy: &AlertPolicy,
+    ) -> Result<u32, StoreError> {
+        let (results, policy) = (results.to_vec(), *policy);
         self.writer
-            .write(move |connection| Box::pin(async move { record_attempts(connection, &results).await }))
+            .write(move |connection| Box::pin(async move { record_attempts(connection, &results, &policy).await }))
             .await
     }
 
@@ -503,7 +512,12 @@ impl SqliteStore {
 }
 
 /// Records attempts and moves their deliveries on, in the caller's transaction.
-async fn record_attempts(connection: &mut SqliteConnection, results: &[AttemptResult]) -> Result<(), StoreError> {
+async fn record_attempts(
+    connection: &mut SqliteConnection,
+    results: &[AttemptResult],
+    policy: &AlertPolicy,
+) -> Result<u32, StoreError> {
+    let mut alerts = 0;
     for result in results {
         let attempt = &result.attempt;
         let inserted = sqlx::query(
@@ -552,12 +566,13 @@ async fn record_attempts(connection: &mut SqliteConnection, results: &[AttemptRe
                 .await?;
             cancel_pending(connection, &result.webhook_id, result.finish_time).await?;
         }
+        alerts += super::alerts::apply_health(connection, result, policy).await?;
     }
-    Ok(())
+    Ok(alerts)
 }
 
 /// One page from rows fetched with `LIMIT limit + 1`, newest first.
-pub(super) fn page<T>(
+pub(crate) fn page<T>(
     rows: Vec<SqliteRow>,
     limit: u32,
     decode: impl Fn(&SqliteRow) -> Result<T, StoreError>,

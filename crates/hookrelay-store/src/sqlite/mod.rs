@@ -18,11 +18,15 @@ use hookrelay_core::{
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{ConnectOptions, Row, SqliteConnection, SqlitePool};
 
+use hookrelay_core::alert::{Alert, AlertPolicy};
+use hookrelay_core::AlertId;
+
 use crate::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, Store,
-    StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+    AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page,
+    RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
+mod alerts;
 mod delivery;
 mod writer;
 
@@ -194,7 +198,9 @@ impl Store for SqliteStore {
     }
 
     async fn has_spaces(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM spaces)").fetch_one(&self.readers).await?;
+        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM spaces)")
+            .fetch_one(&self.readers)
+            .await?;
         Ok(row.try_get::<bool, _>(0)?)
     }
 
@@ -285,11 +291,13 @@ impl Store for SqliteStore {
     }
 
     async fn get_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<Option<Webhook>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"))
-            .bind(id.as_str())
-            .bind(space.as_str())
-            .fetch_optional(&self.readers)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"
+        ))
+        .bind(id.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&self.readers)
+        .await?;
         row.map(|row| self.decode_webhook(&row)).transpose()
     }
 
@@ -322,17 +330,23 @@ impl Store for SqliteStore {
         self.writer
             .write(move |connection| {
                 Box::pin(async move {
-                    let row =
-                        sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"))
-                            .bind(id.as_str())
-                            .bind(space.as_str())
-                            .fetch_optional(&mut *connection)
-                            .await?;
+                    let row = sqlx::query(&format!(
+                        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"
+                    ))
+                    .bind(id.as_str())
+                    .bind(space.as_str())
+                    .fetch_optional(&mut *connection)
+                    .await?;
                     let Some(row) = row else {
                         return Ok(None);
                     };
                     let mut webhook = decode_webhook(&cipher, &row)?;
+                    let was_enabled = webhook.enabled;
                     patch.apply(&mut webhook, now);
+                    if webhook.enabled && !was_enabled {
+                        // Re-enabling starts the webhook's failure record afresh.
+                        alerts::reset_health(connection, &webhook.id).await?;
+                    }
                     let headers_sealed =
                         cipher.seal(to_json(&webhook.headers).as_bytes(), &headers_context(&webhook.id));
                     sqlx::query(
@@ -460,8 +474,26 @@ impl Store for SqliteStore {
         self.release_deliveries_impl(ids).await
     }
 
-    async fn record_attempts(&self, results: &[AttemptResult]) -> Result<(), StoreError> {
-        self.record_attempts_impl(results).await
+    async fn record_attempts(&self, results: &[AttemptResult], policy: &AlertPolicy) -> Result<u32, StoreError> {
+        self.record_attempts_impl(results, policy).await
+    }
+
+    async fn claim_alerts(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Alert>, StoreError> {
+        self.claim_alerts_impl(now, lease_until, limit).await
+    }
+
+    async fn finish_alert(&self, id: &AlertId, outcome: &AlertOutcome, now: Timestamp) -> Result<(), StoreError> {
+        self.finish_alert_impl(id, outcome, now).await
+    }
+
+    async fn list_alerts(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Alert>, StoreError> {
+        self.list_alerts_impl(space, webhook, after, limit).await
     }
 
     async fn next_due_time(

@@ -64,25 +64,27 @@ impl Writer {
 async fn run(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Work>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
-        commit_group(&mut connection, group.drain(..).collect()).await;
+        commit_group(&mut connection, &mut group).await;
     }
 }
 
-fn commit_group(connection: &mut SqliteConnection, group: Vec<Work>) -> BoxFuture<'_, ()> {
+/// Commits (and empties) `group`.
+fn commit_group<'a>(connection: &'a mut SqliteConnection, group: &'a mut Vec<Work>) -> BoxFuture<'a, ()> {
     Box::pin(commit(connection, group))
 }
 
-async fn commit(connection: &mut SqliteConnection, group: Vec<Work>) {
+async fn commit(connection: &mut SqliteConnection, group: &mut Vec<Work>) {
     if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
         tracing::error!(%error, "cannot begin a write transaction");
         // Dropping the work drops its answer channel: callers get `WriterStopped`.
+        group.clear();
         return;
     }
     // A lone write needs no savepoint: the transaction is its own.
     let alone = group.len() == 1;
     let mut finishes = Vec::with_capacity(group.len());
     let mut any_ok = false;
-    for work in group {
+    for work in group.drain(..) {
         if !alone && execute(connection, "SAVEPOINT write").await.is_err() {
             continue;
         }

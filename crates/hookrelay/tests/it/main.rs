@@ -2,8 +2,10 @@
 //! One test binary for the crate, so the suite links once.
 
 mod receiver;
+mod smtp;
 mod support;
 
+mod alerts;
 mod api_conventions;
 mod auth;
 mod cli;

@@ -1,0 +1,170 @@
+//! The alerter: sends the alert e-mails that recording attempts queued. Alerts are
+//! claimed under a lease, so any number of nodes can run it without sending one twice,
+//! and an alert whose sending fails stays queued and is tried again later, so a mail
+//! server outage delays alerts and loses none.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookrelay_core::alert::Alert;
+use hookrelay_core::delivery::RetrySchedule;
+use hookrelay_core::Timestamp;
+use hookrelay_store::{AlertOutcome, Store};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::delivery::Wakeup;
+use crate::error_chain;
+
+/// Alerts claimed at once.
+const CLAIM_BATCH: u32 = 16;
+/// How long a claim on an alert holds.
+const LEASE: Duration = Duration::from_secs(120);
+/// How often an idle alerter looks for alerts nobody told it about (other nodes).
+const IDLE_POLL: Duration = Duration::from_secs(2);
+
+/// Where alerts are sent from, and through which server.
+#[derive(Clone, Debug)]
+pub struct SmtpSettings {
+    /// `smtp://host:port`, `smtps://user:pass@host`, `smtp://host?tls=required`.
+    pub url: String,
+    /// The sender.
+    pub from: Mailbox,
+    /// Time a conversation with the mail server may take.
+    pub timeout: Duration,
+}
+
+/// How alerts are sent.
+#[derive(Clone, Debug)]
+pub struct AlerterConfig {
+    /// The mail server; `None` turns e-mail off (alerts are recorded and logged).
+    pub smtp: Option<SmtpSettings>,
+    /// Delays between sending attempts; the last one repeats for as long as it takes.
+    pub retry_schedule: RetrySchedule,
+}
+
+/// A running alerter.
+pub struct Alerter {
+    task: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Alerter {
+    /// Starts sending queued alerts.
+    pub fn start(
+        store: Arc<dyn Store>,
+        config: AlerterConfig,
+        wakeup: Wakeup,
+    ) -> Result<Self, lettre::transport::smtp::Error> {
+        let mailer = match &config.smtp {
+            Some(smtp) => Some(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(&smtp.url)?
+                    .timeout(Some(smtp.timeout))
+                    .build(),
+            ),
+            None => None,
+        };
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(store, config, mailer, wakeup, stopped));
+        Ok(Self { task, stop })
+    }
+
+    /// Stops after the alert being sent, if any.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    config: AlerterConfig,
+    mailer: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    wakeup: Wakeup,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        let now = Timestamp::now();
+        let claimed = match store
+            .claim_alerts(now, now.plus_micros(LEASE.as_micros() as i64), CLAIM_BATCH)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::error!(error = %error_chain(&error), "claiming alerts failed");
+                Vec::new()
+            }
+        };
+        let full = claimed.len() as u32 == CLAIM_BATCH;
+        for alert in claimed {
+            let outcome = send(&config, mailer.as_ref(), &alert).await;
+            if let Err(error) = store.finish_alert(&alert.id, &outcome, Timestamp::now()).await {
+                tracing::error!(error = %error_chain(&error), alert = %alert.id, "recording an alert failed");
+            }
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            () = wakeup.woken() => {}
+            () = tokio::time::sleep(IDLE_POLL) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+async fn send(
+    config: &AlerterConfig,
+    mailer: Option<&AsyncSmtpTransport<Tokio1Executor>>,
+    alert: &Alert,
+) -> AlertOutcome {
+    let (Some(mailer), Some(smtp)) = (mailer, config.smtp.as_ref()) else {
+        tracing::warn!(
+            alert = %alert.id,
+            webhook = %alert.webhook_id,
+            kind = alert.kind.as_str(),
+            recipients = ?alert.recipients,
+            subject = %alert.message.subject,
+            "alert not e-mailed: e-mail is off"
+        );
+        return AlertOutcome::Skipped;
+    };
+    let retry = |error: String| {
+        // The schedule's last delay repeats: an alert is never given up.
+        let number = (alert.attempts + 1).min(config.retry_schedule.attempts());
+        let delay = config
+            .retry_schedule
+            .delay_before(number)
+            .unwrap_or(Duration::from_secs(60));
+        tracing::warn!(alert = %alert.id, %error, retry_in = ?delay, "sending an alert failed");
+        AlertOutcome::Retry {
+            at: Timestamp::now().plus_micros(delay.as_micros() as i64),
+            error,
+        }
+    };
+    let mut builder = Message::builder()
+        .from(smtp.from.clone())
+        .subject(&alert.message.subject);
+    for recipient in &alert.recipients {
+        match recipient.parse::<Mailbox>() {
+            Ok(mailbox) => builder = builder.to(mailbox),
+            Err(error) => tracing::warn!(alert = %alert.id, %error, "skipping an unusable recipient"),
+        }
+    }
+    let message = match builder.multipart(MultiPart::alternative_plain_html(
+        alert.message.text.clone(),
+        alert.message.html.clone(),
+    )) {
+        Ok(message) => message,
+        Err(error) => return retry(format!("cannot build the e-mail: {error}")),
+    };
+    match mailer.send(message).await {
+        Ok(_) => {
+            tracing::info!(alert = %alert.id, webhook = %alert.webhook_id, kind = alert.kind.as_str(), "alert sent");
+            AlertOutcome::Sent
+        }
+        Err(error) => retry(error_chain(&error)),
+    }
+}
