@@ -33,7 +33,10 @@ const TOKEN_CACHE_MAX: usize = 10_000;
 /// Token digests recently found in the store, with their space. Only digests are held,
 /// never tokens, and only for [`TOKEN_CACHE_TTL`].
 #[derive(Clone, Debug, Default)]
-pub struct TokenCache(Arc<Mutex<HashMap<[u8; 32], (SpaceId, Instant)>>>);
+pub struct TokenCache(Arc<Mutex<HashMap<[u8; 32], VerifiedToken>>>);
+
+/// The space a digest grants, and when the store said so.
+type VerifiedToken = (SpaceId, Instant);
 
 impl TokenCache {
     /// The space of a digest verified within the TTL.
