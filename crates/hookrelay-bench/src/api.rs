@@ -1,0 +1,217 @@
+//! The few API calls a run makes (create and delete webhooks, publish events), made
+//! with plain reqwest rather than the SDK so that the harness measures the server and
+//! not the SDK's retry policy, and so a publish's latency is one request's.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde_json::{json, Value};
+
+/// Tries for one publish; retries reuse the Idempotency-Key, so none can double an event.
+const PUBLISH_TRIES: u32 = 5;
+
+/// A client for one server and space.
+#[derive(Clone)]
+pub struct Api {
+    client: Client,
+    base: String,
+    space: String,
+    token: String,
+}
+
+/// One accepted publish.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub event_id: String,
+    /// When the first try was sent.
+    pub start: Instant,
+    /// From the first try's send to the accepted answer's last byte.
+    pub latency: Duration,
+}
+
+impl Api {
+    pub fn new(base: &str, space: &str, token: &str) -> Result<Self> {
+        let client = Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Self {
+            client,
+            base: base.to_owned(),
+            space: space.to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("Monime-Space-Id", &self.space)
+    }
+
+    /// POST /v1/webhooks for `payment.completed` with an HS256 secret; the new id.
+    pub async fn create_webhook(&self, name: &str, url: &str, secret: &str, key: &str) -> Result<String> {
+        let body = json!({
+            "name": name,
+            "url": url,
+            "events": ["payment.completed"],
+            "verificationMethod": {"type": "HS256", "secret": secret},
+        });
+        let response = self
+            .request(reqwest::Method::POST, "/v1/webhooks")
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .context("POST /v1/webhooks")?;
+        let answer = json_answer(response).await.context("creating a webhook")?;
+        result_id(&answer)
+    }
+
+    /// DELETE /v1/webhooks/{id} (cleaning up on a database that outlives the run).
+    pub async fn delete_webhook(&self, id: &str) -> Result<()> {
+        let response = self
+            .request(reqwest::Method::DELETE, &format!("/v1/webhooks/{id}"))
+            .send()
+            .await?;
+        json_answer(response).await.with_context(|| format!("deleting {id}"))?;
+        Ok(())
+    }
+
+    /// POST /v1/events; retries transport errors, 409 (key in progress), 429 and 5xx.
+    pub async fn publish(&self, key: &str, body: &Value) -> Result<Published> {
+        let body = serde_json::to_vec(body)?;
+        let start = Instant::now();
+        let mut last_error = anyhow!("no try made");
+        for attempt in 1..=PUBLISH_TRIES {
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+            let sent = self
+                .request(reqwest::Method::POST, "/v1/events")
+                .header("Idempotency-Key", key)
+                .header("Content-Type", "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(error) => {
+                    last_error = anyhow!(error).context("POST /v1/events");
+                    continue;
+                }
+            };
+            let status = response.status();
+            let retryable =
+                status == StatusCode::CONFLICT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            match json_answer(response).await {
+                Ok(answer) => {
+                    return Ok(Published {
+                        event_id: result_id(&answer)?,
+                        start,
+                        latency: start.elapsed(),
+                    })
+                }
+                Err(error) if retryable => last_error = error,
+                Err(error) => return Err(error.context("POST /v1/events")),
+            }
+        }
+        Err(last_error.context(format!("publishing failed after {PUBLISH_TRIES} tries")))
+    }
+}
+
+/// The JSON answer of a 2xx; an error naming the status and body otherwise.
+async fn json_answer(response: reqwest::Response) -> Result<Value> {
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("{status}: {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("not JSON ({status}): {text}"))
+}
+
+fn result_id(answer: &Value) -> Result<String> {
+    answer["result"]["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no result.id in {answer}"))
+}
+
+/// `len` random letters and digits.
+pub fn random_text(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// The body of the `n`th event of a run: a completed payment, about 1 KiB of `data`,
+/// shaped like what a payment platform sends (amounts, fees, channel, customer, metadata).
+pub fn payment_event(run: &str, n: usize) -> Value {
+    let id = format!("pmt-{run}-{n:06}");
+    let amount = 1_000 + (n as u64 * 7_919) % 500_000;
+    let fee = amount / 100;
+    json!({
+        "name": "payment.completed",
+        "object": {"id": id, "type": "payment"},
+        "data": {
+            "id": id,
+            "status": "completed",
+            "amount": {"currency": "SLE", "value": amount},
+            "fees": [
+                {"code": "processing", "amount": {"currency": "SLE", "value": fee}},
+                {"code": "platform", "amount": {"currency": "SLE", "value": 50}}
+            ],
+            "netAmount": {"currency": "SLE", "value": amount - fee - 50},
+            "orderNumber": format!("ORD-{n:08}"),
+            "reference": format!("INV-2026-{n:06}"),
+            "financialAccountId": "fac-S2b7kQ9xLmN4pR8tV1wY3z",
+            "financialTransactionReference": format!("ftr-{run}-{n:06}"),
+            "checkoutSessionId": format!("cos-{run}-{n:06}"),
+            "channel": {
+                "type": "mobile_money",
+                "provider": "m17",
+                "accountNumber": format!("+2327{:07}", n % 10_000_000),
+                "accountName": "Aminata Kamara"
+            },
+            "customer": {
+                "id": format!("cus-{:06}", n % 50_000),
+                "name": "Aminata Kamara",
+                "email": "aminata.kamara@example.com",
+                "phone": format!("+2327{:07}", n % 10_000_000)
+            },
+            "ownershipGraph": {
+                "owner": {"id": "spc-bench", "type": "space"},
+                "owners": [{"id": "app-storefront", "type": "app"}]
+            },
+            "description": "Order payment: 2 x rice (25 kg), 1 x cooking oil (5 l), delivery to Freetown",
+            "createTime": "2026-11-27T10:00:00.000Z",
+            "updateTime": "2026-11-27T10:00:02.500Z",
+            "completeTime": "2026-11-27T10:00:02.500Z",
+            "metadata": {
+                "cartId": format!("cart-{n:08}"),
+                "storeId": "store-freetown-central",
+                "source": "hookrelay-bench",
+                "campaign": "november-promotion"
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_data_is_about_one_kib() {
+        let event = payment_event("abcdefgh", 123_456);
+        let size = serde_json::to_vec(&event["data"]).unwrap().len();
+        assert!((900..=1_300).contains(&size), "data is {size} bytes");
+    }
+}
