@@ -145,6 +145,11 @@ fn parse_object(fields: &Map<String, Value>, errors: &mut ValidationErrors) -> O
             Some(Value::String(s)) if s.is_empty() => {
                 errors.push(field.clone(), "min_length", format!("{field} must not be empty"))
             }
+            Some(Value::String(s)) if s.chars().any(char::is_control) => errors.push(
+                field.clone(),
+                "format",
+                format!("{field} must not contain control characters"),
+            ),
             Some(Value::String(s)) if s.chars().count() > max => errors.push(
                 field.clone(),
                 "max_length",

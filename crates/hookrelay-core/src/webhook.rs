@@ -481,6 +481,10 @@ fn parse_string_between(
         type_error(field, "a string", errors);
         return None;
     };
+    if text.chars().any(char::is_control) {
+        errors.push(field, "format", format!("{field} must not contain control characters"));
+        return None;
+    }
     let chars = text.chars().count();
     if chars < min {
         let message = match min {

@@ -91,6 +91,11 @@ async fn publish_rules() {
             "unknown_field",
         ),
         (
+            json!({"name": "payment.completed", "object": {"id": "p\u{0}", "type": "payment"}, "data": {}}),
+            "object.id",
+            "format",
+        ),
+        (
             json!({"name": "payment.completed", "object": {"id": "p", "type": "payment"}}),
             "data",
             "required",

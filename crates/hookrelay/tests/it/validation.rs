@@ -35,6 +35,18 @@ fn create_rows() -> Vec<(&'static str, Value, &'static str, &'static str)> {
             "max_length",
         ),
         ("name not a string", create_with("name", Some(json!(7))), "name", "type"),
+        (
+            "name with a control character",
+            create_with("name", Some(json!("a\u{0}b"))),
+            "name",
+            "format",
+        ),
+        (
+            "url with a control character",
+            create_with("url", Some(json!("https://a.example/\u{0}"))),
+            "url",
+            "format",
+        ),
         ("url missing", create_with("url", None), "url", "required"),
         (
             "url relative",
