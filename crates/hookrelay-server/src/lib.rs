@@ -77,6 +77,12 @@ impl App {
     /// bootstrap space and token.
     pub async fn open(config: &Config) -> Result<Self, ServerError> {
         let store = open_store(config).await?;
+        // Here rather than in `open_store`, which `hookrelay token create` also uses
+        // while a server may be running on the same database.
+        let released = store.release_orphaned_claims().await?;
+        if released > 0 {
+            tracing::info!(released, "released claims held by a previous run");
+        }
         let created_credentials = bootstrap(store.as_ref(), config).await?;
         Ok(Self {
             state: AppState {

@@ -247,6 +247,12 @@ pub trait Store: Send + Sync + 'static {
     /// Gives claimed deliveries back without attempting them.
     async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError>;
 
+    /// Releases claims that can only belong to a process that died. SQLite serves one
+    /// process per file, so at `serve` start every lease is orphaned; on PostgreSQL
+    /// leases of live nodes must stand, so it releases none (expired leases are
+    /// claimable anyway). Returns how many claims (deliveries and alerts) it released.
+    async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
+
     /// Records attempts and moves their deliveries on, in one transaction. A result for
     /// an attempt already recorded (a lease that expired and was taken over) is ignored.
     /// The same transaction updates each webhook's health under `policy`, disables

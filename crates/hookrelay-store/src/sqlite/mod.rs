@@ -59,17 +59,6 @@ impl SqliteStore {
             .foreign_keys(true);
         let mut writer = options.connect().await?;
         MIGRATOR.run(&mut writer).await?;
-        // One SQLite file serves one hookrelay process, so leases held at start belong
-        // to a process that died: give its deliveries back at once instead of waiting
-        // for the leases to run out.
-        let released =
-            sqlx::query("UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL")
-                .execute(&mut writer)
-                .await?
-                .rows_affected();
-        if released > 0 {
-            tracing::info!(released, "released deliveries claimed by a previous run");
-        }
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
@@ -472,6 +461,31 @@ impl Store for SqliteStore {
 
     async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
         self.release_deliveries_impl(ids).await
+    }
+
+    async fn release_orphaned_claims(&self) -> Result<u64, StoreError> {
+        // Not done at open: `hookrelay token create` opens the file while a server may
+        // be running, and must not take that server's claims from under it.
+        self.writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    // One SQLite file serves one hookrelay process, so leases held when
+                    // it starts belong to a process that died: give its work back at
+                    // once instead of waiting for the leases to run out.
+                    let deliveries = sqlx::query(
+                        "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL",
+                    )
+                    .execute(&mut *connection)
+                    .await?
+                    .rows_affected();
+                    let alerts = sqlx::query("UPDATE alerts SET lease_until = NULL WHERE lease_until IS NOT NULL")
+                        .execute(&mut *connection)
+                        .await?
+                        .rows_affected();
+                    Ok(deliveries + alerts)
+                })
+            })
+            .await
     }
 
     async fn record_attempts(&self, results: &[AttemptResult], policy: &AlertPolicy) -> Result<u32, StoreError> {
