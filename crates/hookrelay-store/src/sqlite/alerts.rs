@@ -58,17 +58,12 @@ pub(super) async fn apply_health(
         response_body: attempt.response_body.as_deref(),
     };
     let mut change = on_attempt(&mut health, &summary, now, policy);
-    if gone && !change.alerts.contains(&AlertKind::Disabled) {
-        // 410 Gone disables the webhook (recorded with the attempt); its owners hear of it.
+    // 410 Gone disables the webhook as failing for too long does. Only the attempt that
+    // actually disables it tells its owners: another attempt in flight at the time, or a
+    // webhook someone disabled already, must not send a second "disabled" mail.
+    change.alerts.retain(|kind| *kind != AlertKind::Disabled);
+    if (gone || change.disable) && disable_webhook(connection, webhook, now).await? {
         change.alerts.push(AlertKind::Disabled);
-    }
-    if change.disable && !gone {
-        sqlx::query("UPDATE webhooks SET enabled = 0, update_time = ? WHERE id = ?")
-            .bind(now.as_micros())
-            .bind(webhook.as_str())
-            .execute(&mut *connection)
-            .await?;
-        cancel_pending(connection, webhook, now).await?;
     }
     save_health(connection, webhook, &health).await?;
     let mut queued = 0;
@@ -76,6 +71,28 @@ pub(super) async fn apply_health(
         queued += queue(connection, webhook, kind, &health, now).await?;
     }
     Ok(queued)
+}
+
+/// Disables the webhook if it is still enabled, cancelling its pending deliveries;
+/// returns whether it did. `update_time` moves strictly forward, as a PATCH moves it.
+async fn disable_webhook(
+    connection: &mut SqliteConnection,
+    webhook: &WebhookId,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let disabled = sqlx::query(
+        "UPDATE webhooks SET enabled = 0, update_time = MAX(update_time + 1000, ?) WHERE id = ? AND enabled = 1",
+    )
+    .bind(now.as_micros())
+    .bind(webhook.as_str())
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    if disabled == 0 {
+        return Ok(false);
+    }
+    cancel_pending(connection, webhook, now).await?;
+    Ok(true)
 }
 
 async fn load_health(connection: &mut SqliteConnection, webhook: &WebhookId) -> Result<WebhookHealth, StoreError> {

@@ -558,14 +558,7 @@ async fn record_attempts(
         .bind(result.delivery_id.as_str())
         .execute(&mut *connection)
         .await?;
-        if let NextStep::Failed { disable_webhook: true } = result.next {
-            sqlx::query("UPDATE webhooks SET enabled = 0, update_time = ? WHERE id = ?")
-                .bind(result.finish_time.as_micros())
-                .bind(result.webhook_id.as_str())
-                .execute(&mut *connection)
-                .await?;
-            cancel_pending(connection, &result.webhook_id, result.finish_time).await?;
-        }
+        // Health also disables the webhook on 410 Gone, and cancels its pending deliveries.
         alerts += super::alerts::apply_health(connection, result, policy).await?;
     }
     Ok(alerts)
