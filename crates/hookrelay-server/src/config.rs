@@ -12,7 +12,7 @@ use hookrelay_core::delivery::{parse_duration, RetrySchedule};
 
 use hookrelay_core::seal::MasterKey;
 use hookrelay_core::{EventCatalog, SpaceId};
-use hookrelay_store::DatabaseLocation;
+use hookrelay_store::{DatabaseLocation, OpenOptions};
 use serde::Deserialize;
 
 use crate::alerter::{AlerterConfig, SmtpSettings};
@@ -29,8 +29,10 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
 pub struct Settings {
     /// Address the API listens on (`HOOKRELAY_LISTEN`).
     pub listen: Option<String>,
-    /// Database URL, `sqlite://PATH` (`HOOKRELAY_DATABASE_URL`).
+    /// Database URL, `sqlite://PATH` or `postgres://…` (`HOOKRELAY_DATABASE_URL`).
     pub database_url: Option<String>,
+    /// PostgreSQL: connections this node opens at most (`HOOKRELAY_DATABASE_MAX_CONNECTIONS`).
+    pub database_max_connections: Option<u32>,
     /// The master key sealing secrets at rest, 32 bytes as base64 or hex (`HOOKRELAY_MASTER_KEY`).
     pub master_key: Option<String>,
     /// Where the master key is kept when `master_key` is not given
@@ -141,6 +143,7 @@ impl Settings {
         Settings {
             listen: self.listen.or(fallback.listen),
             database_url: self.database_url.or(fallback.database_url),
+            database_max_connections: self.database_max_connections.or(fallback.database_max_connections),
             master_key: self.master_key.or(fallback.master_key),
             master_key_file: self.master_key_file.or(fallback.master_key_file),
             bootstrap_space_id: self.bootstrap_space_id.or(fallback.bootstrap_space_id),
@@ -175,7 +178,23 @@ impl Settings {
             Some(text) => {
                 MasterKeySource::Given(MasterKey::parse(text).map_err(|e| invalid("master_key", e.to_string()))?)
             }
-            None => MasterKeySource::File(self.master_key_file.unwrap_or_else(|| default_key_file(&database))),
+            None => match self.master_key_file.or_else(|| default_key_file(&database)) {
+                Some(file) => MasterKeySource::File(file),
+                // A key file made by one node would not open what another node sealed.
+                None => {
+                    return Err(invalid(
+                        "master_key",
+                        "is required with PostgreSQL (HOOKRELAY_MASTER_KEY): every node must use the same key",
+                    ))
+                }
+            },
+        };
+        let database_options = OpenOptions {
+            max_connections: at_least_one(
+                "database_max_connections",
+                self.database_max_connections
+                    .unwrap_or(OpenOptions::default().max_connections),
+            )?,
         };
         let bootstrap = match (self.bootstrap_space_id, self.bootstrap_token) {
             (None, None) => None,
@@ -261,6 +280,7 @@ impl Settings {
         Ok(Config {
             listen,
             database,
+            database_options,
             master_key,
             bootstrap,
             catalog,
@@ -293,13 +313,15 @@ fn at_least_one(name: &'static str, value: u32) -> Result<u32, ConfigError> {
     Ok(value)
 }
 
-fn default_key_file(database: &DatabaseLocation) -> PathBuf {
+/// The key file beside an SQLite database; PostgreSQL has no such place.
+fn default_key_file(database: &DatabaseLocation) -> Option<PathBuf> {
     match database {
         DatabaseLocation::Sqlite(path) => {
             let mut name = path.as_os_str().to_owned();
             name.push(".key");
-            PathBuf::from(name)
+            Some(PathBuf::from(name))
         }
+        DatabaseLocation::Postgres(_) => None,
     }
 }
 
@@ -336,6 +358,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Database.
     pub database: DatabaseLocation,
+    /// How to open it.
+    pub database_options: OpenOptions,
     /// Master key.
     pub master_key: MasterKeySource,
     /// Space and token to ensure at start.

@@ -115,7 +115,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> 
         config::MasterKeySource::Given(key) => key.clone(),
         config::MasterKeySource::File(path) => load_or_create_key_file(path)?,
     };
-    Ok(hookrelay_store::open(&config.database, SecretCipher::new(&key)).await?)
+    Ok(hookrelay_store::open_with(&config.database, SecretCipher::new(&key), &config.database_options).await?)
 }
 
 fn load_or_create_key_file(path: &Path) -> Result<MasterKey, ServerError> {

@@ -1,10 +1,12 @@
 //! hookrelay's storage. Everything the server keeps goes through the [`Store`] trait;
-//! backends (SQLite today) implement it, and nothing above this crate writes SQL.
+//! backends (SQLite for one process, PostgreSQL for several nodes sharing a database)
+//! implement it, and nothing above this crate writes SQL.
 //!
 //! Secrets are sealed here, on the way in, with the [`SecretCipher`] a store is opened
 //! with: callers hand over plain domain values and cannot forget to encrypt.
 
 mod error;
+mod postgres;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use hookrelay_core::seal::SecretCipher;
 use hookrelay_core::{AlertId, DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
 pub use error::StoreError;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// How long an idempotency key's first response is replayed.
@@ -132,15 +135,27 @@ pub struct DeliveryDetail {
 }
 
 /// Where the database is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseLocation {
     /// An SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database, as a `postgres://` or `postgresql://` URL (it may hold a password).
+    Postgres(String),
 }
 
 impl DatabaseLocation {
-    /// Parses `sqlite://PATH` or `sqlite:PATH` (`sqlite:///abs/path` for an absolute path).
+    /// Parses `sqlite://PATH` or `sqlite:PATH` (`sqlite:///abs/path` for an absolute path),
+    /// or a `postgres://…` / `postgresql://…` URL, kept whole for the driver.
     pub fn parse(url: &str) -> Result<Self, StoreError> {
+        if let Some(rest) = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+        {
+            if rest.is_empty() {
+                return Err(StoreError::UnsupportedDatabase(url.to_owned()));
+            }
+            return Ok(Self::Postgres(url.to_owned()));
+        }
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -152,10 +167,62 @@ impl DatabaseLocation {
     }
 }
 
-/// Opens (creating and migrating as needed) the database at `location`.
+// By hand rather than derived: configuration is logged, and a PostgreSQL URL may carry a password.
+impl std::fmt::Debug for DatabaseLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&redact_password(url)).finish(),
+        }
+    }
+}
+
+/// `url` with the password in its user info (`user:password@`) replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    match authority
+        .rsplit_once('@')
+        .and_then(|(info, host)| Some((info.split_once(':')?.0, host)))
+    {
+        Some((user, host)) => format!("{scheme}://{user}:***@{host}{tail}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Settings for [`open_with`] that only some backends use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// PostgreSQL: the most connections this node's pool opens (SQLite's pools are fixed).
+    pub max_connections: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self { max_connections: 10 }
+    }
+}
+
+/// Opens (creating and migrating as needed) the database at `location`, with default
+/// [`OpenOptions`].
 pub async fn open(location: &DatabaseLocation, cipher: SecretCipher) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(location, cipher, &OpenOptions::default()).await
+}
+
+/// Opens (creating and migrating as needed) the database at `location`. A PostgreSQL
+/// database must exist; its tables are created and migrated.
+pub async fn open_with(
+    location: &DatabaseLocation,
+    cipher: SecretCipher,
+    options: &OpenOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
     match location {
         DatabaseLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path, cipher).await?)),
+        DatabaseLocation::Postgres(url) => Ok(Arc::new(
+            PostgresStore::open(url, cipher, options.max_connections).await?,
+        )),
     }
 }
 
@@ -305,4 +372,40 @@ pub trait Store: Send + Sync + 'static {
         id: &DeliveryId,
         now: Timestamp,
     ) -> Result<Option<Delivery>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_database_urls() {
+        assert_eq!(
+            DatabaseLocation::parse("sqlite:///var/lib/hr.db").unwrap(),
+            DatabaseLocation::Sqlite(PathBuf::from("/var/lib/hr.db"))
+        );
+        for url in [
+            "postgres://hr@db:5432/hookrelay",
+            "postgresql://hr:pw@db/hookrelay?sslmode=require",
+        ] {
+            assert_eq!(
+                DatabaseLocation::parse(url).unwrap(),
+                DatabaseLocation::Postgres(url.to_owned())
+            );
+        }
+        for bad in ["postgres://", "mysql://db/x", "sqlite:", "db.sqlite"] {
+            assert!(DatabaseLocation::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_postgres_passwords() {
+        let location = DatabaseLocation::parse("postgres://hr:s3cret@db:5432/hookrelay?sslmode=require").unwrap();
+        assert_eq!(
+            format!("{location:?}"),
+            r#"Postgres("postgres://hr:***@db:5432/hookrelay?sslmode=require")"#
+        );
+        let plain = DatabaseLocation::parse("postgres://hr@db/hookrelay").unwrap();
+        assert_eq!(format!("{plain:?}"), r#"Postgres("postgres://hr@db/hookrelay")"#);
+    }
 }

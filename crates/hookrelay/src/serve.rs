@@ -16,9 +16,14 @@ pub struct StoreArgs {
     #[arg(long, env = "HOOKRELAY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Database URL: sqlite://PATH. [default: sqlite://hookrelay.db]
+    /// Database URL: sqlite://PATH, or postgres://USER@HOST/DB for nodes sharing one
+    /// database. [default: sqlite://hookrelay.db]
     #[arg(long = "database", env = "HOOKRELAY_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
+
+    /// PostgreSQL: connections this node opens at most. [default: 10]
+    #[arg(long, env = "HOOKRELAY_DATABASE_MAX_CONNECTIONS", value_name = "N")]
+    database_max_connections: Option<u32>,
 
     /// Master key sealing webhook secrets at rest: 32 bytes as base64 or 64 hex digits.
     /// Prefer the environment variable to the flag, which other users can see.
@@ -124,6 +129,7 @@ impl StoreArgs {
         };
         let given = Settings {
             database_url: self.database_url.clone(),
+            database_max_connections: self.database_max_connections,
             master_key: self.master_key.clone(),
             master_key_file: self.master_key_file.clone(),
             ..Settings::default()

@@ -1,0 +1,590 @@
+//! Events, deliveries and attempts in PostgreSQL: publishing with fan-out, claiming due
+//! work under a lease when several nodes claim at once, and recording what attempts did.
+//!
+//! Lock order, to keep writers from deadlocking: webhooks (by `seq`) before deliveries.
+//! Recording attempts locks every webhook it touches first, so two transactions that
+//! record attempts of one webhook (its health, or the same delivery after a lease ran
+//! out) run one after the other. A deadlock the order cannot rule out (attempts of a
+//! webhook deleted meanwhile, which has no row left to lock) is retried.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use hookrelay_core::alert::AlertPolicy;
+
+use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
+use hookrelay_core::event::{Event, EventObject};
+use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
+use serde_json::value::RawValue;
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{alerts, corrupt, webhook_columns, PostgresStore};
+use crate::{
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, StoreError,
+    StoredEvent,
+};
+
+const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
+const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id, d.event_id, e.name AS event_name, d.status, \
+     d.attempt_count, d.next_attempt_time, d.create_time, d.update_time";
+
+/// Leases due deliveries: oldest due first, at most `$4` of any one webhook (so one
+/// webhook's backlog cannot crowd out the others), at most `$3` in all; the same choice
+/// as SQLite's window query, which PostgreSQL does not allow with `FOR UPDATE`.
+///
+/// Only the `$3` webhooks whose oldest due delivery comes first can contribute (each
+/// of them has a delivery ahead of any other webhook's), so only their first `$4` rows
+/// are locked. `SKIP LOCKED` passes over rows another node is claiming at this moment,
+/// and a row leased since this statement's snapshot fails the re-checked lease test.
+const CLAIM: &str = "
+    WITH firsts AS (
+        SELECT webhook_id FROM (
+            SELECT DISTINCT ON (webhook_id) webhook_id, next_attempt_time, seq FROM deliveries
+            WHERE status = 'pending' AND next_attempt_time <= $1 AND (lease_until IS NULL OR lease_until < $1)
+              AND webhook_id <> ALL($2)
+            ORDER BY webhook_id, next_attempt_time, seq
+        ) first
+        ORDER BY next_attempt_time, seq LIMIT $3
+    ), locked AS (
+        SELECT l.seq, l.next_attempt_time FROM firsts CROSS JOIN LATERAL (
+            SELECT d.seq, d.next_attempt_time FROM deliveries d
+            WHERE d.webhook_id = firsts.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
+              AND (d.lease_until IS NULL OR d.lease_until < $1)
+            ORDER BY d.next_attempt_time, d.seq LIMIT $4
+            FOR UPDATE SKIP LOCKED
+        ) l
+    ), chosen AS (
+        SELECT seq FROM locked ORDER BY next_attempt_time, seq LIMIT $3
+    )
+    UPDATE deliveries SET lease_until = $5, lease_owner = $6
+    FROM chosen WHERE deliveries.seq = chosen.seq
+    RETURNING deliveries.id";
+
+/// A claimed delivery with its event and (current) webhook. The webhook's columns keep
+/// their own names so the webhook decoder reads them as it reads the webhooks table.
+static CLAIMED_QUERY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.space_id AS event_space_id,
+                e.name AS event_name, e.object_id, e.object_type, e.data, e.create_time AS event_time, {}
+         FROM deliveries d
+         JOIN events e ON e.id = d.event_id
+         LEFT JOIN webhooks w ON w.id = d.webhook_id
+         WHERE d.id = ANY($1)
+         ORDER BY d.next_attempt_time, d.seq",
+        webhook_columns("w")
+    )
+});
+
+/// How often a transaction that lost a deadlock is tried again.
+const DEADLOCK_RETRIES: u32 = 3;
+
+/// Whether PostgreSQL aborted the transaction only to break a deadlock or a
+/// serialisation conflict, so that running it again is safe.
+fn is_transient(error: &StoreError) -> bool {
+    match error {
+        StoreError::Database(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
+        _ => false,
+    }
+}
+
+fn decode_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
+    let id: String = row.try_get("id")?;
+    let space: String = row.try_get("space_id")?;
+    let data: String = row.try_get("data")?;
+    let delivery_count: i64 = row.try_get("delivery_count")?;
+    Ok(StoredEvent {
+        event: Event {
+            id: EventId::parse(&id).ok_or_else(|| corrupt("event id", &id))?,
+            space_id: SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?,
+            name: row.try_get("name")?,
+            object: EventObject {
+                id: row.try_get("object_id")?,
+                object_type: row.try_get("object_type")?,
+            },
+            data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
+            create_time: Timestamp::from_micros(row.try_get("create_time")?),
+        },
+        delivery_count: u32::try_from(delivery_count)
+            .map_err(|_| corrupt("delivery count", &delivery_count.to_string()))?,
+    })
+}
+
+fn decode_delivery(row: &PgRow) -> Result<Delivery, StoreError> {
+    let text = |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
+    let id = text("id")?;
+    let space = text("space_id")?;
+    let webhook = text("webhook_id")?;
+    let event = text("event_id")?;
+    let status = text("status")?;
+    let attempts: i64 = row.try_get("attempt_count")?;
+    Ok(Delivery {
+        id: DeliveryId::parse(&id).ok_or_else(|| corrupt("delivery id", &id))?,
+        space_id: SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?,
+        webhook_id: WebhookId::parse(&webhook).ok_or_else(|| corrupt("webhook id", &webhook))?,
+        event_id: EventId::parse(&event).ok_or_else(|| corrupt("event id", &event))?,
+        event_name: text("event_name")?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status", &status))?,
+        attempt_count: u32::try_from(attempts).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
+        next_attempt_time: row
+            .try_get::<Option<i64>, _>("next_attempt_time")?
+            .map(Timestamp::from_micros),
+        create_time: Timestamp::from_micros(row.try_get("create_time")?),
+        update_time: Timestamp::from_micros(row.try_get("update_time")?),
+    })
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &Event,
+    delivery_count: u32,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(event.id.as_str())
+    .bind(event.space_id.as_str())
+    .bind(&event.name)
+    .bind(&event.object.id)
+    .bind(&event.object.object_type)
+    .bind(event.data.get())
+    .bind(i64::from(delivery_count))
+    .bind(event.create_time.as_micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts one pending delivery of `event` per webhook, due at once; returns their ids.
+/// One statement whatever the count: the ids travel as two arrays.
+async fn insert_deliveries(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &Event,
+    webhooks: &[String],
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let ids: Vec<DeliveryId> = webhooks.iter().map(|_| DeliveryId::generate()).collect();
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    sqlx::query(
+        "INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
+             create_time, update_time)
+         SELECT new.id, $3, new.webhook_id, $4, 'pending', 0, $5, $5, $5
+         FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS new (id, webhook_id, n)
+         ORDER BY new.n",
+    )
+    .bind(ids.iter().map(DeliveryId::as_str).collect::<Vec<_>>())
+    .bind(webhooks)
+    .bind(event.space_id.as_str())
+    .bind(event.id.as_str())
+    .bind(event.create_time.as_micros())
+    .execute(&mut **tx)
+    .await?;
+    Ok(ids)
+}
+
+/// Cancels a webhook's pending deliveries (it was disabled or deleted).
+pub(super) async fn cancel_pending(
+    tx: &mut Transaction<'_, Postgres>,
+    webhook: &WebhookId,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let cancelled = sqlx::query(
+        "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, update_time = $1
+         WHERE webhook_id = $2 AND status = 'pending'",
+    )
+    .bind(now.as_micros())
+    .bind(webhook.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(cancelled.rows_affected())
+}
+
+impl PostgresStore {
+    pub(super) async fn publish_event_impl(
+        &self,
+        event: &Event,
+        idempotency: Option<IdempotencyRecord>,
+        render: RenderPublished<'_>,
+    ) -> Result<u32, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Not locked, as on SQLite: a webhook disabled or deleted meanwhile gets a
+        // delivery that is cancelled when claimed, and publishing never waits for a patch.
+        let webhooks: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM webhooks
+             WHERE space_id = $1 AND enabled AND events @> jsonb_build_array($2::text)
+             ORDER BY seq",
+        )
+        .bind(event.space_id.as_str())
+        .bind(&event.name)
+        .fetch_all(&mut *tx)
+        .await?;
+        let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
+        if let Some(mut record) = idempotency {
+            record.body = render(count);
+            self.save_idempotency(&mut tx, &record).await?;
+        }
+        insert_event(&mut tx, event, count).await?;
+        insert_deliveries(&mut tx, event, &webhooks).await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    pub(super) async fn get_event_impl(
+        &self,
+        space: &SpaceId,
+        id: &EventId,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND space_id = $2"
+        ))
+        .bind(id.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| decode_event(&row))
+        .transpose()
+    }
+
+    pub(super) async fn list_events_impl(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE space_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        ))
+        .bind(space.as_str())
+        .bind(after.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        page(rows, limit, decode_event)
+    }
+
+    pub(super) async fn publish_test_event_impl(
+        &self,
+        event: &Event,
+        webhook: &WebhookId,
+    ) -> Result<Delivery, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_event(&mut tx, event, 1).await?;
+        let ids = insert_deliveries(&mut tx, event, &[webhook.as_str().to_owned()]).await?;
+        tx.commit().await?;
+        Ok(Delivery {
+            id: ids.into_iter().next().expect("one delivery inserted"),
+            space_id: event.space_id.clone(),
+            webhook_id: webhook.clone(),
+            event_id: event.id.clone(),
+            event_name: event.name.clone(),
+            status: DeliveryStatus::Pending,
+            attempt_count: 0,
+            next_attempt_time: Some(event.create_time),
+            create_time: event.create_time,
+            update_time: event.create_time,
+        })
+    }
+
+    pub(super) async fn claim_deliveries_impl(
+        &self,
+        request: &ClaimRequest,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let skip: Vec<&str> = request.skip_webhooks.iter().map(WebhookId::as_str).collect();
+        let mut tx = self.pool.begin().await?;
+        let claimed: Vec<String> = sqlx::query_scalar(CLAIM)
+            .bind(request.now.as_micros())
+            .bind(&skip)
+            .bind(i64::from(request.limit))
+            .bind(i64::from(request.per_webhook))
+            .bind(request.lease_until.as_micros())
+            .bind(&request.owner)
+            .fetch_all(&mut *tx)
+            .await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&CLAIMED_QUERY).bind(&claimed).fetch_all(&mut *tx).await?;
+        let mut ready = Vec::with_capacity(rows.len());
+        let mut cancelled = Vec::new();
+        for row in &rows {
+            let delivery_id: String = row.try_get("delivery_id")?;
+            let enabled: Option<bool> = row.try_get("enabled")?;
+            if enabled != Some(true) {
+                cancelled.push(delivery_id);
+                continue;
+            }
+            let attempts: i64 = row.try_get("attempt_count")?;
+            let event_id: String = row.try_get("event_id")?;
+            let event_space: String = row.try_get("event_space_id")?;
+            let data: String = row.try_get("data")?;
+            ready.push(ClaimedDelivery {
+                delivery_id: DeliveryId::parse(&delivery_id).ok_or_else(|| corrupt("delivery id", &delivery_id))?,
+                attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
+                event: Event {
+                    id: EventId::parse(&event_id).ok_or_else(|| corrupt("event id", &event_id))?,
+                    space_id: SpaceId::parse(&event_space).ok_or_else(|| corrupt("space id", &event_space))?,
+                    name: row.try_get("event_name")?,
+                    object: EventObject {
+                        id: row.try_get("object_id")?,
+                        object_type: row.try_get("object_type")?,
+                    },
+                    data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
+                    create_time: Timestamp::from_micros(row.try_get("event_time")?),
+                },
+                webhook: self.decode_webhook(row)?,
+            });
+        }
+        if !cancelled.is_empty() {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
+                     lease_owner = NULL, update_time = $1
+                 WHERE id = ANY($2) AND status = 'pending'",
+            )
+            .bind(request.now.as_micros())
+            .bind(&cancelled)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ready)
+    }
+
+    pub(super) async fn release_deliveries_impl(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
+        let ids: Vec<&str> = ids.iter().map(DeliveryId::as_str).collect();
+        sqlx::query("UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn record_attempts_impl(
+        &self,
+        results: &[AttemptResult],
+        policy: &AlertPolicy,
+    ) -> Result<u32, StoreError> {
+        let mut tries = 0;
+        loop {
+            match self.record_attempts_once(results, policy).await {
+                Err(error) if is_transient(&error) && tries < DEADLOCK_RETRIES => {
+                    tries += 1;
+                    tracing::debug!(tries, "recording attempts lost a deadlock; trying again");
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Records attempts in the caller's order, as SQLite does: health counts failures
+    /// and successes in the order they are given.
+    async fn record_attempts_once(&self, results: &[AttemptResult], policy: &AlertPolicy) -> Result<u32, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Every webhook the results touch is locked first (see the lock order above):
+        // its health is read, changed and written back, and another node's attempts of
+        // the same webhook must wait rather than overwrite it.
+        let mut touched: Vec<&str> = results.iter().map(|r| r.webhook_id.as_str()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let existing: HashSet<String> =
+            sqlx::query_scalar("SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY seq FOR UPDATE")
+                .bind(&touched)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let mut alerts = 0;
+        for result in results {
+            let attempt = &result.attempt;
+            // Waits for a concurrent insert of the same attempt; if that one commits,
+            // this result is the one ignored.
+            let inserted = sqlx::query(
+                "INSERT INTO delivery_attempts
+                     (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(result.delivery_id.as_str())
+            .bind(i64::from(attempt.attempt))
+            .bind(attempt.start_time.as_micros())
+            .bind(i64::from(attempt.duration_ms))
+            .bind(attempt.status_code.map(i64::from))
+            .bind(attempt.error_kind.map(ErrorKind::as_str))
+            .bind(attempt.response_body.as_deref().map(str::as_bytes))
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                continue;
+            }
+            let (status, next_time) = match result.next {
+                NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
+                NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
+                NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
+            };
+            // A delivery cancelled while its attempt was in flight stays cancelled unless
+            // that attempt settled it.
+            sqlx::query(
+                "UPDATE deliveries SET
+                     status = CASE WHEN status = 'cancelled' AND $1 = 'pending' THEN 'cancelled' ELSE $1 END,
+                     next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL ELSE $2 END,
+                     attempt_count = GREATEST(attempt_count, $3), lease_until = NULL, lease_owner = NULL,
+                     update_time = $4
+                 WHERE id = $5",
+            )
+            .bind(status.as_str())
+            .bind(next_time)
+            .bind(i64::from(attempt.attempt))
+            .bind(result.finish_time.as_micros())
+            .bind(result.delivery_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            // Health also disables the webhook on 410 Gone, and cancels its pending
+            // deliveries. A webhook deleted meanwhile has no health to keep.
+            if existing.contains(result.webhook_id.as_str()) {
+                alerts += alerts::apply_health(&mut tx, result, policy).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(alerts)
+    }
+
+    pub(super) async fn next_due_time_impl(
+        &self,
+        now: Timestamp,
+        skip_webhooks: &[WebhookId],
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let skip: Vec<&str> = skip_webhooks.iter().map(WebhookId::as_str).collect();
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_time) FROM deliveries
+             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < $1) AND webhook_id <> ALL($2)",
+        )
+        .bind(now.as_micros())
+        .bind(&skip)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due.map(Timestamp::from_micros))
+    }
+
+    pub(super) async fn list_deliveries_impl(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.webhook_id = $1 AND d.space_id = $2 AND ($3::text IS NULL OR d.status = $3) AND d.seq < $4
+             ORDER BY d.seq DESC LIMIT $5"
+        ))
+        .bind(webhook.as_str())
+        .bind(space.as_str())
+        .bind(status.map(DeliveryStatus::as_str))
+        .bind(after.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        page(rows, limit, decode_delivery)
+    }
+
+    pub(super) async fn get_delivery_impl(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryDetail>, StoreError> {
+        let Some(row) = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.id = $1 AND d.webhook_id = $2 AND d.space_id = $3"
+        ))
+        .bind(id.as_str())
+        .bind(webhook.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let delivery = decode_delivery(&row)?;
+        let attempts = sqlx::query(
+            "SELECT attempt, start_time, duration_ms, status_code, error_kind, response_body
+             FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let number: i64 = row.try_get("attempt")?;
+            let duration: i64 = row.try_get("duration_ms")?;
+            let status: Option<i64> = row.try_get("status_code")?;
+            let kind: Option<String> = row.try_get("error_kind")?;
+            let body: Option<Vec<u8>> = row.try_get("response_body")?;
+            Ok(DeliveryAttempt {
+                attempt: u32::try_from(number).map_err(|_| corrupt("attempt", &number.to_string()))?,
+                start_time: Timestamp::from_micros(row.try_get("start_time")?),
+                duration_ms: u32::try_from(duration).unwrap_or(u32::MAX),
+                status_code: status.and_then(|s| u16::try_from(s).ok()),
+                error_kind: match kind {
+                    None => None,
+                    Some(kind) => Some(ErrorKind::parse(&kind).ok_or_else(|| corrupt("error kind", &kind))?),
+                },
+                response_body: match body {
+                    None => None,
+                    Some(body) => Some(String::from_utf8(body).map_err(|_| corrupt("response body", "non-UTF-8"))?),
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(DeliveryDetail { delivery, attempts }))
+    }
+
+    pub(super) async fn retry_delivery_impl(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_time = $1, update_time = $1
+             WHERE id = $2 AND webhook_id = $3 AND space_id = $4",
+        )
+        .bind(now.as_micros())
+        .bind(id.as_str())
+        .bind(webhook.as_str())
+        .bind(space.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        decode_delivery(&row).map(Some)
+    }
+}
+
+/// One page from rows fetched with `LIMIT limit + 1`, newest first.
+pub(super) fn page<T>(
+    rows: Vec<PgRow>,
+    limit: u32,
+    decode: impl Fn(&PgRow) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let has_more = rows.len() > limit as usize;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let next = match (has_more, rows.last()) {
+        (true, Some(last)) => Some(last.try_get::<i64, _>("seq")?),
+        _ => None,
+    };
+    let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
+    Ok(Page { items, next })
+}
