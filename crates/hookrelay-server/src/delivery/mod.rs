@@ -43,9 +43,9 @@ pub struct DeliveryConfig {
 
 impl DeliveryConfig {
     /// How long a claim holds: long enough for an attempt queued behind a busy
-    /// webhook's attempts, and one of its own.
+    /// webhook's attempts, one of its own, and a few seconds to record it.
     pub fn lease(&self) -> Duration {
-        2 * (self.attempt_timeout + self.connect_timeout) + Duration::from_secs(30)
+        2 * (self.attempt_timeout + self.connect_timeout) + Duration::from_secs(5)
     }
 }
 

@@ -266,26 +266,27 @@ impl SqliteStore {
                 let request = request_copy;
                 Box::pin(async move {
                     // Oldest due first, at most `per_webhook` of any one webhook, so one
-                    // webhook's backlog cannot crowd out the others.
+                    // webhook's backlog cannot crowd out the others. Each webhook's share
+                    // is read from the (webhook, due time) index, a few entries each.
                     let claimed = sqlx::query_scalar(
-                        "UPDATE deliveries SET lease_until = ?, lease_owner = ?
+                        "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2
                          WHERE seq IN (
-                             SELECT seq FROM (
-                                 SELECT seq, next_attempt_time,
-                                        ROW_NUMBER() OVER (PARTITION BY webhook_id ORDER BY next_attempt_time, seq)
-                                            AS rank
-                                 FROM deliveries
-                                 WHERE status = 'pending' AND next_attempt_time <= ?
-                                   AND (lease_until IS NULL OR lease_until < ?)
-                                   AND webhook_id NOT IN (SELECT value FROM json_each(?))
-                             )
-                             WHERE rank <= ? ORDER BY next_attempt_time, seq LIMIT ?
+                             SELECT d.seq
+                             FROM (SELECT DISTINCT webhook_id FROM deliveries
+                                   WHERE status = 'pending' AND next_attempt_time <= ?3
+                                     AND webhook_id NOT IN (SELECT value FROM json_each(?4))) AS w
+                             JOIN deliveries AS d ON d.seq IN (
+                                 SELECT seq FROM deliveries
+                                 WHERE webhook_id = w.webhook_id AND status = 'pending'
+                                   AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
+                                 ORDER BY next_attempt_time, seq LIMIT ?5)
+                             ORDER BY d.next_attempt_time, d.seq
+                             LIMIT ?6
                          )
                          RETURNING id",
                     )
                     .bind(request.lease_until.as_micros())
                     .bind(&request.owner)
-                    .bind(request.now.as_micros())
                     .bind(request.now.as_micros())
                     .bind(&skip)
                     .bind(i64::from(request.per_webhook))

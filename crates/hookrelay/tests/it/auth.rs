@@ -5,20 +5,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// Creates a token for `space` with the CLI, against the server's database.
-async fn cli_token(server: &TestServer, space: &str) -> String {
-    let output = command(&server.dir)
-        .args(["token", "create", "--space", space, "--database"])
-        .arg(format!("sqlite://{}", server.dir.join("hookrelay.db").display()))
-        .output()
-        .await
-        .expect("run token create");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-    assert!(token.starts_with("hrt_") && token.len() > 20, "{token}");
-    token
-}
-
 #[tokio::test]
 async fn missing_or_unknown_tokens_are_401() {
     let server = TestServer::start().await;

@@ -122,15 +122,7 @@ async fn seed_webhooks_receive_signed_events_with_the_protocol_headers() {
         }))
         .await;
     // A webhook of another space, subscribed to the same event.
-    let other_token = {
-        let output = command(&server.dir)
-            .args(["token", "create", "--space", "spc-other", "--database"])
-            .arg(format!("sqlite://{}", server.dir.join("hookrelay.db").display()))
-            .output()
-            .await
-            .unwrap();
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
-    };
+    let other_token = cli_token(&server, "spc-other").await;
     let (status, _) = send(
         server
             .bare(Method::POST, "/v1/webhooks")
@@ -542,10 +534,20 @@ fn tally(receivers: &[&Receiver]) -> HashMap<(String, String), usize> {
 async fn a_killed_server_loses_nothing() {
     const EVENTS: usize = 2_000;
     let dir = tempfile::TempDir::new().unwrap();
-    let args: Vec<String> = ["--allow-private-targets", "--retry-schedule", "0s,1s,1s,1s,1s,1s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    // Short timeouts keep leases short: on PostgreSQL the killed process's claims are
+    // taken over when they run out (SQLite releases them at restart).
+    let args: Vec<String> = [
+        "--allow-private-targets",
+        "--retry-schedule",
+        "0s,1s,1s,1s,1s,1s",
+        "--attempt-timeout",
+        "2s",
+        "--connect-timeout",
+        "1s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let launch = Launch {
         args,
         ..Launch::default()
@@ -637,27 +639,22 @@ async fn sigterm_under_load_exits_cleanly_with_every_attempt_recorded() {
     let answered = receiver.count();
 
     // Every request the receiver saw is recorded as an attempt; nothing is left claimed.
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", dir.path().join("hookrelay.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_attempts")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    let database = database_url(dir.path()).await;
+    let attempts = db_count(&database, "SELECT COUNT(*) FROM delivery_attempts").await;
     assert_eq!(attempts as usize, answered, "attempts recorded = requests received");
-    let leased: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE lease_until IS NOT NULL")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(leased, 0, "no delivery left claimed");
-    let mismatched: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM deliveries d WHERE attempt_count <> (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = d.id)",
+    let leased = db_count(
+        &database,
+        "SELECT COUNT(*) FROM deliveries WHERE lease_until IS NOT NULL",
     )
-    .fetch_one(&mut db)
-    .await
-    .unwrap();
+    .await;
+    assert_eq!(leased, 0, "no delivery left claimed");
+    let mismatched = db_count(
+        &database,
+        "SELECT COUNT(*) FROM deliveries d
+         WHERE attempt_count <> (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = d.id)",
+    )
+    .await;
     assert_eq!(mismatched, 0, "attempt counts match the attempt log");
-    drop(db);
 
     // The rest go out after a restart.
     let server = TestServer::launch_in(dir.path(), launch).await;

@@ -9,6 +9,7 @@ mod alerts;
 mod api_conventions;
 mod auth;
 mod cli;
+mod cluster;
 mod delivery;
 mod events;
 mod idempotency;

@@ -15,6 +15,8 @@ pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
+    /// When the answer was ready (after any scripted delay).
+    pub answered: Option<Instant>,
 }
 
 impl Received {
@@ -101,18 +103,23 @@ impl Receiver {
 }
 
 async fn answer(inner: Arc<Inner>, headers: HeaderMap, body: Bytes) -> Response {
-    let reply = {
+    let (n, reply) = {
         let mut received = inner.received.lock().unwrap();
         let n = received.len();
         received.push(Received {
             headers,
             body,
             at: Instant::now(),
+            answered: None,
         });
         let script = inner.script.lock().unwrap();
-        script(n)
+        (n, script(n))
     };
     inner.arrived.notify_waiters();
+    if let Reply::After(delay) = &reply {
+        tokio::time::sleep(*delay).await;
+    }
+    inner.received.lock().unwrap()[n].answered = Some(Instant::now());
     match reply {
         Reply::Status(code) => (StatusCode::from_u16(code).unwrap(), format!("answer {code}")).into_response(),
         Reply::StatusWith(code, headers) => {
@@ -122,9 +129,6 @@ async fn answer(inner: Arc<Inner>, headers: HeaderMap, body: Bytes) -> Response 
             }
             response
         }
-        Reply::After(delay) => {
-            tokio::time::sleep(delay).await;
-            (StatusCode::OK, "late").into_response()
-        }
+        Reply::After(_) => (StatusCode::OK, "late").into_response(),
     }
 }

@@ -13,11 +13,50 @@ use tokio::process::{Child, Command};
 
 pub const SPACE: &str = "spc-test";
 pub const TOKEN: &str = "test-token-0123456789abcdef";
+/// The master key tests use on PostgreSQL (which has no key file beside it).
+pub const TEST_MASTER_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+/// The PostgreSQL server tests run against instead of SQLite, when set:
+/// `HOOKRELAY_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test`. Each server gets a
+/// database of its own on it.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("HOOKRELAY_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// The database a test directory uses: SQLite beside it, or (under
+/// `HOOKRELAY_TEST_POSTGRES`) a PostgreSQL database made for it, remembered in the
+/// directory so that a restarted server finds the same data.
+pub async fn database_url(dir: &Path) -> String {
+    let Some(admin) = postgres_admin_url() else {
+        return format!("sqlite://{}", dir.join("hookrelay.db").display());
+    };
+    let remembered = dir.join("database-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return url;
+    }
+    use sqlx::{Connection, Executor};
+    let name = format!("hr_test_{}", unique_key().replace('-', "_"));
+    let mut connection = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("HOOKRELAY_TEST_POSTGRES={admin} is not reachable: {e}"));
+    connection
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create a test database");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let url = format!("{base}/{name}");
+    std::fs::write(&remembered, &url).unwrap();
+    url
+}
 
 /// A running server and the directory holding its database.
 pub struct TestServer {
     child: Child,
     pub base: String,
+    /// The database URL the server was given (unless the test gave its own).
+    pub database: String,
     pub dir: PathBuf,
     pub stdout_lines: Vec<String>,
     pub client: reqwest::Client,
@@ -46,6 +85,9 @@ pub fn command(dir: &Path) -> Command {
         }
     }
     command.current_dir(dir).env("HOOKRELAY_LOG", "warn");
+    if postgres_admin_url().is_some() {
+        command.env("HOOKRELAY_MASTER_KEY", TEST_MASTER_KEY);
+    }
     command
 }
 
@@ -69,10 +111,14 @@ impl TestServer {
         command.arg("serve").arg("--listen").arg("127.0.0.1:0");
         let database_given = launch.args.iter().any(|a| a == "--database")
             || launch.env.iter().any(|(k, _)| k == "HOOKRELAY_DATABASE_URL");
+        // A test that names its own database gets it; `database` is then the default
+        // it did not use.
+        let database = match launch.args.iter().position(|a| a == "--database") {
+            Some(i) => launch.args[i + 1].clone(),
+            None => database_url(dir).await,
+        };
         if !database_given {
-            command
-                .arg("--database")
-                .arg(format!("sqlite://{}", dir.join("hookrelay.db").display()));
+            command.arg("--database").arg(&database);
         }
         command.args(&launch.args);
         if !launch.no_bootstrap {
@@ -109,6 +155,7 @@ impl TestServer {
         Self {
             child,
             base,
+            database,
             dir: dir.to_owned(),
             stdout_lines,
             client: reqwest::Client::new(),
@@ -183,6 +230,31 @@ impl TestServer {
             .expect("server did not stop within 20 s")
             .expect("wait")
     }
+}
+
+/// Runs a query returning one integer against a test database (SQLite or PostgreSQL).
+pub async fn db_count(database: &str, sql: &str) -> i64 {
+    use sqlx::Connection;
+    if database.starts_with("sqlite:") {
+        let mut db = sqlx::SqliteConnection::connect(database).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap()
+    } else {
+        let mut db = sqlx::PgConnection::connect(database).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut db).await.unwrap()
+    }
+}
+
+/// Creates an access token for `space` with the CLI, against the server's database.
+pub async fn cli_token(server: &TestServer, space: &str) -> String {
+    let output = command(&server.dir)
+        .args(["token", "create", "--space", space, "--database", &server.database])
+        .output()
+        .await
+        .expect("run token create");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("hrt_") && token.len() > 20, "{token}");
+    token
 }
 
 /// Sends a request and returns the status and JSON body (Null when empty).
