@@ -193,6 +193,10 @@ pub async fn run(
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
     let engine = delivery::Engine::start(state.store.clone(), delivery, state.wakeup.clone(), alerts)
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
+    // Work stored by other nodes wakes this one (PostgreSQL); on SQLite this process
+    // stores all work and wakes its own engine.
+    let wakeup = state.wakeup.clone();
+    state.store.watch_for_work(Arc::new(move || wakeup.wake())).await?;
     // Deliveries left due by a previous run start at once.
     state.wakeup.wake();
     let pruner = tokio::spawn(prune_idempotency_keys(state.store.clone()));

@@ -305,7 +305,8 @@ fn healthz() -> Value {
     json!({
         "tags": ["Meta"],
         "summary": "Health check",
-        "description": "Answers 200 while the server is accepting requests. Needs no token.",
+        "description": "Answers 200 while the server accepts requests and its database answers, 503 when \
+            the database does not (so a load balancer takes the node out). Needs no token.",
         "operationId": "GetHealth",
         "security": [],
         "responses": {
@@ -315,8 +316,26 @@ fn healthz() -> Value {
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "required": ["status"],
-                            "properties": { "status": { "type": "string", "enum": ["ok"] } },
+                            "required": ["status", "database"],
+                            "properties": {
+                                "status": { "type": "string", "enum": ["ok"] },
+                                "database": { "type": "string", "enum": ["ok"] },
+                            },
+                        },
+                    },
+                },
+            },
+            "503": {
+                "description": "The database does not answer",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status", "database"],
+                            "properties": {
+                                "status": { "type": "string", "enum": ["unavailable"] },
+                                "database": { "type": "string", "enum": ["unreachable"] },
+                            },
                         },
                     },
                 },

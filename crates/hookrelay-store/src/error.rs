@@ -9,9 +9,12 @@ pub enum StoreError {
     /// The database failed or could not be reached.
     #[error("database error")]
     Database(#[from] sqlx::Error),
-    /// Migrating the schema failed (e.g. the database is newer than this binary).
+    /// Migrating the schema failed.
     #[error("database migration failed")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(#[source] sqlx::migrate::MigrateError),
+    /// The database was migrated by a newer hookrelay: this one must not touch it.
+    #[error("the database schema is newer than this hookrelay knows (it has migration {0}); upgrade hookrelay")]
+    SchemaTooNew(i64),
     /// The idempotency key was saved by a concurrent or earlier request.
     #[error("the idempotency key is already in use")]
     IdempotencyKeyTaken,
@@ -27,4 +30,13 @@ pub enum StoreError {
     /// A stored value does not decode.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        match error {
+            sqlx::migrate::MigrateError::VersionMissing(version) => Self::SchemaTooNew(version),
+            other => Self::Migration(other),
+        }
+    }
 }

@@ -314,6 +314,13 @@ pub trait Store: Send + Sync + 'static {
     /// Gives claimed deliveries back without attempting them.
     async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError>;
 
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Calls `wake` whenever another node stores work that is due (PostgreSQL
+    /// `LISTEN/NOTIFY`); a no-op where one process does all the work (SQLite).
+    async fn watch_for_work(&self, wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), StoreError>;
+
     /// Releases claims that can only belong to a process that died. SQLite serves one
     /// process per file, so at `serve` start every lease is orphaned; on PostgreSQL
     /// leases of live nodes must stand, so it releases none (expired leases are

@@ -31,6 +31,11 @@ enum Command {
     /// On an empty database with no bootstrap settings, a space and an access token are
     /// created and printed once.
     Serve(serve::ServeArgs),
+    /// Create or upgrade the database schema, then exit (`serve` also does this at start).
+    Migrate {
+        #[command(flatten)]
+        store: serve::StoreArgs,
+    },
     /// Manage API access tokens (opens the database directly).
     Token {
         #[command(subcommand)]
@@ -69,6 +74,7 @@ async fn main() -> std::process::ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Serve(args) => serve::serve(args).await,
+        Command::Migrate { store } => serve::migrate(&store).await,
         Command::Token {
             command: TokenCommand::Create { space, store },
         } => serve::create_token(&space, &store).await,

@@ -164,6 +164,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     let mut out = std::io::stdout().lock();
     if let Some(created) = &app.created_credentials {
         writeln!(
@@ -182,7 +183,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     writeln!(out, "hookrelay listening on http://{}", listener.local_addr()?)?;
     out.flush()?;
     drop(out);
-    hookrelay_server::run(app, listener, shutdown_signal()).await?;
+    hookrelay_server::run(app, listener, shutdown).await?;
+    Ok(())
+}
+
+pub async fn migrate(store: &StoreArgs) -> anyhow::Result<()> {
+    let config = store.settings()?.resolve()?;
+    hookrelay_server::open_store(&config).await.context("cannot migrate")?;
+    println!("database is up to date");
     Ok(())
 }
 
@@ -198,22 +206,17 @@ pub async fn create_token(space: &str, store: &StoreArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Completes on SIGTERM or Ctrl-C. The handlers are installed when this is called, not
+/// when it is first polled, so a signal sent right after start is not lost.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }

@@ -30,8 +30,19 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// 200 when the database answers, 503 when it does not (a load balancer takes the node out).
+async fn health(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ok", "database": "ok"}))).into_response(),
+        Err(error) => {
+            tracing::warn!(error = %crate::error_chain(&error), "health check: the database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "database": "unreachable"})),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn openapi(State(state): State<AppState>) -> Json<Value> {

@@ -227,6 +227,9 @@ impl PostgresStore {
         }
         insert_event(&mut tx, event, count).await?;
         insert_deliveries(&mut tx, event, &webhooks).await?;
+        if count > 0 {
+            notify_work(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(count)
     }
@@ -272,6 +275,7 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         insert_event(&mut tx, event, 1).await?;
         let ids = insert_deliveries(&mut tx, event, &[webhook.as_str().to_owned()]).await?;
+        notify_work(&mut tx).await?;
         tx.commit().await?;
         Ok(Delivery {
             id: ids.into_iter().next().expect("one delivery inserted"),
@@ -568,6 +572,7 @@ impl PostgresStore {
         .bind(id.as_str())
         .fetch_one(&mut *tx)
         .await?;
+        notify_work(&mut tx).await?;
         tx.commit().await?;
         decode_delivery(&row).map(Some)
     }
@@ -587,4 +592,17 @@ pub(super) fn page<T>(
     };
     let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
     Ok(Page { items, next })
+}
+
+/// The channel on which nodes tell each other that work is due.
+pub(crate) const WORK_CHANNEL: &str = "hookrelay_work";
+
+/// Tells every node listening that new deliveries are due (sent when the transaction
+/// commits, so nobody looks before the rows are visible).
+async fn notify_work(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(WORK_CHANNEL)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -8,7 +8,7 @@
 //! may hold it, and an expired lease is claimable anyway.
 
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
@@ -455,6 +455,30 @@ impl Store for PostgresStore {
 
     async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
         self.release_deliveries_impl(ids).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn watch_for_work(&self, wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(delivery::WORK_CHANNEL).await?;
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => wake(),
+                    Err(error) => {
+                        // The listener reconnects by itself on the next recv; meanwhile
+                        // the engine's idle poll still finds the work.
+                        tracing::warn!(%error, "listening for new work failed");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError> {

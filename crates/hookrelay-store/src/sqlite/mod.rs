@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -461,6 +462,16 @@ impl Store for SqliteStore {
 
     async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
         self.release_deliveries_impl(ids).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.readers).await?;
+        Ok(())
+    }
+
+    async fn watch_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), StoreError> {
+        // Every write comes through this process, which wakes its engine itself.
+        Ok(())
     }
 
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError> {

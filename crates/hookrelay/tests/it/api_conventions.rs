@@ -26,7 +26,7 @@ async fn health_and_openapi_are_served() {
     let server = TestServer::start().await;
     let (status, body) = send(server.bare(Method::GET, "/healthz")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["status"], "ok");
+    assert_eq!(body, json!({"status": "ok", "database": "ok"}));
     let (status, doc) = send(server.bare(Method::GET, "/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.0.3");
@@ -149,5 +149,39 @@ async fn bad_settings_stop_the_server_with_a_clear_message() {
         assert!(!output.status.success(), "{args:?} {env:?} should fail");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{expected:?} not in: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn migrate_prepares_the_database_and_serve_refuses_a_newer_schema() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let database = database_url(dir.path()).await;
+    let output = command(dir.path())
+        .args(["migrate", "--database", &database])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "database is up to date");
+    let server = TestServer::launch_in(dir.path(), Launch::default()).await;
+    assert!(server.stop().await.success());
+
+    // A migration this binary does not know: the database belongs to a newer hookrelay.
+    let future = if database.starts_with("sqlite:") {
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99990101000000, 'from the future', 1, X'00', 0)"
+    } else {
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99990101000000, 'from the future', true, '\\x00'::bytea, 0)"
+    };
+    db_execute(&database, future).await;
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0", "--database", database.as_str()][..],
+        &["migrate", "--database", database.as_str()],
+    ] {
+        let output = command(dir.path()).args(args).output().await.unwrap();
+        assert!(!output.status.success(), "{args:?} must refuse a newer schema");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("newer than this hookrelay"), "{stderr}");
     }
 }

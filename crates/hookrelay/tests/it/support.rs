@@ -244,6 +244,18 @@ pub async fn db_count(database: &str, sql: &str) -> i64 {
     }
 }
 
+/// Runs one statement against a test database (SQLite or PostgreSQL).
+pub async fn db_execute(database: &str, sql: &str) {
+    use sqlx::Connection;
+    if database.starts_with("sqlite:") {
+        let mut db = sqlx::SqliteConnection::connect(database).await.unwrap();
+        sqlx::query(sql).execute(&mut db).await.unwrap();
+    } else {
+        let mut db = sqlx::PgConnection::connect(database).await.unwrap();
+        sqlx::query(sql).execute(&mut db).await.unwrap();
+    }
+}
+
 /// Creates an access token for `space` with the CLI, against the server's database.
 pub async fn cli_token(server: &TestServer, space: &str) -> String {
     let output = command(&server.dir)
