@@ -168,6 +168,46 @@ fn parse_object(fields: &Map<String, Value>, errors: &mut ValidationErrors) -> O
     })
 }
 
+/// `raw` JSON with the whitespace between tokens removed, and nothing else changed: key
+/// order and number spelling stay exactly as the producer wrote them (re-serialising
+/// through `serde_json::Value` would sort keys and round large numbers).
+pub fn compact_json(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in raw.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl EventDraft {
+    /// Keeps the producer's own text of `data` (from the raw request body), compacted,
+    /// in place of the parsed copy. Bodies whose `data` cannot be read raw keep the copy.
+    pub fn keep_raw_data(&mut self, body: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct RawBody<'a> {
+            #[serde(borrow)]
+            data: &'a RawValue,
+        }
+        if let Ok(raw) = serde_json::from_slice::<RawBody<'_>>(body) {
+            if let Ok(data) = RawValue::from_string(compact_json(raw.data.get())) {
+                self.data = data;
+            }
+        }
+    }
+}
+
 /// The body of a delivery, exactly as `delivery-protocol.md` specifies it:
 /// `{"apiVersion", "event": {"id", "name", "timestamp"}, "object", "data"}`, compact.
 pub fn delivery_body(release: ApiRelease, event: &Event) -> Vec<u8> {
@@ -217,6 +257,19 @@ mod tests {
         assert_eq!(
             body,
             r#"{"apiVersion":"caph","event":{"id":"evt-abc","name":"payment.completed","timestamp":"2026-11-28T10:00:00.000Z"},"object":{"id":"pmt-1","type":"payment"},"data":{"amount":{"value":100}}}"#
+        );
+    }
+
+    #[test]
+    fn raw_data_keeps_key_order_and_number_text() {
+        let body = br#"{"name": "payment.completed", "object": {"id": "p", "type": "payment"},
+            "data": { "z": 1, "a": 123456789012345678901234567890, "s": "a \" b  c", "f": 1.10 }}"#;
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let mut draft = EventDraft::parse(&value, &EventCatalog::default()).unwrap();
+        draft.keep_raw_data(body);
+        assert_eq!(
+            draft.data.get(),
+            r#"{"z":1,"a":123456789012345678901234567890,"s":"a \" b  c","f":1.10}"#
         );
     }
 

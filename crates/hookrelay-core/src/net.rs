@@ -31,7 +31,19 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
+    // Forms that carry an IPv4 address: judge the IPv4 address they lead to.
+    let embedded = |high: u16, low: u16| Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8);
+    if segments[..6] == [0; 6] && !(ip.is_loopback() || ip.is_unspecified()) {
+        return is_public_v4(embedded(segments[6], segments[7])); // IPv4-compatible, ::/96
+    }
+    if segments[..4] == [0; 4] && segments[4] == 0xffff && segments[5] == 0 {
+        return is_public_v4(embedded(segments[6], segments[7])); // IPv4-translated, ::ffff:0:0/96
+    }
+    if first == 0x2002 {
+        return is_public_v4(embedded(segments[1], segments[2])); // 6to4, 2002::/16
+    }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
@@ -39,7 +51,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xffc0) == 0xfe80 // link local, fe80::/10
         || (first & 0xffc0) == 0xfec0 // deprecated site local, fec0::/10
         || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64 can reach private v4
+        || first == 0x0064 && segments[1] == 0xff9b // NAT64 can reach private v4
+        || first == 0x2001 && segments[1] == 0) // Teredo tunnels, 2001::/32
 }
 
 #[cfg(test)]
@@ -71,7 +84,13 @@ mod tests {
         for ip in refused {
             assert!(!is_public(ip.parse().unwrap()), "{ip} should be refused");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+            "2002:0808:0808::1",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} should be allowed");
         }
     }

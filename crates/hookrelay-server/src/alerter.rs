@@ -18,15 +18,16 @@ use tokio::task::JoinHandle;
 use crate::delivery::Wakeup;
 use crate::error_chain;
 
-/// Alerts claimed at once.
-const CLAIM_BATCH: u32 = 16;
-/// How long a claim on an alert holds.
-const LEASE: Duration = Duration::from_secs(120);
+/// Alerts claimed at once: one, so a slow mail server cannot outlast the lease of
+/// alerts still waiting in a batch.
+const CLAIM_BATCH: u32 = 1;
+/// How long a claim on an alert holds: well over one SMTP conversation.
+const LEASE: Duration = Duration::from_secs(300);
 /// How often an idle alerter looks for alerts nobody told it about (other nodes).
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
 /// Where alerts are sent from, and through which server.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SmtpSettings {
     /// `smtp://host:port`, `smtps://user:pass@host`, `smtp://host?tls=required`.
     pub url: String,
@@ -34,6 +35,17 @@ pub struct SmtpSettings {
     pub from: Mailbox,
     /// Time a conversation with the mail server may take.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry the mail server's password.
+        f.debug_struct("SmtpSettings")
+            .field("url", &"<redacted>")
+            .field("from", &self.from)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// How alerts are sent.
@@ -71,7 +83,7 @@ impl Alerter {
         Ok(Self { task, stop })
     }
 
-    /// Stops after the alert being sent, if any.
+    /// Stops after the alert being sent, if any (at most one is claimed at a time).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;

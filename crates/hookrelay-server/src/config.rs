@@ -24,7 +24,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookrelay.db";
 
 /// Settings as given, before defaults and checks. Field names are the TOML keys.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Not `Debug`: it holds the master key, the bootstrap token and SMTP credentials.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Address the API listens on (`HOOKRELAY_LISTEN`).

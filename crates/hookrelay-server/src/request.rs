@@ -95,9 +95,10 @@ fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// A request body that is a JSON document of at most [`MAX_BODY_BYTES`].
+/// A request body that is a JSON document of at most [`MAX_BODY_BYTES`]: parsed, and
+/// the bytes as sent (for what must be kept exactly as the client wrote it).
 #[derive(Debug)]
-pub struct JsonBody(pub Value);
+pub struct JsonBody(pub Value, pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
@@ -119,9 +120,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ApiError::InvalidJson(rejection.body_text())
             }
         })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::InvalidJson(e.to_string()))
+        let value = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        Ok(JsonBody(value, bytes))
     }
 }
 

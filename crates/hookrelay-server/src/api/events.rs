@@ -60,13 +60,15 @@ async fn publish(
     State(state): State<AppState>,
     tenant: Tenant,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body): JsonBody,
+    JsonBody(body, raw): JsonBody,
 ) -> Result<Response, ApiError> {
     let fingerprint = idempotency::fingerprint("POST", "/v1/events", &body);
     if let Some(saved) = idempotency::replay(&state, &tenant.space_id, &key, &fingerprint).await? {
         return Ok(saved);
     }
-    let event = EventDraft::parse(&body, &state.catalog)?.into_event(tenant.space_id.clone(), Timestamp::now());
+    let mut draft = EventDraft::parse(&body, &state.catalog)?;
+    draft.keep_raw_data(&raw);
+    let event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
     let record = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), Vec::new());
     let render = |count: u32| success_bytes(&EventOut::new(&event, count));
     match state.store.publish_event(&event, Some(record), &render).await {

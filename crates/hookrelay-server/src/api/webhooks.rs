@@ -93,7 +93,7 @@ async fn create(
     State(state): State<AppState>,
     tenant: Tenant,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body): JsonBody,
+    JsonBody(body, _): JsonBody,
 ) -> Result<Response, ApiError> {
     let fingerprint = idempotency::fingerprint("POST", "/v1/webhooks", &body);
     if let Some(saved) = idempotency::replay(&state, &tenant.space_id, &key, &fingerprint).await? {
@@ -149,7 +149,7 @@ async fn update(
     State(state): State<AppState>,
     tenant: Tenant,
     path: Result<Path<String>, PathRejection>,
-    JsonBody(body): JsonBody,
+    JsonBody(body, _): JsonBody,
 ) -> Result<Response, ApiError> {
     let id = webhook_id(path)?;
     let patch = WebhookPatch::parse(&body, &state.input_rules())?;

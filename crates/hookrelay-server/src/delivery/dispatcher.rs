@@ -236,8 +236,16 @@ enum Round {
 async fn work(shared: Arc<Shared>, first: ClaimedDelivery, permit: OwnedSemaphorePermit) {
     let webhook_id = first.webhook.id.clone();
     let mut next = Some(first);
-    while let Some(delivery) = next {
-        attempt_and_record(&shared, &delivery).await;
+    let mut queued = false;
+    while let Some(mut delivery) = next {
+        // A queued delivery waited behind other attempts: send it with the webhook as it
+        // is now, and not at all if the webhook was disabled or deleted meanwhile (its
+        // delivery was cancelled then).
+        let current = !queued || refresh_webhook(&shared, &mut delivery).await;
+        if current {
+            attempt_and_record(&shared, &delivery).await;
+        }
+        queued = true;
         let mut webhooks = shared.slots();
         let slots = webhooks.get_mut(&webhook_id).expect("a working webhook has slots");
         next = if shared.stopping.load(Ordering::SeqCst) {
@@ -254,6 +262,26 @@ async fn work(shared: Arc<Shared>, first: ClaimedDelivery, permit: OwnedSemaphor
     }
     drop(permit);
     shared.wakeup.wake();
+}
+
+/// Reloads the delivery's webhook; `false` when it is gone or disabled.
+async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> bool {
+    match shared
+        .store
+        .get_webhook(&delivery.event.space_id, &delivery.webhook.id)
+        .await
+    {
+        Ok(Some(webhook)) if webhook.enabled => {
+            delivery.webhook = webhook;
+            true
+        }
+        Ok(_) => false,
+        Err(error) => {
+            // The claimed copy is at most one attempt old: better sent than stuck.
+            tracing::warn!(error = %error_chain(&error), "reloading a webhook failed; using the claimed copy");
+            true
+        }
+    }
 }
 
 async fn attempt_and_record(shared: &Shared, delivery: &ClaimedDelivery) {

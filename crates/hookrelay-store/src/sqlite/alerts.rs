@@ -63,6 +63,8 @@ pub(super) async fn apply_health(
     // webhook someone disabled already, must not send a second "disabled" mail.
     change.alerts.retain(|kind| *kind != AlertKind::Disabled);
     if (gone || change.disable) && disable_webhook(connection, webhook, now).await? {
+        // One e-mail says it all: no "failing" mail beside the "disabled" one.
+        change.alerts.clear();
         change.alerts.push(AlertKind::Disabled);
     }
     save_health(connection, webhook, &health).await?;

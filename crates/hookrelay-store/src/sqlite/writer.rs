@@ -84,11 +84,21 @@ async fn commit(connection: &mut SqliteConnection, group: &mut Vec<Work>) {
     let alone = group.len() == 1;
     let mut finishes = Vec::with_capacity(group.len());
     let mut any_ok = false;
+    let mut broken = None;
     for work in group.drain(..) {
-        if !alone && execute(connection, "SAVEPOINT write").await.is_err() {
+        if broken.is_some() {
+            // Dropped unrun: its caller hears `WriterStopped`.
             continue;
         }
+        if !alone {
+            if let Err(error) = execute(connection, "SAVEPOINT write").await {
+                broken = Some(error);
+                continue;
+            }
+        }
         let (ok, finish) = work(connection).await;
+        finishes.push(finish);
+        any_ok |= ok;
         if !alone {
             let ended = match ok {
                 true => execute(connection, "RELEASE write").await,
@@ -97,12 +107,18 @@ async fn commit(connection: &mut SqliteConnection, group: &mut Vec<Work>) {
                     Err(error) => Err(error),
                 },
             };
+            // SQLite may have rolled the whole transaction back (disk full, I/O error):
+            // then nothing in this group can be trusted, so none of it is kept.
             if let Err(error) = ended {
-                tracing::error!(%error, "cannot end a savepoint");
+                broken = Some(error);
             }
         }
-        any_ok |= ok;
-        finishes.push(finish);
+    }
+    if let Some(error) = broken {
+        tracing::error!(%error, "a write failed in a way that spoils its transaction; rolling the group back");
+        let _ = execute(connection, "ROLLBACK").await;
+        finishes.into_iter().for_each(|finish| finish(Some(&error)));
+        return;
     }
     let end = if any_ok { "COMMIT" } else { "ROLLBACK" };
     match execute(connection, end).await {

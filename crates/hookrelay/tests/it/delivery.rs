@@ -741,3 +741,30 @@ async fn delivery_history_filters_by_status_and_pages() {
     let (status, body) = send(server.request(Method::GET, "/v1/webhooks/whk-unknown/deliveries")).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", None);
 }
+
+#[tokio::test]
+async fn event_data_arrives_exactly_as_published() {
+    let server = delivering_server(&[]).await;
+    let receiver = Receiver::start().await;
+    server
+        .must_create(&with_url(simple_webhook("exact"), &receiver.url))
+        .await;
+    // Keys out of order, a number no f64 holds, a decimal with a trailing zero.
+    let body = r#"{"name": "payment.completed", "object": {"id": "pmt-9", "type": "payment"},
+                   "data": {"zeta": 1, "amount": 123456789012345678901234567890, "rate": 1.10}}"#;
+    let (status, answer) = send(
+        server
+            .request(Method::POST, "/v1/events")
+            .header("Idempotency-Key", unique_key())
+            .header("Content-Type", "application/json")
+            .body(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let got = receiver.wait_for(1, WAIT).await;
+    let delivered = std::str::from_utf8(&got[0].body).unwrap();
+    assert!(
+        delivered.ends_with(r#""data":{"zeta":1,"amount":123456789012345678901234567890,"rate":1.10}}"#),
+        "{delivered}"
+    );
+}
