@@ -41,6 +41,21 @@ pub async fn replay(
     }
 }
 
+/// The answer when saving a change found its key already taken by a concurrent request:
+/// that request's saved response, or a conflict if it was a different request.
+pub async fn replay_taken(
+    state: &AppState,
+    space: &SpaceId,
+    key: &str,
+    fingerprint: &[u8],
+) -> Result<Response, ApiError> {
+    replay(state, space, key, fingerprint)
+        .await?
+        .ok_or(ApiError::IdempotencyConflict(
+            "a request with this Idempotency-Key is still in progress",
+        ))
+}
+
 /// The record to save with a change made under `key`.
 pub fn record(space: &SpaceId, key: &str, fingerprint: Vec<u8>, body: Vec<u8>) -> IdempotencyRecord {
     IdempotencyRecord {

@@ -79,11 +79,9 @@ async fn publish(
             tracing::debug!(event = %event.id, name = %event.name, deliveries = count, "event published");
             Ok(json_bytes_response(render(count)))
         }
-        Err(StoreError::IdempotencyKeyTaken) => idempotency::replay(&state, &tenant.space_id, &key, &fingerprint)
-            .await?
-            .ok_or(ApiError::IdempotencyConflict(
-                "a request with this Idempotency-Key is still in progress",
-            )),
+        Err(StoreError::IdempotencyKeyTaken) => {
+            idempotency::replay_taken(&state, &tenant.space_id, &key, &fingerprint).await
+        }
         Err(error) => Err(error.into()),
     }
 }

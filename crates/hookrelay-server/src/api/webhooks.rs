@@ -109,9 +109,9 @@ async fn create(
             Ok(json_bytes_response(response_body))
         }
         // A concurrent request with the same key won the race: answer as it did.
-        Err(StoreError::IdempotencyKeyTaken) => idempotency::replay(&state, &tenant.space_id, &key, &fingerprint)
-            .await?
-            .ok_or_else(|| ApiError::IdempotencyConflict("a request with this Idempotency-Key is still in progress")),
+        Err(StoreError::IdempotencyKeyTaken) => {
+            idempotency::replay_taken(&state, &tenant.space_id, &key, &fingerprint).await
+        }
         Err(error) => Err(error.into()),
     }
 }
