@@ -68,6 +68,8 @@ pub struct App {
     state: AppState,
     delivery: delivery::DeliveryConfig,
     alerter: alerter::AlerterConfig,
+    /// Held while serving a SQLite file, so a second `serve` on it is refused.
+    _single_node: Option<std::fs::File>,
     /// Set when an empty database got a fresh space and token.
     pub created_credentials: Option<NewCredentials>,
 }
@@ -76,6 +78,7 @@ impl App {
     /// Opens the store (creating it and the master key file if needed) and ensures the
     /// bootstrap space and token.
     pub async fn open(config: &Config) -> Result<Self, ServerError> {
+        let single_node = lock_single_node(&config.database)?;
         let store = open_store(config).await?;
         // Here rather than in `open_store`, which `hookrelay token create` also uses
         // while a server may be running on the same database.
@@ -94,6 +97,7 @@ impl App {
             },
             delivery: config.delivery.clone(),
             alerter: config.alerter.clone(),
+            _single_node: single_node,
             created_credentials,
         })
     }
@@ -106,6 +110,33 @@ impl App {
     /// Whether alert e-mails will be sent (an SMTP server is configured).
     pub fn email_enabled(&self) -> bool {
         self.alerter.smtp.is_some()
+    }
+}
+
+/// A SQLite file serves one process: at start it takes back every claim, which would
+/// steal a running server's work. An exclusive lock on `<database>.lock`, held while
+/// serving, refuses a second `serve` on the same file.
+fn lock_single_node(database: &hookrelay_store::DatabaseLocation) -> Result<Option<std::fs::File>, ServerError> {
+    let hookrelay_store::DatabaseLocation::Sqlite(path) = database else {
+        return Ok(None);
+    };
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Config(ConfigError::Invalid {
+            name: "database_url",
+            reason: format!(
+                "another hookrelay serve is using {}; SQLite serves one node (use PostgreSQL for several)",
+                path.display()
+            ),
+        })),
+        Err(std::fs::TryLockError::Error(error)) => Err(ServerError::Io(error)),
     }
 }
 

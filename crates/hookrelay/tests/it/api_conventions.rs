@@ -185,3 +185,32 @@ async fn migrate_prepares_the_database_and_serve_refuses_a_newer_schema() {
         assert!(stderr.contains("newer than this hookrelay"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_second_serve_on_one_sqlite_file_is_refused() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("single.db").display());
+    let launch = Launch {
+        args: vec!["--database".into(), database.clone()],
+        ..Launch::default()
+    };
+    let server = TestServer::launch_in(dir.path(), launch.clone()).await;
+    let output = command(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &database])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another hookrelay serve is using"), "{stderr}");
+    // The CLI's own commands still open it, and a restart after a clean stop works.
+    let token = command(dir.path())
+        .args(["token", "create", "--space", "spc-more", "--database", &database])
+        .output()
+        .await
+        .unwrap();
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    assert!(server.stop().await.success());
+    let again = TestServer::launch_in(dir.path(), launch).await;
+    assert!(again.stop().await.success());
+}
