@@ -144,7 +144,7 @@ async fn answer(inner: &Inner, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> S
             .or_insert(Receipt { first: at, count: 1 });
     }
     let n = inner.requests.fetch_add(1, Ordering::Relaxed);
-    if inner.verify_every > 0 && n % inner.verify_every == 0 {
+    if inner.verify_every > 0 && n.is_multiple_of(inner.verify_every) {
         let secret = inner
             .secrets
             .lock()

@@ -57,7 +57,7 @@ async fn paging_through_120_webhooks_while_creating_and_deleting() {
             live.insert(created["id"].as_str().unwrap().to_owned());
             let victim = live
                 .iter()
-                .find(|id| seen.contains(id) == (round % 2 == 0) && throughout.contains(*id))
+                .find(|id| seen.contains(id) == round.is_multiple_of(2) && throughout.contains(*id))
                 .cloned();
             if let Some(victim) = victim {
                 let (status, _) = send(server.request(Method::DELETE, &format!("/v1/webhooks/{victim}"))).await;
