@@ -7,6 +7,7 @@
 
 mod error;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::path::PathBuf;

@@ -16,10 +16,10 @@ use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorK
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
 use serde_json::value::RawValue;
-use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
-use super::{alerts, corrupt, webhook_columns, PostgresStore};
+use super::{alerts, webhook_columns, PostgresStore};
+use crate::rows::{corrupt, decode_delivery, decode_event, page};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, StoreError,
     StoredEvent,
@@ -86,52 +86,6 @@ fn is_transient(error: &StoreError) -> bool {
         StoreError::Database(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
         _ => false,
     }
-}
-
-fn decode_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
-    let id: String = row.try_get("id")?;
-    let space: String = row.try_get("space_id")?;
-    let data: String = row.try_get("data")?;
-    let delivery_count: i64 = row.try_get("delivery_count")?;
-    Ok(StoredEvent {
-        event: Event {
-            id: EventId::parse(&id).ok_or_else(|| corrupt("event id", &id))?,
-            space_id: SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?,
-            name: row.try_get("name")?,
-            object: EventObject {
-                id: row.try_get("object_id")?,
-                object_type: row.try_get("object_type")?,
-            },
-            data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
-            create_time: Timestamp::from_micros(row.try_get("create_time")?),
-        },
-        delivery_count: u32::try_from(delivery_count)
-            .map_err(|_| corrupt("delivery count", &delivery_count.to_string()))?,
-    })
-}
-
-fn decode_delivery(row: &PgRow) -> Result<Delivery, StoreError> {
-    let text = |column: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(column)?) };
-    let id = text("id")?;
-    let space = text("space_id")?;
-    let webhook = text("webhook_id")?;
-    let event = text("event_id")?;
-    let status = text("status")?;
-    let attempts: i64 = row.try_get("attempt_count")?;
-    Ok(Delivery {
-        id: DeliveryId::parse(&id).ok_or_else(|| corrupt("delivery id", &id))?,
-        space_id: SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?,
-        webhook_id: WebhookId::parse(&webhook).ok_or_else(|| corrupt("webhook id", &webhook))?,
-        event_id: EventId::parse(&event).ok_or_else(|| corrupt("event id", &event))?,
-        event_name: text("event_name")?,
-        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status", &status))?,
-        attempt_count: u32::try_from(attempts).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
-        next_attempt_time: row
-            .try_get::<Option<i64>, _>("next_attempt_time")?
-            .map(Timestamp::from_micros),
-        create_time: Timestamp::from_micros(row.try_get("create_time")?),
-        update_time: Timestamp::from_micros(row.try_get("update_time")?),
-    })
 }
 
 async fn insert_event(
@@ -576,22 +530,6 @@ impl PostgresStore {
         tx.commit().await?;
         decode_delivery(&row).map(Some)
     }
-}
-
-/// One page from rows fetched with `LIMIT limit + 1`, newest first.
-pub(super) fn page<T>(
-    rows: Vec<PgRow>,
-    limit: u32,
-    decode: impl Fn(&PgRow) -> Result<T, StoreError>,
-) -> Result<Page<T>, StoreError> {
-    let has_more = rows.len() > limit as usize;
-    let rows = &rows[..rows.len().min(limit as usize)];
-    let next = match (has_more, rows.last()) {
-        (true, Some(last)) => Some(last.try_get::<i64, _>("seq")?),
-        _ => None,
-    };
-    let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
-    Ok(Page { items, next })
 }
 
 /// The channel on which nodes tell each other that work is due.

@@ -23,6 +23,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use hookrelay_core::alert::{Alert, AlertPolicy};
 use hookrelay_core::AlertId;
 
+use crate::rows::{corrupt, headers_context, idempotency_context, json_column, to_json};
 use crate::{
     AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page,
     RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
@@ -83,10 +84,6 @@ impl PostgresStore {
         Ok(Self { pool, cipher })
     }
 
-    fn headers_context(id: &WebhookId) -> Vec<u8> {
-        format!("{id}/headers").into_bytes()
-    }
-
     pub(crate) fn decode_webhook(&self, row: &PgRow) -> Result<Webhook, StoreError> {
         let id_text: String = row.try_get("id")?;
         let id = WebhookId::parse(&id_text).ok_or_else(|| corrupt("webhook id", &id_text))?;
@@ -107,10 +104,9 @@ impl PostgresStore {
             },
             other => return Err(corrupt("verification type", other)),
         };
-        let headers = self.cipher.open(
-            &row.try_get::<Vec<u8>, _>("headers_sealed")?,
-            &Self::headers_context(&id),
-        )?;
+        let headers = self
+            .cipher
+            .open(&row.try_get::<Vec<u8>, _>("headers_sealed")?, &headers_context(&id))?;
         let release: String = row.try_get("api_release")?;
         Ok(Webhook {
             space_id,
@@ -129,10 +125,6 @@ impl PostgresStore {
         })
     }
 
-    fn idempotency_context(space: &SpaceId, key: &str) -> Vec<u8> {
-        format!("idempotency/{space}/{key}").into_bytes()
-    }
-
     pub(crate) async fn save_idempotency(
         &self,
         tx: &mut Transaction<'_, Postgres>,
@@ -141,7 +133,7 @@ impl PostgresStore {
         // Saved responses can contain a webhook's secret, so they are sealed too.
         let body = self
             .cipher
-            .seal(&record.body, &Self::idempotency_context(&record.space_id, &record.key));
+            .seal(&record.body, &idempotency_context(&record.space_id, &record.key));
         // An expired record for the same key gives way to the new one.
         sqlx::query("DELETE FROM idempotency_keys WHERE space_id = $1 AND key = $2 AND create_time < $3")
             .bind(record.space_id.as_str())
@@ -168,19 +160,6 @@ impl PostgresStore {
         }
         Ok(())
     }
-}
-
-pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {value:?}"))
-}
-
-pub(crate) fn json_column<T: serde::de::DeserializeOwned>(row: &PgRow, column: &str) -> Result<T, StoreError> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| corrupt(column, &e.to_string()))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("domain values always serialise")
 }
 
 #[async_trait]
@@ -243,10 +222,9 @@ impl Store for PostgresStore {
         let secret_sealed = self
             .cipher
             .seal(webhook.verification.secret_material(), webhook.id.as_str().as_bytes());
-        let headers_sealed = self.cipher.seal(
-            to_json(&webhook.headers).as_bytes(),
-            &Self::headers_context(&webhook.id),
-        );
+        let headers_sealed = self
+            .cipher
+            .seal(to_json(&webhook.headers).as_bytes(), &headers_context(&webhook.id));
         let public_key = match &webhook.verification {
             VerificationMethod::Es256 { public_key_pem, .. } => Some(public_key_pem.as_str()),
             VerificationMethod::Hs256 { .. } => None,
@@ -309,7 +287,7 @@ impl Store for PostgresStore {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        delivery::page(rows, limit, |row| self.decode_webhook(row))
+        crate::rows::page(rows, limit, |row| self.decode_webhook(row))
     }
 
     async fn update_webhook(
@@ -340,10 +318,9 @@ impl Store for PostgresStore {
             // Re-enabling starts the webhook's failure record afresh.
             alerts::reset_health(&mut tx, &webhook.id).await?;
         }
-        let headers_sealed = self.cipher.seal(
-            to_json(&webhook.headers).as_bytes(),
-            &Self::headers_context(&webhook.id),
-        );
+        let headers_sealed = self
+            .cipher
+            .seal(to_json(&webhook.headers).as_bytes(), &headers_context(&webhook.id));
         sqlx::query(
             "UPDATE webhooks SET name = $1, url = $2, enabled = $3, events = $4::jsonb, api_release = $5,
                  headers_sealed = $6, alert_emails = $7, metadata = $8, update_time = $9
@@ -405,10 +382,9 @@ impl Store for PostgresStore {
                 key: key.to_owned(),
                 fingerprint: row.try_get("fingerprint")?,
                 status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
-                body: self.cipher.open(
-                    &row.try_get::<Vec<u8>, _>("body")?,
-                    &Self::idempotency_context(space, key),
-                )?,
+                body: self
+                    .cipher
+                    .open(&row.try_get::<Vec<u8>, _>("body")?, &idempotency_context(space, key))?,
                 create_time: Timestamp::from_micros(row.try_get("create_time")?),
             })
         })

@@ -10,8 +10,9 @@ use hookrelay_core::{AlertId, SpaceId, Timestamp, WebhookId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
-use super::delivery::{cancel_pending, page};
-use super::{corrupt, json_column, SqliteStore};
+use super::delivery::cancel_pending;
+use super::SqliteStore;
+use crate::rows::{corrupt, json_column, page};
 use crate::{AlertOutcome, AttemptResult, Page, StoreError};
 
 const ALERT_COLUMNS: &str = "seq, id, space_id, webhook_id, kind, recipients, subject, text_body, html_body, status, \

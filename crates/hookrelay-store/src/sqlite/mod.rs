@@ -22,6 +22,7 @@ use sqlx::{ConnectOptions, Row, SqliteConnection, SqlitePool};
 use hookrelay_core::alert::{Alert, AlertPolicy};
 use hookrelay_core::AlertId;
 
+use crate::rows::{corrupt, headers_context, idempotency_context, json_column, to_json};
 use crate::{
     AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page,
     RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
@@ -74,14 +75,6 @@ impl SqliteStore {
     fn decode_webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
         decode_webhook(&self.cipher, row)
     }
-}
-
-fn headers_context(id: &WebhookId) -> Vec<u8> {
-    format!("{id}/headers").into_bytes()
-}
-
-fn idempotency_context(space: &SpaceId, key: &str) -> Vec<u8> {
-    format!("idempotency/{space}/{key}").into_bytes()
 }
 
 /// Decodes a `webhooks` row (selected with [`WEBHOOK_COLUMNS`]), opening its secrets.
@@ -154,19 +147,6 @@ pub(crate) async fn save_idempotency(
         return Err(StoreError::IdempotencyKeyTaken);
     }
     Ok(())
-}
-
-pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {value:?}"))
-}
-
-pub(crate) fn json_column<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| corrupt(column, &e.to_string()))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("domain values always serialise")
 }
 
 async fn ensure_space(connection: &mut SqliteConnection, space: &SpaceId, now: Timestamp) -> Result<(), StoreError> {
@@ -306,7 +286,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.readers)
         .await?;
-        delivery::page(rows, limit, |row| self.decode_webhook(row))
+        crate::rows::page(rows, limit, |row| self.decode_webhook(row))
     }
 
     async fn update_webhook(

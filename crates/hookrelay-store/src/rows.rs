@@ -1,0 +1,128 @@
+//! What both backends decode the same way: reading columns off a row, turning event and
+//! delivery rows into domain values, pages, and the associated data that binds a sealed
+//! secret to its row. Kept in one place so that SQLite and PostgreSQL cannot drift apart
+//! (a sealed value written by one context and opened with another would never open).
+
+use hookrelay_core::delivery::{Delivery, DeliveryStatus};
+use hookrelay_core::event::{Event, EventObject};
+use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
+use serde_json::value::RawValue;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::{Page, StoreError, StoredEvent};
+
+/// The column reads both backends' rows offer with the same meaning.
+pub(crate) trait Columns {
+    /// A non-null text column.
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    /// A non-null integer column.
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    /// A nullable integer column.
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+}
+
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, column: &str) -> Result<String, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn int(&self, column: &str) -> Result<i64, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+        }
+    };
+}
+
+columns_for!(SqliteRow);
+columns_for!(PgRow);
+
+/// A stored value that does not decode.
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {value:?}"))
+}
+
+/// A JSON text column.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(row: &impl Columns, column: &str) -> Result<T, StoreError> {
+    serde_json::from_str(&row.text(column)?).map_err(|e| corrupt(column, &e.to_string()))
+}
+
+/// A domain value as JSON text.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("domain values always serialise")
+}
+
+/// Associated data of a webhook's sealed headers.
+pub(crate) fn headers_context(id: &WebhookId) -> Vec<u8> {
+    format!("{id}/headers").into_bytes()
+}
+
+/// Associated data of a sealed idempotent response.
+pub(crate) fn idempotency_context(space: &SpaceId, key: &str) -> Vec<u8> {
+    format!("idempotency/{space}/{key}").into_bytes()
+}
+
+/// An `events` row.
+pub(crate) fn decode_event(row: &impl Columns) -> Result<StoredEvent, StoreError> {
+    let id = row.text("id")?;
+    let space = row.text("space_id")?;
+    let delivery_count = row.int("delivery_count")?;
+    Ok(StoredEvent {
+        event: Event {
+            id: EventId::parse(&id).ok_or_else(|| corrupt("event id", &id))?,
+            space_id: SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?,
+            name: row.text("name")?,
+            object: EventObject {
+                id: row.text("object_id")?,
+                object_type: row.text("object_type")?,
+            },
+            data: RawValue::from_string(row.text("data")?).map_err(|e| corrupt("event data", &e.to_string()))?,
+            create_time: Timestamp::from_micros(row.int("create_time")?),
+        },
+        delivery_count: u32::try_from(delivery_count)
+            .map_err(|_| corrupt("delivery count", &delivery_count.to_string()))?,
+    })
+}
+
+/// A `deliveries` row joined with its event's name (`event_name`).
+pub(crate) fn decode_delivery(row: &impl Columns) -> Result<Delivery, StoreError> {
+    let id = row.text("id")?;
+    let space = row.text("space_id")?;
+    let webhook = row.text("webhook_id")?;
+    let event = row.text("event_id")?;
+    let status = row.text("status")?;
+    let attempts = row.int("attempt_count")?;
+    Ok(Delivery {
+        id: DeliveryId::parse(&id).ok_or_else(|| corrupt("delivery id", &id))?,
+        space_id: SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?,
+        webhook_id: WebhookId::parse(&webhook).ok_or_else(|| corrupt("webhook id", &webhook))?,
+        event_id: EventId::parse(&event).ok_or_else(|| corrupt("event id", &event))?,
+        event_name: row.text("event_name")?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("delivery status", &status))?,
+        attempt_count: u32::try_from(attempts).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
+        next_attempt_time: row.opt_int("next_attempt_time")?.map(Timestamp::from_micros),
+        create_time: Timestamp::from_micros(row.int("create_time")?),
+        update_time: Timestamp::from_micros(row.int("update_time")?),
+    })
+}
+
+/// One page from rows fetched with `LIMIT limit + 1`, newest first, continuing at `seq`.
+pub(crate) fn page<R: Columns, T>(
+    rows: Vec<R>,
+    limit: u32,
+    decode: impl Fn(&R) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let has_more = rows.len() > limit as usize;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    let next = match (has_more, rows.last()) {
+        (true, Some(last)) => Some(last.int("seq")?),
+        _ => None,
+    };
+    let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
+    Ok(Page { items, next })
+}
