@@ -318,6 +318,15 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// A number that changes whenever any webhook may have changed (updated, deleted,
+    /// disabled by its health), read before a claim and compared before a queued
+    /// delivery is attempted: unchanged, the claimed copy of the webhook is current and
+    /// need not be read again. `None` where other processes change webhooks unseen
+    /// (PostgreSQL): then the webhook is always read again.
+    fn webhook_epoch(&self) -> Option<u64> {
+        None
+    }
+
     /// Calls `wake` whenever another node stores work that is due (PostgreSQL
     /// `LISTEN/NOTIFY`); a no-op where one process does all the work (SQLite).
     async fn watch_for_work(&self, wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), StoreError>;

@@ -2,9 +2,15 @@
 //!
 //! One dispatcher task claims due deliveries in batches and hands each to a worker.
 //! A webhook never has more than `max_in_flight_per_webhook` attempts in flight: its
-//! extra claimed deliveries wait in a short per-webhook queue, and a worker that
-//! finishes takes the next one of the same webhook. Webhooks at their cap are left out
-//! of claims, so a receiver that hangs holds its own slots and nobody else's.
+//! extra claimed deliveries wait in a short per-webhook queue (up to as many again as
+//! the cap, so a worker that finishes goes straight on to the webhook's next delivery
+//! without a round trip through the claim), and a worker that finishes takes the next
+//! one of the same webhook. Webhooks whose slots and queue are full are left out of
+//! claims, so a receiver that hangs holds its own slots and nobody else's.
+//!
+//! Workers do not record their attempts themselves: they hand the results to one
+//! recorder task, which records whatever has gathered in one store call. An attempt's
+//! delivery stays leased until its result is recorded, so nothing else takes it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +19,11 @@ use std::time::Duration;
 
 use hookrelay_core::delivery::next_step;
 use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
+use hookrelay_core::alert::AlertPolicy;
 use hookrelay_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Store};
 use rand::Rng;
 use reqwest::Client;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::attempt::{attempt, build_client};
@@ -27,11 +34,15 @@ use crate::error_chain;
 const CLAIM_BATCH: u32 = 256;
 /// Pause after a failed claim before trying again.
 const STORE_RETRY_PAUSE: Duration = Duration::from_secs(1);
-/// Tries to record an attempt before leaving the delivery to its lease.
+/// Tries to record attempts before leaving their deliveries to their leases.
 const RECORD_TRIES: u32 = 5;
+/// Most attempt results recorded in one store call.
+const RECORD_BATCH: usize = 512;
 
 pub struct Dispatcher {
     shared: Arc<Shared>,
+    /// The recorder task.
+    recording: tokio::task::JoinHandle<()>,
 }
 
 /// What the dispatcher and its workers share.
@@ -40,8 +51,6 @@ struct Shared {
     client: Client,
     config: DeliveryConfig,
     wakeup: Wakeup,
-    /// Woken when recorded attempts queued alerts.
-    alerts: Wakeup,
     /// Per-webhook slots: attempts in flight and claimed deliveries waiting for a slot.
     webhooks: Mutex<HashMap<WebhookId, WebhookSlots>>,
     /// Bounds attempts in flight across all webhooks.
@@ -50,12 +59,26 @@ struct Shared {
     stopping: AtomicBool,
     /// Names this process in the leases it takes.
     owner: String,
+    /// Where workers send what their attempts did.
+    recorder: mpsc::Sender<ToRecorder>,
 }
 
 #[derive(Default)]
 struct WebhookSlots {
     in_flight: u32,
-    queued: VecDeque<ClaimedDelivery>,
+    queued: VecDeque<Claimed>,
+}
+
+/// A claimed delivery and the store's webhook epoch read before it was claimed.
+struct Claimed {
+    delivery: ClaimedDelivery,
+    webhook_epoch: Option<u64>,
+}
+
+enum ToRecorder {
+    Result(AttemptResult),
+    /// Answered once everything sent before it is recorded; the recorder then stops.
+    Flush(oneshot::Sender<()>),
 }
 
 impl Shared {
@@ -63,12 +86,13 @@ impl Shared {
         self.webhooks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Webhooks that should not be claimed for: their slots are taken or spoken for.
+    /// Webhooks that should not be claimed for: their slots are taken and their queue
+    /// is full.
     fn saturated(&self) -> Vec<WebhookId> {
         let cap = self.config.max_in_flight_per_webhook;
         self.slots()
             .iter()
-            .filter(|(_, s)| s.in_flight + s.queued.len() as u32 >= cap)
+            .filter(|(_, s)| s.in_flight + s.queued.len() as u32 >= 2 * cap)
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -83,6 +107,13 @@ impl Dispatcher {
     ) -> Result<Self, reqwest::Error> {
         let client = build_client(&config)?;
         let owner = format!("pid-{}-{:08x}", std::process::id(), rand::thread_rng().gen::<u32>());
+        let (recorder, results) = mpsc::channel(2 * RECORD_BATCH);
+        let recording = tokio::spawn(record(
+            store.clone(),
+            results,
+            config.alert_policy,
+            alerts,
+        ));
         Ok(Self {
             shared: Arc::new(Shared {
                 store,
@@ -90,11 +121,12 @@ impl Dispatcher {
                 permits: Arc::new(Semaphore::new(config.max_in_flight as usize)),
                 config,
                 wakeup,
-                alerts,
                 webhooks: Mutex::new(HashMap::new()),
                 stopping: AtomicBool::new(false),
                 owner,
+                recorder,
             }),
+            recording,
         })
     }
 
@@ -128,6 +160,8 @@ impl Dispatcher {
         if free == 0 {
             return Round::NoCapacity;
         }
+        // Read before the claim: a webhook changed after this is read again before use.
+        let webhook_epoch = shared.store.webhook_epoch();
         let now = Timestamp::now();
         let request = ClaimRequest {
             now,
@@ -146,7 +180,7 @@ impl Dispatcher {
         };
         let full = claimed.len() as u32 == request.limit;
         for delivery in claimed {
-            self.dispatch(delivery, tracker);
+            self.dispatch(Claimed { delivery, webhook_epoch }, tracker);
         }
         if full {
             Round::Full
@@ -156,10 +190,10 @@ impl Dispatcher {
     }
 
     /// Starts a worker for the delivery, or queues it behind its webhook's attempts.
-    fn dispatch(&self, delivery: ClaimedDelivery, tracker: &TaskTracker) {
+    fn dispatch(&self, delivery: Claimed, tracker: &TaskTracker) {
         let shared = &self.shared;
         let mut webhooks = shared.slots();
-        let slots = webhooks.entry(delivery.webhook.id.clone()).or_default();
+        let slots = webhooks.entry(delivery.delivery.webhook.id.clone()).or_default();
         if slots.in_flight < shared.config.max_in_flight_per_webhook {
             if let Ok(permit) = shared.permits.clone().try_acquire_owned() {
                 slots.in_flight += 1;
@@ -191,13 +225,14 @@ impl Dispatcher {
 
     /// Stops: gives back deliveries that never started, waits for attempts in flight.
     async fn drain(self, tracker: TaskTracker) {
+        let recording = self.recording;
         let shared = &self.shared;
         shared.stopping.store(true, Ordering::SeqCst);
         let unstarted: Vec<DeliveryId> = shared
             .slots()
             .values_mut()
             .flat_map(|s| s.queued.drain(..))
-            .map(|d| d.delivery_id)
+            .map(|d| d.delivery.delivery_id)
             .collect();
         if !unstarted.is_empty() {
             if let Err(error) = shared.store.release_deliveries(&unstarted).await {
@@ -218,6 +253,11 @@ impl Dispatcher {
                 "attempts still in flight after the grace period; their deliveries will be attempted again"
             );
         }
+        let (flushed, flushing) = oneshot::channel();
+        if shared.recorder.send(ToRecorder::Flush(flushed)).await.is_ok() {
+            let _ = flushing.await;
+        }
+        let _ = recording.await;
     }
 }
 
@@ -233,17 +273,22 @@ enum Round {
 }
 
 /// Attempts `first`, then the webhook's queued deliveries, one at a time.
-async fn work(shared: Arc<Shared>, first: ClaimedDelivery, permit: OwnedSemaphorePermit) {
-    let webhook_id = first.webhook.id.clone();
+async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit) {
+    let webhook_id = first.delivery.webhook.id.clone();
     let mut next = Some(first);
     let mut queued = false;
-    while let Some(mut delivery) = next {
+    while let Some(Claimed {
+        mut delivery,
+        webhook_epoch,
+    }) = next
+    {
         // A queued delivery waited behind other attempts: send it with the webhook as it
         // is now, and not at all if the webhook was disabled or deleted meanwhile (its
-        // delivery was cancelled then).
-        let current = !queued || refresh_webhook(&shared, &mut delivery).await;
+        // delivery was cancelled then). Unless no webhook changed since the claim.
+        let unchanged = webhook_epoch.is_some() && webhook_epoch == shared.store.webhook_epoch();
+        let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
         if current {
-            attempt_and_record(&shared, &delivery).await;
+            attempt_and_send(&shared, &delivery).await;
         }
         queued = true;
         let mut webhooks = shared.slots();
@@ -284,7 +329,7 @@ async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> boo
     }
 }
 
-async fn attempt_and_record(shared: &Shared, delivery: &ClaimedDelivery) {
+async fn attempt_and_send(shared: &Shared, delivery: &ClaimedDelivery) {
     let report = attempt(&shared.client, delivery, &shared.config).await;
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
@@ -306,32 +351,66 @@ async fn attempt_and_record(shared: &Shared, delivery: &ClaimedDelivery) {
         ?next,
         "attempt finished"
     );
-    let result = [AttemptResult {
+    let result = AttemptResult {
         delivery_id: delivery.delivery_id.clone(),
         webhook_id: delivery.webhook.id.clone(),
         attempt: report.entry,
         next,
         finish_time,
-    }];
+    };
+    if shared.recorder.send(ToRecorder::Result(result)).await.is_err() {
+        tracing::warn!(delivery = %delivery.delivery_id, "the recorder has stopped; the delivery will be attempted again when its lease runs out");
+    }
+}
+
+/// The recorder task: records attempt results in batches until flushed.
+async fn record(
+    store: Arc<dyn Store>,
+    mut results: mpsc::Receiver<ToRecorder>,
+    policy: AlertPolicy,
+    alerts: Wakeup,
+) {
+    let mut messages = Vec::with_capacity(RECORD_BATCH);
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while results.recv_many(&mut messages, RECORD_BATCH).await > 0 {
+        let mut flushed = None;
+        for message in messages.drain(..) {
+            match message {
+                ToRecorder::Result(result) => batch.push(result),
+                ToRecorder::Flush(answer) => flushed = Some(answer),
+            }
+        }
+        if !batch.is_empty() {
+            record_batch(store.as_ref(), &batch, &policy, &alerts).await;
+            batch.clear();
+        }
+        if let Some(answer) = flushed {
+            let _ = answer.send(());
+            return;
+        }
+    }
+}
+
+async fn record_batch(store: &dyn Store, batch: &[AttemptResult], policy: &AlertPolicy, alerts: &Wakeup) {
     let mut pause = Duration::from_millis(50);
     for tries_left in (0..RECORD_TRIES).rev() {
-        match shared.store.record_attempts(&result, &shared.config.alert_policy).await {
-            Ok(alerts) => {
-                if alerts > 0 {
-                    shared.alerts.wake();
+        match store.record_attempts(batch, policy).await {
+            Ok(queued) => {
+                if queued > 0 {
+                    alerts.wake();
                 }
                 return;
             }
             Err(error) if tries_left > 0 => {
-                tracing::warn!(error = %error_chain(&error), "recording an attempt failed; trying again");
+                tracing::warn!(error = %error_chain(&error), "recording attempts failed; trying again");
                 tokio::time::sleep(pause).await;
                 pause *= 2;
             }
             Err(error) => {
                 tracing::error!(
                     error = %error_chain(&error),
-                    delivery = %delivery.delivery_id,
-                    "recording an attempt failed; the delivery will be attempted again when its lease runs out"
+                    attempts = batch.len(),
+                    "recording attempts failed; their deliveries will be attempted again when their leases run out"
                 );
             }
         }

@@ -42,10 +42,11 @@ pub struct DeliveryConfig {
 }
 
 impl DeliveryConfig {
-    /// How long a claim holds: long enough for an attempt queued behind a busy
-    /// webhook's attempts, one of its own, and a few seconds to record it.
+    /// How long a claim holds: long enough for a delivery queued behind two rounds of
+    /// a busy webhook's attempts (the claimed queue holds up to twice the cap), one
+    /// attempt of its own, and a few seconds to record it.
     pub fn lease(&self) -> Duration {
-        2 * (self.attempt_timeout + self.connect_timeout) + Duration::from_secs(5)
+        3 * (self.attempt_timeout + self.connect_timeout) + Duration::from_secs(5)
     }
 }
 

@@ -6,11 +6,12 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hookrelay_core::delivery::{Delivery, DeliveryStatus};
+use hookrelay_core::delivery::{Delivery, DeliveryStatus, NextStep};
 use hookrelay_core::event::Event;
 use hookrelay_core::seal::SecretCipher;
 use hookrelay_core::{
@@ -45,6 +46,9 @@ pub struct SqliteStore {
     writer: Writer,
     readers: SqlitePool,
     cipher: SecretCipher,
+    /// See [`Store::webhook_epoch`]: every webhook change commits through this process,
+    /// which moves it on after the commit.
+    webhook_epoch: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -69,11 +73,17 @@ impl SqliteStore {
             writer: Writer::start(writer),
             readers,
             cipher,
+            webhook_epoch: Arc::new(AtomicU64::new(0)),
         })
     }
 
     fn decode_webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
         decode_webhook(&self.cipher, row)
+    }
+
+    /// Called after a commit that may have changed a webhook.
+    fn webhooks_changed(&self) {
+        self.webhook_epoch.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -297,7 +307,8 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<Webhook>, StoreError> {
         let (space, id, patch, cipher) = (space.clone(), id.clone(), patch.clone(), self.cipher.clone());
-        self.writer
+        let updated = self
+            .writer
             .write(move |connection| {
                 Box::pin(async move {
                     let row = sqlx::query(&format!(
@@ -342,12 +353,15 @@ impl Store for SqliteStore {
                     Ok(Some(webhook))
                 })
             })
-            .await
+            .await;
+        self.webhooks_changed();
+        updated
     }
 
     async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError> {
         let (space, id) = (space.clone(), id.clone());
-        self.writer
+        let deleted = self
+            .writer
             .write(move |connection| {
                 Box::pin(async move {
                     let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ? AND space_id = ?")
@@ -362,7 +376,9 @@ impl Store for SqliteStore {
                     Ok(deleted > 0)
                 })
             })
-            .await
+            .await;
+        self.webhooks_changed();
+        deleted
     }
 
     async fn find_idempotency_record(
@@ -449,6 +465,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn webhook_epoch(&self) -> Option<u64> {
+        Some(self.webhook_epoch.load(Ordering::SeqCst))
+    }
+
     async fn watch_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), StoreError> {
         // Every write comes through this process, which wakes its engine itself.
         Ok(())
@@ -480,7 +500,12 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, results: &[AttemptResult], policy: &AlertPolicy) -> Result<u32, StoreError> {
-        self.record_attempts_impl(results, policy).await
+        let recorded = self.record_attempts_impl(results, policy).await;
+        // Only a failed attempt can disable its webhook.
+        if results.iter().any(|r| !matches!(r.next, NextStep::Succeeded)) {
+            self.webhooks_changed();
+        }
+        recorded
     }
 
     async fn claim_alerts(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Alert>, StoreError> {
