@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use hookrelay_core::delivery::next_step;
-use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
 use hookrelay_core::alert::AlertPolicy;
+use hookrelay_core::delivery::{next_step, NextStep};
+use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
 use hookrelay_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Store};
 use rand::Rng;
 use reqwest::Client;
@@ -112,6 +112,7 @@ impl Dispatcher {
             store.clone(),
             results,
             config.alert_policy,
+            wakeup.clone(),
             alerts,
         ));
         Ok(Self {
@@ -180,7 +181,13 @@ impl Dispatcher {
         };
         let full = claimed.len() as u32 == request.limit;
         for delivery in claimed {
-            self.dispatch(Claimed { delivery, webhook_epoch }, tracker);
+            self.dispatch(
+                Claimed {
+                    delivery,
+                    webhook_epoch,
+                },
+                tracker,
+            );
         }
         if full {
             Round::Full
@@ -368,6 +375,7 @@ async fn record(
     store: Arc<dyn Store>,
     mut results: mpsc::Receiver<ToRecorder>,
     policy: AlertPolicy,
+    work: Wakeup,
     alerts: Wakeup,
 ) {
     let mut messages = Vec::with_capacity(RECORD_BATCH);
@@ -382,6 +390,11 @@ async fn record(
         }
         if !batch.is_empty() {
             record_batch(store.as_ref(), &batch, &policy, &alerts).await;
+            // A retry became due at a time the claim loop has not seen (it was leased
+            // until now).
+            if batch.iter().any(|r| matches!(r.next, NextStep::RetryAt(_))) {
+                work.wake();
+            }
             batch.clear();
         }
         if let Some(answer) = flushed {

@@ -18,7 +18,41 @@ use crate::{AlertOutcome, AttemptResult, Page, StoreError};
 const ALERT_COLUMNS: &str = "seq, id, space_id, webhook_id, kind, recipients, subject, text_body, html_body, status, \
      attempts, next_attempt_time, last_error, create_time, sent_time";
 
-/// Applies one recorded attempt to its webhook's health; returns the alerts queued.
+/// Clears the failure records of webhooks whose attempts succeeded, and queues a
+/// "recovered" alert for each that had been alerted about; returns the alerts queued.
+pub(super) async fn clear_health(
+    connection: &mut SqliteConnection,
+    webhooks: &[&str],
+    now: Timestamp,
+) -> Result<u32, StoreError> {
+    if webhooks.is_empty() {
+        return Ok(0);
+    }
+    let ids = serde_json::to_string(webhooks).expect("strings serialise");
+    let cleared: Vec<(String, bool)> = sqlx::query_as(
+        "DELETE FROM webhook_health WHERE webhook_id IN (SELECT value FROM json_each(?)) RETURNING webhook_id, alerted",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut queued = 0;
+    // Records of webhooks never alerted about go without a word.
+    for (webhook, _) in cleared.into_iter().filter(|(_, alerted)| *alerted) {
+        let webhook = WebhookId::parse(&webhook).ok_or_else(|| corrupt("webhook id", &webhook))?;
+        queued += queue(
+            connection,
+            &webhook,
+            AlertKind::Recovered,
+            &WebhookHealth::default(),
+            now,
+        )
+        .await?;
+    }
+    Ok(queued)
+}
+
+/// Applies one recorded failed attempt to its webhook's health; returns the alerts
+/// queued.
 pub(super) async fn apply_health(
     connection: &mut SqliteConnection,
     result: &AttemptResult,
@@ -27,27 +61,10 @@ pub(super) async fn apply_health(
     let webhook = &result.webhook_id;
     let now = result.finish_time;
     let gone = matches!(result.next, NextStep::Failed { disable_webhook: true });
-    if matches!(result.next, NextStep::Succeeded) {
-        // The common case: no failure record, nothing to do but make sure of it.
-        let alerted: Option<bool> =
-            sqlx::query_scalar("DELETE FROM webhook_health WHERE webhook_id = ? RETURNING alerted")
-                .bind(webhook.as_str())
-                .fetch_optional(&mut *connection)
-                .await?;
-        return match alerted {
-            Some(true) => {
-                queue(
-                    connection,
-                    webhook,
-                    AlertKind::Recovered,
-                    &WebhookHealth::default(),
-                    now,
-                )
-                .await
-            }
-            _ => Ok(0),
-        };
-    }
+    debug_assert!(
+        !matches!(result.next, NextStep::Succeeded),
+        "successes go to clear_health"
+    );
     let mut health = load_health(connection, webhook).await?;
     let attempt = &result.attempt;
     let summary = AttemptSummary {

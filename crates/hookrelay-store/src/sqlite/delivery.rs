@@ -466,55 +466,93 @@ impl SqliteStore {
     }
 }
 
-/// Records attempts and moves their deliveries on, in the caller's transaction.
+/// Records attempts and moves their deliveries on, in the caller's transaction: the
+/// attempts in one multi-row insert, their deliveries in one update, and the health of
+/// webhooks whose attempts succeeded in one delete, so a batch costs a few statements.
 async fn record_attempts(
     connection: &mut SqliteConnection,
     results: &[AttemptResult],
     policy: &AlertPolicy,
 ) -> Result<u32, StoreError> {
-    let mut alerts = 0;
-    for result in results {
-        let attempt = &result.attempt;
-        let inserted = sqlx::query(
+    let mut recorded = std::collections::HashSet::with_capacity(results.len());
+    for chunk in results.chunks(INSERT_CHUNK) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO delivery_attempts
-                 (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(result.delivery_id.as_str())
-        .bind(i64::from(attempt.attempt))
-        .bind(attempt.start_time.as_micros())
-        .bind(i64::from(attempt.duration_ms))
-        .bind(attempt.status_code.map(i64::from))
-        .bind(attempt.error_kind.map(ErrorKind::as_str))
-        .bind(attempt.response_body.as_deref())
-        .execute(&mut *connection)
-        .await?;
-        if inserted.rows_affected() == 0 {
+                 (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body) ",
+        );
+        insert.push_values(chunk, |mut row, result| {
+            let attempt = &result.attempt;
+            row.push_bind(result.delivery_id.as_str())
+                .push_bind(i64::from(attempt.attempt))
+                .push_bind(attempt.start_time.as_micros())
+                .push_bind(i64::from(attempt.duration_ms))
+                .push_bind(attempt.status_code.map(i64::from))
+                .push_bind(attempt.error_kind.map(ErrorKind::as_str))
+                .push_bind(attempt.response_body.as_deref());
+        });
+        // An attempt already recorded (its lease ran out and it was taken over) is left
+        // as it is, and so are its delivery and health.
+        insert.push(" ON CONFLICT DO NOTHING RETURNING delivery_id, attempt");
+        let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut *connection).await?;
+        recorded.extend(rows);
+    }
+    let fresh: Vec<&AttemptResult> = results
+        .iter()
+        .filter(|r| recorded.contains(&(r.delivery_id.as_str().to_owned(), i64::from(r.attempt.attempt))))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(0);
+    }
+    let moves: Vec<serde_json::Value> = fresh
+        .iter()
+        .map(|result| {
+            let (status, next_time) = match result.next {
+                NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
+                NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
+                NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
+            };
+            serde_json::json!([
+                result.delivery_id.as_str(),
+                status.as_str(),
+                next_time,
+                result.attempt.attempt,
+                result.finish_time.as_micros()
+            ])
+        })
+        .collect();
+    // A delivery cancelled while its attempt was in flight stays cancelled unless that
+    // attempt settled it.
+    sqlx::query(
+        "UPDATE deliveries SET
+             status = CASE WHEN deliveries.status = 'cancelled' AND m.status = 'pending' THEN 'cancelled'
+                           ELSE m.status END,
+             next_attempt_time = CASE WHEN deliveries.status = 'cancelled' THEN NULL ELSE m.next_time END,
+             attempt_count = MAX(attempt_count, m.attempt), lease_until = NULL, lease_owner = NULL,
+             update_time = m.finish_time
+         FROM (SELECT value ->> 0 AS id, value ->> 1 AS status, value ->> 2 AS next_time,
+                      value ->> 3 AS attempt, value ->> 4 AS finish_time
+               FROM json_each(?)) AS m
+         WHERE deliveries.id = m.id",
+    )
+    .bind(serde_json::Value::Array(moves).to_string())
+    .execute(&mut *connection)
+    .await?;
+    // Health, in the order the attempts finished. A run of successes only clears
+    // failure records, so each run is one statement, whatever its webhooks.
+    let mut alerts = 0;
+    let mut successes: Vec<&str> = Vec::new();
+    let mut run_end = Timestamp::from_micros(0);
+    for result in fresh {
+        if matches!(result.next, NextStep::Succeeded) {
+            successes.push(result.webhook_id.as_str());
+            run_end = result.finish_time;
             continue;
         }
-        let (status, next_time) = match result.next {
-            NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
-            NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
-            NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
-        };
-        // A delivery cancelled while its attempt was in flight stays cancelled unless
-        // that attempt settled it.
-        sqlx::query(
-            "UPDATE deliveries SET
-                 status = CASE WHEN status = 'cancelled' AND ?1 = 'pending' THEN 'cancelled' ELSE ?1 END,
-                 next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL ELSE ?2 END,
-                 attempt_count = MAX(attempt_count, ?3), lease_until = NULL, lease_owner = NULL, update_time = ?4
-             WHERE id = ?5",
-        )
-        .bind(status.as_str())
-        .bind(next_time)
-        .bind(i64::from(attempt.attempt))
-        .bind(result.finish_time.as_micros())
-        .bind(result.delivery_id.as_str())
-        .execute(&mut *connection)
-        .await?;
+        alerts += super::alerts::clear_health(connection, &successes, run_end).await?;
+        successes.clear();
         // Health also disables the webhook on 410 Gone, and cancels its pending deliveries.
         alerts += super::alerts::apply_health(connection, result, policy).await?;
     }
+    alerts += super::alerts::clear_health(connection, &successes, run_end).await?;
     Ok(alerts)
 }
