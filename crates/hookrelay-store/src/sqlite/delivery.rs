@@ -4,13 +4,13 @@
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
 use hookrelay_core::event::{Event, EventObject};
-use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
+use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId};
 use serde_json::value::RawValue;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use std::sync::LazyLock;
+use std::sync::Arc;
 
-use super::{decode_webhook, save_idempotency, SqliteStore, WEBHOOK_COLUMNS};
+use super::{save_idempotency, SqliteStore};
 use crate::rows::{corrupt, decode_delivery, decode_event, page};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, StoreError,
@@ -20,21 +20,14 @@ use crate::{
 const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
 const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id, d.event_id, e.name AS event_name, d.status, \
      d.attempt_count, d.next_attempt_time, d.create_time, d.update_time";
-/// A claimed delivery with its event and (current) webhook. The webhook's columns keep
-/// their own names so the webhook decoder reads them as it reads the webhooks table.
-static CLAIMED_QUERY: LazyLock<String> = LazyLock::new(|| {
-    let webhook_columns: Vec<String> = WEBHOOK_COLUMNS.split(',').map(|c| format!("w.{}", c.trim())).collect();
-    format!(
-        "SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.space_id AS event_space_id,
-                e.name AS event_name, e.object_id, e.object_type, e.data, e.create_time AS event_time, {}
-         FROM deliveries d
-         JOIN events e ON e.id = d.event_id
-         LEFT JOIN webhooks w ON w.id = d.webhook_id
-         WHERE d.id IN (SELECT value FROM json_each(?))
-         ORDER BY d.next_attempt_time, d.seq",
-        webhook_columns.join(", ")
-    )
-});
+/// A claimed delivery with its event; its webhook comes from [`SqliteStore::webhooks_by_id`].
+const CLAIMED_QUERY: &str = "SELECT d.id AS delivery_id, d.webhook_id, d.attempt_count, e.id AS event_id,
+            e.space_id AS event_space_id, e.name AS event_name, e.object_id, e.object_type, e.data,
+            e.create_time AS event_time
+     FROM deliveries d
+     JOIN events e ON e.id = d.event_id
+     WHERE d.id IN (SELECT value FROM json_each(?))
+     ORDER BY d.next_attempt_time, d.seq";
 /// Rows per multi-row INSERT, well under SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
 
@@ -108,6 +101,26 @@ pub(crate) async fn cancel_pending(
 }
 
 impl SqliteStore {
+    /// The enabled webhooks of `space` subscribed to `event`, oldest first.
+    async fn subscribers(&self, space: &SpaceId, event: &str) -> Result<Arc<[String]>, StoreError> {
+        if let Some(ids) = self.cache.subscribers(space, event) {
+            return Ok(ids);
+        }
+        let epoch = self.cache.epoch();
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM webhooks
+             WHERE space_id = ? AND enabled = 1 AND EXISTS (SELECT 1 FROM json_each(webhooks.events) WHERE value = ?)
+             ORDER BY seq",
+        )
+        .bind(space.as_str())
+        .bind(event)
+        .fetch_all(&self.readers)
+        .await?;
+        let ids: Arc<[String]> = ids.into();
+        self.cache.put_subscribers(epoch, space, event, ids.clone());
+        Ok(ids)
+    }
+
     pub(super) async fn publish_event_impl(
         &self,
         event: &Event,
@@ -117,15 +130,7 @@ impl SqliteStore {
         // Subscribers are read before the write, off the writer's connection. A webhook
         // disabled or deleted meanwhile gets a delivery that is cancelled when claimed;
         // one created meanwhile was created after this event, as far as anyone can tell.
-        let webhooks: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM webhooks
-             WHERE space_id = ? AND enabled = 1 AND EXISTS (SELECT 1 FROM json_each(webhooks.events) WHERE value = ?)
-             ORDER BY seq",
-        )
-        .bind(event.space_id.as_str())
-        .bind(&event.name)
-        .fetch_all(&self.readers)
-        .await?;
+        let webhooks = self.subscribers(&event.space_id, &event.name).await?;
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
         let record = idempotency.map(|mut record| {
             record.body = render(count);
@@ -255,19 +260,28 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         // The claim is ours now: read what to send off the writer's connection.
-        let rows = sqlx::query(&CLAIMED_QUERY)
+        let rows = sqlx::query(CLAIMED_QUERY)
             .bind(json_ids(claimed.iter().map(String::as_str)))
             .fetch_all(&self.readers)
+            .await?;
+        let mut webhook_ids: Vec<String> = rows
+            .iter()
+            .map(|row| row.try_get("webhook_id"))
+            .collect::<Result<_, _>>()?;
+        webhook_ids.sort_unstable();
+        webhook_ids.dedup();
+        let webhooks = self
+            .webhooks_by_id(&webhook_ids.iter().map(String::as_str).collect::<Vec<_>>())
             .await?;
         let mut ready = Vec::with_capacity(rows.len());
         let mut cancelled = Vec::new();
         for row in &rows {
             let delivery_id: String = row.try_get("delivery_id")?;
-            let enabled: Option<bool> = row.try_get("enabled")?;
-            if enabled != Some(true) {
+            let webhook_id: String = row.try_get("webhook_id")?;
+            let Some(webhook) = webhooks.get(&webhook_id).filter(|w| w.enabled) else {
                 cancelled.push(delivery_id);
                 continue;
-            }
+            };
             let attempts: i64 = row.try_get("attempt_count")?;
             let event_id: String = row.try_get("event_id")?;
             let event_space: String = row.try_get("event_space_id")?;
@@ -286,7 +300,7 @@ impl SqliteStore {
                     data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
                     create_time: Timestamp::from_micros(row.try_get("event_time")?),
                 },
-                webhook: decode_webhook(&self.cipher, row)?,
+                webhook: Webhook::clone(webhook),
             });
         }
         if !cancelled.is_empty() {

@@ -4,9 +4,9 @@
 //! connection makes writers queue in-process instead of failing with `SQLITE_BUSY`,
 //! while WAL lets reads proceed in parallel with the writer.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +30,11 @@ use crate::{
 };
 
 mod alerts;
+mod cache;
 mod delivery;
 mod writer;
 
+use cache::WebhookCache;
 use writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,9 +48,8 @@ pub struct SqliteStore {
     writer: Writer,
     readers: SqlitePool,
     cipher: SecretCipher,
-    /// See [`Store::webhook_epoch`]: every webhook change commits through this process,
-    /// which moves it on after the commit.
-    webhook_epoch: Arc<AtomicU64>,
+    /// Webhooks and subscriptions as last read; its epoch is [`Store::webhook_epoch`].
+    cache: Arc<WebhookCache>,
 }
 
 impl SqliteStore {
@@ -73,7 +74,7 @@ impl SqliteStore {
             writer: Writer::start(writer),
             readers,
             cipher,
-            webhook_epoch: Arc::new(AtomicU64::new(0)),
+            cache: Arc::default(),
         })
     }
 
@@ -83,7 +84,42 @@ impl SqliteStore {
 
     /// Called after a commit that may have changed a webhook.
     fn webhooks_changed(&self) {
-        self.webhook_epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.changed();
+    }
+
+    /// Webhooks by id, from the cache or else read (and cached) in one query.
+    async fn webhooks_by_id(&self, ids: &[&str]) -> Result<HashMap<String, Arc<Webhook>>, StoreError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            let cached = WebhookId::parse(id).and_then(|id| self.cache.webhook(&id));
+            match cached {
+                Some(webhook) => {
+                    found.insert((*id).to_owned(), webhook);
+                }
+                None => missing.push(*id),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let epoch = self.cache.epoch();
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(serde_json::to_string(&missing).expect("strings serialise"))
+        .fetch_all(&self.readers)
+        .await?;
+        let read = rows
+            .iter()
+            .map(|row| self.decode_webhook(row).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.cache.put_webhooks(epoch, read.iter().cloned());
+        found.extend(
+            read.into_iter()
+                .map(|webhook| (webhook.id.as_str().to_owned(), webhook)),
+        );
+        Ok(found)
     }
 }
 
@@ -235,7 +271,8 @@ impl Store for SqliteStore {
             VerificationMethod::Hs256 { .. } => None,
         };
         let (webhook, record, cipher) = (webhook.clone(), idempotency.cloned(), self.cipher.clone());
-        self.writer
+        let created = self
+            .writer
             .write(move |connection| {
                 Box::pin(async move {
                     if let Some(record) = &record {
@@ -267,18 +304,19 @@ impl Store for SqliteStore {
                     Ok(())
                 })
             })
-            .await
+            .await;
+        // A new subscriber for its events.
+        self.webhooks_changed();
+        created
     }
 
     async fn get_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<Option<Webhook>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"
-        ))
-        .bind(id.as_str())
-        .bind(space.as_str())
-        .fetch_optional(&self.readers)
-        .await?;
-        row.map(|row| self.decode_webhook(&row)).transpose()
+        let found = self.webhooks_by_id(&[id.as_str()]).await?;
+        Ok(found
+            .into_values()
+            .next()
+            .filter(|webhook| webhook.space_id == *space)
+            .map(Arc::unwrap_or_clone))
     }
 
     async fn list_webhooks(
@@ -466,7 +504,7 @@ impl Store for SqliteStore {
     }
 
     fn webhook_epoch(&self) -> Option<u64> {
-        Some(self.webhook_epoch.load(Ordering::SeqCst))
+        Some(self.cache.epoch())
     }
 
     async fn watch_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), StoreError> {

@@ -1,0 +1,156 @@
+//! Webhooks as last read, and which webhooks each (space, event name) goes to, kept
+//! while no webhook changes. Every webhook change in a SQLite file commits through
+//! this process, which moves the epoch on after the commit; an entry read under an
+//! older epoch is never used. So the hot paths (publishing, claiming, sending a
+//! queued delivery) neither read the webhooks table nor open sealed secrets again for
+//! webhooks that did not change.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use hookrelay_core::{SpaceId, Webhook, WebhookId};
+
+/// Entries kept at most; past it the cache starts afresh (a very large install just
+/// reads more often).
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug, Default)]
+pub(super) struct WebhookCache {
+    epoch: AtomicU64,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    /// The epoch the entries were read under.
+    epoch: u64,
+    webhooks: HashMap<WebhookId, Arc<Webhook>>,
+    subscribers: HashMap<(SpaceId, String), Arc<[String]>>,
+}
+
+impl WebhookCache {
+    /// The current epoch; read it before reading what is to be cached.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Called after a commit that may have changed webhooks.
+    pub(super) fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The webhook as last read, if nothing changed since.
+    pub(super) fn webhook(&self, id: &WebhookId) -> Option<Arc<Webhook>> {
+        self.current()?.webhooks.get(id).cloned()
+    }
+
+    /// The ids of the enabled webhooks of `space` subscribed to `event`, in creation
+    /// order, as last read, if nothing changed since.
+    pub(super) fn subscribers(&self, space: &SpaceId, event: &str) -> Option<Arc<[String]>> {
+        // A tuple key cannot be borrowed as (&, &): the probe allocates, but only the key.
+        self.current()?
+            .subscribers
+            .get(&(space.clone(), event.to_owned()))
+            .cloned()
+    }
+
+    /// Keeps webhooks read under `epoch`.
+    pub(super) fn put_webhooks(&self, epoch: u64, webhooks: impl IntoIterator<Item = Arc<Webhook>>) {
+        if let Some(mut entries) = self.entries_for(epoch) {
+            for webhook in webhooks {
+                entries.webhooks.insert(webhook.id.clone(), webhook);
+            }
+        }
+    }
+
+    /// Keeps subscribers read under `epoch`.
+    pub(super) fn put_subscribers(&self, epoch: u64, space: &SpaceId, event: &str, ids: Arc<[String]>) {
+        if let Some(mut entries) = self.entries_for(epoch) {
+            entries.subscribers.insert((space.clone(), event.to_owned()), ids);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The entries, if they belong to the current epoch.
+    fn current(&self) -> Option<MutexGuard<'_, Entries>> {
+        let entries = self.lock();
+        (entries.epoch == self.epoch()).then_some(entries)
+    }
+
+    /// The entries to add to for something read under `epoch`; none if the epoch has
+    /// moved on since (what was read may be stale).
+    fn entries_for(&self, epoch: u64) -> Option<MutexGuard<'_, Entries>> {
+        let mut entries = self.lock();
+        if epoch != self.epoch() {
+            return None;
+        }
+        if entries.epoch != epoch || entries.webhooks.len() + entries.subscribers.len() >= MAX_ENTRIES {
+            entries.webhooks.clear();
+            entries.subscribers.clear();
+            entries.epoch = epoch;
+        }
+        Some(entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookrelay_core::{ApiRelease, Timestamp, VerificationMethod};
+
+    fn webhook(id: &WebhookId) -> Arc<Webhook> {
+        Arc::new(Webhook {
+            id: id.clone(),
+            space_id: SpaceId::parse("spc-cache").unwrap(),
+            name: "w".into(),
+            url: "https://example.com".into(),
+            enabled: true,
+            events: vec!["payment.completed".into()],
+            api_release: ApiRelease::parse("caph").unwrap(),
+            verification: VerificationMethod::Hs256 { secret: "s".repeat(32) },
+            headers: Default::default(),
+            alert_emails: Vec::new(),
+            metadata: Default::default(),
+            create_time: Timestamp::from_micros(0),
+            update_time: Timestamp::from_micros(0),
+        })
+    }
+
+    #[test]
+    fn a_change_hides_everything_read_before_it() {
+        let cache = WebhookCache::default();
+        let id = WebhookId::generate();
+        let space = SpaceId::parse("spc-cache").unwrap();
+        let read_under = cache.epoch();
+        cache.put_webhooks(read_under, [webhook(&id)]);
+        cache.put_subscribers(
+            read_under,
+            &space,
+            "payment.completed",
+            Arc::from(vec![id.as_str().to_owned()]),
+        );
+        assert!(cache.webhook(&id).is_some());
+        assert_eq!(cache.subscribers(&space, "payment.completed").unwrap().len(), 1);
+        assert!(cache.subscribers(&space, "payout.failed").is_none());
+
+        cache.changed();
+        assert!(cache.webhook(&id).is_none());
+        assert!(cache.subscribers(&space, "payment.completed").is_none());
+    }
+
+    #[test]
+    fn what_was_read_before_a_change_is_not_kept() {
+        let cache = WebhookCache::default();
+        let id = WebhookId::generate();
+        let read_under = cache.epoch();
+        cache.changed(); // committed while the read was under way
+        cache.put_webhooks(read_under, [webhook(&id)]);
+        assert!(cache.webhook(&id).is_none());
+        cache.put_webhooks(cache.epoch(), [webhook(&id)]);
+        assert!(cache.webhook(&id).is_some());
+    }
+}
