@@ -170,16 +170,13 @@ pub(crate) async fn save_idempotency(
 ) -> Result<(), StoreError> {
     // Saved responses can contain a webhook's secret, so they are sealed too.
     let body = cipher.seal(&record.body, &idempotency_context(&record.space_id, &record.key));
-    // An expired record for the same key gives way to the new one.
-    sqlx::query("DELETE FROM idempotency_keys WHERE space_id = ? AND key = ? AND create_time < ?")
-        .bind(record.space_id.as_str())
-        .bind(&record.key)
-        .bind(record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS)
-        .execute(&mut *connection)
-        .await?;
+    // An expired record for the same key gives way to the new one; a live one stands.
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (space_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+             body = excluded.body, create_time = excluded.create_time
+         WHERE idempotency_keys.create_time < ?7",
     )
     .bind(record.space_id.as_str())
     .bind(&record.key)
@@ -187,6 +184,7 @@ pub(crate) async fn save_idempotency(
     .bind(i64::from(record.status))
     .bind(body)
     .bind(record.create_time.as_micros())
+    .bind(record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS)
     .execute(&mut *connection)
     .await?;
     if inserted.rows_affected() == 0 {
