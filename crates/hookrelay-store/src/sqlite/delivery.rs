@@ -225,20 +225,29 @@ impl SqliteStore {
                 let request = request_copy;
                 Box::pin(async move {
                     // Oldest due first, at most `per_webhook` of any one webhook, so one
-                    // webhook's backlog cannot crowd out the others. Each webhook's share
-                    // is read from the (webhook, due time) index, a few entries each.
+                    // webhook's backlog cannot crowd out the others. The webhooks with
+                    // pending deliveries are found by skipping along the (webhook, due
+                    // time) index, one seek per webhook however long its backlog, and
+                    // each webhook's share is read from the same index.
                     let claimed = sqlx::query_scalar(
-                        "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2
+                        "WITH RECURSIVE pending(webhook_id) AS (
+                             SELECT MIN(webhook_id) FROM deliveries WHERE status = 'pending'
+                             UNION ALL
+                             SELECT (SELECT MIN(webhook_id) FROM deliveries
+                                     WHERE status = 'pending' AND webhook_id > pending.webhook_id)
+                             FROM pending WHERE pending.webhook_id IS NOT NULL
+                         )
+                         UPDATE deliveries SET lease_until = ?1, lease_owner = ?2
                          WHERE seq IN (
                              SELECT d.seq
-                             FROM (SELECT DISTINCT webhook_id FROM deliveries
-                                   WHERE status = 'pending' AND next_attempt_time <= ?3
-                                     AND webhook_id NOT IN (SELECT value FROM json_each(?4))) AS w
+                             FROM pending AS w
                              JOIN deliveries AS d ON d.seq IN (
                                  SELECT seq FROM deliveries
                                  WHERE webhook_id = w.webhook_id AND status = 'pending'
                                    AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
                                  ORDER BY next_attempt_time, seq LIMIT ?5)
+                             WHERE w.webhook_id IS NOT NULL
+                               AND w.webhook_id NOT IN (SELECT value FROM json_each(?4))
                              ORDER BY d.next_attempt_time, d.seq
                              LIMIT ?6
                          )
@@ -359,10 +368,21 @@ impl SqliteStore {
         now: Timestamp,
         skip_webhooks: &[WebhookId],
     ) -> Result<Option<Timestamp>, StoreError> {
+        // Per webhook, as claims read: a webhook left out (its slots are full) may have
+        // a long backlog, which a scan of all pending deliveries by due time would read.
         let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_time) FROM deliveries
-             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < ?)
-               AND webhook_id NOT IN (SELECT value FROM json_each(?))",
+            "WITH RECURSIVE pending(webhook_id) AS (
+                 SELECT MIN(webhook_id) FROM deliveries WHERE status = 'pending'
+                 UNION ALL
+                 SELECT (SELECT MIN(webhook_id) FROM deliveries
+                         WHERE status = 'pending' AND webhook_id > pending.webhook_id)
+                 FROM pending WHERE pending.webhook_id IS NOT NULL
+             )
+             SELECT MIN((SELECT MIN(next_attempt_time) FROM deliveries
+                         WHERE webhook_id = p.webhook_id AND status = 'pending'
+                           AND (lease_until IS NULL OR lease_until < ?1)))
+             FROM pending AS p
+             WHERE p.webhook_id IS NOT NULL AND p.webhook_id NOT IN (SELECT value FROM json_each(?2))",
         )
         .bind(now.as_micros())
         .bind(json_ids(skip_webhooks.iter().map(WebhookId::as_str)))
