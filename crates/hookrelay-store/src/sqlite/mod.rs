@@ -64,14 +64,19 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let mut writer = options.connect().await?;
+        // The writer never checkpoints: a checkpoint in a commit would hold up every
+        // write queued behind it. A connection of its own does it in the background.
+        let mut writer = options.clone().pragma("wal_autocheckpoint", "0").connect().await?;
         MIGRATOR.run(&mut writer).await?;
+        let checkpointer = options.connect().await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await?;
+        let writer = Writer::start(writer);
+        writer::checkpoint_in_background(checkpointer, &writer);
         Ok(Self {
-            writer: Writer::start(writer),
+            writer,
             readers,
             cipher,
             cache: Arc::default(),

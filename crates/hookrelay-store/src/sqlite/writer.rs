@@ -5,6 +5,8 @@
 //! say) rolls back alone and its neighbours still commit. A caller hears its result only
 //! after the commit that made it durable.
 
+use std::time::Duration;
+
 use futures_util::future::BoxFuture;
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
@@ -13,6 +15,8 @@ use crate::StoreError;
 
 /// Most writes committed together.
 const MAX_GROUP: usize = 128;
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// Tells a caller its outcome once the group's commit is known (`None`: committed).
 type Finish = Box<dyn FnOnce(Option<&sqlx::Error>) + Send>;
@@ -134,4 +138,27 @@ async fn commit(connection: &mut SqliteConnection, group: &mut Vec<Work>) {
 /// Runs fixed SQL. Boxed, so the spawned writer future stays `Send` for any lifetime.
 fn execute<'c>(connection: &'c mut SqliteConnection, sql: &'static str) -> BoxFuture<'c, Result<(), sqlx::Error>> {
     Box::pin(async move { sqlx::query(sql).execute(connection).await.map(|_| ()) })
+}
+
+/// Checkpoints the write-ahead log on `connection` every [`CHECKPOINT_EVERY`] while
+/// `writer` runs. PASSIVE checkpoints wait for nobody: readers and the writer go on,
+/// and what a reader still needs is left for the next round.
+pub(super) fn checkpoint_in_background(mut connection: SqliteConnection, writer: &Writer) {
+    let writer = writer.queue.downgrade();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if writer.upgrade().is_none() {
+                return;
+            }
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut connection)
+                .await
+            {
+                tracing::warn!(%error, "checkpointing the write-ahead log failed");
+            }
+        }
+    });
 }
