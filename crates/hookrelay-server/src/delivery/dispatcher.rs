@@ -9,8 +9,10 @@
 //! claims, so a receiver that hangs holds its own slots and nobody else's.
 //!
 //! Workers do not record their attempts themselves: they hand the results to one
-//! recorder task, which records whatever has gathered in one store call. An attempt's
-//! delivery stays leased until its result is recorded, so nothing else takes it.
+//! recorder task, which records whatever has gathered in one store call. A worker
+//! waits for its result to be committed before it takes its next delivery, so a
+//! crash can repeat at most the attempts in flight, never a backlog of unrecorded
+//! ones; an attempt's delivery stays leased until then, so nothing else takes it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,7 +78,8 @@ struct Claimed {
 }
 
 enum ToRecorder {
-    Result(AttemptResult),
+    /// A result, and who to tell once it is recorded (or given up on).
+    Result(AttemptResult, oneshot::Sender<()>),
     /// Answered once everything sent before it is recorded; the recorder then stops.
     Flush(oneshot::Sender<()>),
 }
@@ -365,9 +368,17 @@ async fn attempt_and_send(shared: &Shared, delivery: &ClaimedDelivery) {
         next,
         finish_time,
     };
-    if shared.recorder.send(ToRecorder::Result(result)).await.is_err() {
+    let (recorded, recording) = oneshot::channel();
+    if shared
+        .recorder
+        .send(ToRecorder::Result(result, recorded))
+        .await
+        .is_err()
+    {
         tracing::warn!(delivery = %delivery.delivery_id, "the recorder has stopped; the delivery will be attempted again when its lease runs out");
+        return;
     }
+    let _ = recording.await;
 }
 
 /// The recorder task: records attempt results in batches until flushed.
@@ -380,11 +391,15 @@ async fn record(
 ) {
     let mut messages = Vec::with_capacity(RECORD_BATCH);
     let mut batch = Vec::with_capacity(RECORD_BATCH);
+    let mut waiting = Vec::with_capacity(RECORD_BATCH);
     while results.recv_many(&mut messages, RECORD_BATCH).await > 0 {
         let mut flushed = None;
         for message in messages.drain(..) {
             match message {
-                ToRecorder::Result(result) => batch.push(result),
+                ToRecorder::Result(result, recorded) => {
+                    batch.push(result);
+                    waiting.push(recorded);
+                }
                 ToRecorder::Flush(answer) => flushed = Some(answer),
             }
         }
@@ -396,6 +411,9 @@ async fn record(
                 work.wake();
             }
             batch.clear();
+            waiting.drain(..).for_each(|recorded| {
+                let _ = recorded.send(());
+            });
         }
         if let Some(answer) = flushed {
             let _ = answer.send(());
