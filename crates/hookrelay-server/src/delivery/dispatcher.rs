@@ -298,7 +298,7 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
         let unchanged = webhook_epoch.is_some() && webhook_epoch == shared.store.webhook_epoch();
         let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
         if current {
-            attempt_and_send(&shared, &delivery).await;
+            attempt_and_record(&shared, &delivery).await;
         }
         queued = true;
         let mut webhooks = shared.slots();
@@ -339,7 +339,8 @@ async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> boo
     }
 }
 
-async fn attempt_and_send(shared: &Shared, delivery: &ClaimedDelivery) {
+/// Attempts the delivery and returns once the recorder has recorded what happened.
+async fn attempt_and_record(shared: &Shared, delivery: &ClaimedDelivery) {
     let report = attempt(&shared.client, delivery, &shared.config).await;
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
