@@ -28,6 +28,21 @@ const CLAIMED_QUERY: &str = "SELECT d.id AS delivery_id, d.webhook_id, d.attempt
      JOIN events e ON e.id = d.event_id
      WHERE d.id IN (SELECT value FROM json_each(?))
      ORDER BY d.next_attempt_time, d.seq";
+/// `pending(webhook_id)`: the webhooks with pending deliveries (and a last NULL row),
+/// found by skipping along the `(webhook_id, next_attempt_time, seq)` index, one seek
+/// per webhook however long its backlog. A macro, so queries can `concat!` it.
+macro_rules! pending_webhooks {
+    () => {
+        "WITH RECURSIVE pending(webhook_id) AS (
+             SELECT MIN(webhook_id) FROM deliveries WHERE status = 'pending'
+             UNION ALL
+             SELECT (SELECT MIN(webhook_id) FROM deliveries
+                     WHERE status = 'pending' AND webhook_id > pending.webhook_id)
+             FROM pending WHERE pending.webhook_id IS NOT NULL
+         ) "
+    };
+}
+
 /// Rows per multi-row INSERT, well under SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
 
@@ -225,19 +240,11 @@ impl SqliteStore {
                 let request = request_copy;
                 Box::pin(async move {
                     // Oldest due first, at most `per_webhook` of any one webhook, so one
-                    // webhook's backlog cannot crowd out the others. The webhooks with
-                    // pending deliveries are found by skipping along the (webhook, due
-                    // time) index, one seek per webhook however long its backlog, and
-                    // each webhook's share is read from the same index.
-                    let claimed = sqlx::query_scalar(
-                        "WITH RECURSIVE pending(webhook_id) AS (
-                             SELECT MIN(webhook_id) FROM deliveries WHERE status = 'pending'
-                             UNION ALL
-                             SELECT (SELECT MIN(webhook_id) FROM deliveries
-                                     WHERE status = 'pending' AND webhook_id > pending.webhook_id)
-                             FROM pending WHERE pending.webhook_id IS NOT NULL
-                         )
-                         UPDATE deliveries SET lease_until = ?1, lease_owner = ?2
+                    // webhook's backlog cannot crowd out the others. Each webhook's share
+                    // is read from the index `pending_webhooks!` skips along.
+                    let claimed = sqlx::query_scalar(concat!(
+                        pending_webhooks!(),
+                        "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2
                          WHERE seq IN (
                              SELECT d.seq
                              FROM pending AS w
@@ -251,8 +258,8 @@ impl SqliteStore {
                              ORDER BY d.next_attempt_time, d.seq
                              LIMIT ?6
                          )
-                         RETURNING id",
-                    )
+                         RETURNING id"
+                    ))
                     .bind(request.lease_until.as_micros())
                     .bind(&request.owner)
                     .bind(request.now.as_micros())
@@ -370,20 +377,14 @@ impl SqliteStore {
     ) -> Result<Option<Timestamp>, StoreError> {
         // Per webhook, as claims read: a webhook left out (its slots are full) may have
         // a long backlog, which a scan of all pending deliveries by due time would read.
-        let due: Option<i64> = sqlx::query_scalar(
-            "WITH RECURSIVE pending(webhook_id) AS (
-                 SELECT MIN(webhook_id) FROM deliveries WHERE status = 'pending'
-                 UNION ALL
-                 SELECT (SELECT MIN(webhook_id) FROM deliveries
-                         WHERE status = 'pending' AND webhook_id > pending.webhook_id)
-                 FROM pending WHERE pending.webhook_id IS NOT NULL
-             )
-             SELECT MIN((SELECT MIN(next_attempt_time) FROM deliveries
+        let due: Option<i64> = sqlx::query_scalar(concat!(
+            pending_webhooks!(),
+            "SELECT MIN((SELECT MIN(next_attempt_time) FROM deliveries
                          WHERE webhook_id = p.webhook_id AND status = 'pending'
                            AND (lease_until IS NULL OR lease_until < ?1)))
              FROM pending AS p
-             WHERE p.webhook_id IS NOT NULL AND p.webhook_id NOT IN (SELECT value FROM json_each(?2))",
-        )
+             WHERE p.webhook_id IS NOT NULL AND p.webhook_id NOT IN (SELECT value FROM json_each(?2))"
+        ))
         .bind(now.as_micros())
         .bind(json_ids(skip_webhooks.iter().map(WebhookId::as_str)))
         .fetch_one(&self.readers)
