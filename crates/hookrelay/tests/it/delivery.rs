@@ -93,6 +93,20 @@ async fn wait_for_status(server: &TestServer, webhook: &Value, status: &str) -> 
     }
 }
 
+/// Waits until the webhook's newest delivery has `n` attempts recorded (an attempt is
+/// recorded just after its receiver answers).
+async fn wait_for_attempts(server: &TestServer, webhook: &Value, n: u32) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let list = deliveries(server, webhook).await;
+        if list.first().is_some_and(|d| d["attemptCount"] == json!(n)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {n} attempts recorded: {list:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn seed_webhooks_receive_signed_events_with_the_protocol_headers() {
     use p256::ecdsa::signature::Verifier;
@@ -372,6 +386,7 @@ async fn disable_update_and_delete_take_effect_for_the_next_attempt() {
         .await;
     server.publish("payment.completed", "pmt-2", json!({})).await;
     disabled_rx.wait_for(1, WAIT).await;
+    wait_for_attempts(&server, &disabled, 1).await;
     send(
         server
             .request(
