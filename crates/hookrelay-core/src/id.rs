@@ -3,17 +3,18 @@
 
 use std::fmt;
 
-use rand::{distributions::Alphanumeric, rngs::OsRng, Rng};
+use rand::{distributions::Alphanumeric, Rng};
 
 /// Characters of randomness in a generated id: 26 alphanumerics is about 155 bits.
 const RANDOM_SUFFIX_LEN: usize = 26;
 
+/// From the thread's CSPRNG (ChaCha, seeded and reseeded from the OS): ids are made
+/// per delivery, and `OsRng` would cost a system call per character.
 fn random_suffix() -> String {
-    OsRng
-        .sample_iter(&Alphanumeric)
-        .take(RANDOM_SUFFIX_LEN)
-        .map(char::from)
-        .collect()
+    let mut rng = rand::thread_rng();
+    let mut suffix = String::with_capacity(RANDOM_SUFFIX_LEN);
+    suffix.extend((0..RANDOM_SUFFIX_LEN).map(|_| char::from(rng.sample(Alphanumeric))));
+    suffix
 }
 
 /// Whether `suffix` is a plausible id suffix: non-empty, ASCII alphanumerics, `_` or `-`.

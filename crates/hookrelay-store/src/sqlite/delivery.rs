@@ -51,51 +51,66 @@ fn json_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     serde_json::to_string(&ids.into_iter().collect::<Vec<_>>()).expect("strings serialise")
 }
 
-async fn insert_event(connection: &mut SqliteConnection, event: &Event, delivery_count: u32) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event.id.as_str())
-    .bind(event.space_id.as_str())
-    .bind(&event.name)
-    .bind(&event.object.id)
-    .bind(&event.object.object_type)
-    .bind(event.data.get())
-    .bind(i64::from(delivery_count))
-    .bind(event.create_time.as_micros())
-    .execute(connection)
-    .await?;
-    Ok(())
-}
-
-/// Inserts one pending delivery of `event` per webhook, due at once; returns their ids.
-async fn insert_deliveries(
+/// Inserts the event and one pending delivery of it per webhook, due at once, in one
+/// round trip to the connection; returns the deliveries' ids.
+async fn insert_event_and_deliveries(
     connection: &mut SqliteConnection,
     event: &Event,
     webhooks: &[String],
 ) -> Result<Vec<DeliveryId>, StoreError> {
     let ids: Vec<DeliveryId> = webhooks.iter().map(|_| DeliveryId::generate()).collect();
     let now = event.create_time.as_micros();
-    for (chunk_ids, chunk_webhooks) in ids.chunks(INSERT_CHUNK).zip(webhooks.chunks(INSERT_CHUNK)) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time, \
-             create_time, update_time) ",
-        );
-        insert.push_values(chunk_ids.iter().zip(chunk_webhooks), |mut row, (id, webhook)| {
-            row.push_bind(id.as_str())
-                .push_bind(event.space_id.as_str())
-                .push_bind(webhook.as_str())
-                .push_bind(event.id.as_str())
-                .push_bind(DeliveryStatus::Pending.as_str())
-                .push_bind(0_i64)
-                .push_bind(now)
-                .push_bind(now)
-                .push_bind(now);
-        });
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time) ",
+    );
+    insert.push_values([event], |mut row, event| {
+        row.push_bind(event.id.as_str())
+            .push_bind(event.space_id.as_str())
+            .push_bind(&event.name)
+            .push_bind(&event.object.id)
+            .push_bind(&event.object.object_type)
+            .push_bind(event.data.get())
+            .push_bind(ids.len() as i64)
+            .push_bind(now);
+    });
+    // The first chunk of deliveries goes in the event's statement; further ones (an
+    // event with more than `INSERT_CHUNK` subscribers) in their own.
+    let mut chunks = ids.chunks(INSERT_CHUNK).zip(webhooks.chunks(INSERT_CHUNK));
+    if let Some(chunk) = chunks.next() {
+        insert.push("; ");
+        push_deliveries(&mut insert, event, chunk);
+    }
+    insert.build().execute(&mut *connection).await?;
+    for chunk in chunks {
+        let mut insert = QueryBuilder::<Sqlite>::new("");
+        push_deliveries(&mut insert, event, chunk);
         insert.build().execute(&mut *connection).await?;
     }
     Ok(ids)
+}
+
+/// Appends an insert of pending deliveries of `event`, due at once.
+fn push_deliveries<'a>(
+    insert: &mut QueryBuilder<'a, Sqlite>,
+    event: &'a Event,
+    (ids, webhooks): (&'a [DeliveryId], &'a [String]),
+) {
+    let now = event.create_time.as_micros();
+    insert.push(
+        "INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time, \
+         create_time, update_time) ",
+    );
+    insert.push_values(ids.iter().zip(webhooks), |mut row, (id, webhook)| {
+        row.push_bind(id.as_str())
+            .push_bind(event.space_id.as_str())
+            .push_bind(webhook.as_str())
+            .push_bind(event.id.as_str())
+            .push_bind(DeliveryStatus::Pending.as_str())
+            .push_bind(0_i64)
+            .push_bind(now)
+            .push_bind(now)
+            .push_bind(now);
+    });
 }
 
 /// Cancels a webhook's pending deliveries (it was disabled or deleted).
@@ -158,8 +173,7 @@ impl SqliteStore {
                     if let Some(record) = &record {
                         save_idempotency(connection, &cipher, record).await?;
                     }
-                    insert_event(connection, &event, count).await?;
-                    insert_deliveries(connection, &event, &webhooks).await?;
+                    insert_event_and_deliveries(connection, &event, &webhooks).await?;
                     Ok(count)
                 })
             })
@@ -209,8 +223,7 @@ impl SqliteStore {
             .writer
             .write(move |connection| {
                 Box::pin(async move {
-                    insert_event(connection, &stored, 1).await?;
-                    insert_deliveries(connection, &stored, &[target.as_str().to_owned()]).await
+                    insert_event_and_deliveries(connection, &stored, &[target.as_str().to_owned()]).await
                 })
             })
             .await?;

@@ -66,7 +66,15 @@ impl SqliteStore {
             .foreign_keys(true);
         // The writer never checkpoints: a checkpoint in a commit would hold up every
         // write queued behind it. A connection of its own does it in the background.
-        let mut writer = options.clone().pragma("wal_autocheckpoint", "0").connect().await?;
+        //
+        // Each write in a group runs in a savepoint, whose journal SQLite spills to a
+        // temporary file past 64 KiB; in memory it is a copy, not a write.
+        let mut writer = options
+            .clone()
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("temp_store", "memory")
+            .connect()
+            .await?;
         MIGRATOR.run(&mut writer).await?;
         let checkpointer = options.connect().await?;
         let readers = SqlitePoolOptions::new()

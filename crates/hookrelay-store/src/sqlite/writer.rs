@@ -78,24 +78,40 @@ fn commit_group<'a>(connection: &'a mut SqliteConnection, group: &'a mut Vec<Wor
 }
 
 async fn commit(connection: &mut SqliteConnection, group: &mut Vec<Work>) {
-    if let Err(error) = execute(connection, "BEGIN IMMEDIATE").await {
+    // A lone write needs no savepoint: the transaction is its own.
+    let alone = group.len() == 1;
+    let begin = if alone {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN IMMEDIATE; SAVEPOINT write"
+    };
+    if let Err(error) = execute(connection, begin).await {
         tracing::error!(%error, "cannot begin a write transaction");
+        let _ = execute(connection, "ROLLBACK").await;
         // Dropping the work drops its answer channel: callers get `WriterStopped`.
         group.clear();
         return;
     }
-    // A lone write needs no savepoint: the transaction is its own.
-    let alone = group.len() == 1;
     let mut finishes = Vec::with_capacity(group.len());
     let mut any_ok = false;
     let mut broken = None;
+    // How the previous write ended, until its savepoint is closed. Closing one and
+    // opening the next is one round trip to the connection's thread; a failed write is
+    // rolled back to the start of its savepoint, which the next write then reuses, and
+    // the last savepoint is closed by the commit.
+    let mut previous_ok = None;
     for work in group.drain(..) {
         if broken.is_some() {
             // Dropped unrun: its caller hears `WriterStopped`.
             continue;
         }
-        if !alone {
-            if let Err(error) = execute(connection, "SAVEPOINT write").await {
+        if let Some(ok) = previous_ok.take() {
+            let boundary = if ok {
+                "RELEASE write; SAVEPOINT write"
+            } else {
+                "ROLLBACK TO write"
+            };
+            if let Err(error) = execute(connection, boundary).await {
                 broken = Some(error);
                 continue;
             }
@@ -104,20 +120,16 @@ async fn commit(connection: &mut SqliteConnection, group: &mut Vec<Work>) {
         finishes.push(finish);
         any_ok |= ok;
         if !alone {
-            let ended = match ok {
-                true => execute(connection, "RELEASE write").await,
-                false => match execute(connection, "ROLLBACK TO write").await {
-                    Ok(()) => execute(connection, "RELEASE write").await,
-                    Err(error) => Err(error),
-                },
-            };
-            // SQLite may have rolled the whole transaction back (disk full, I/O error):
-            // then nothing in this group can be trusted, so none of it is kept.
-            if let Err(error) = ended {
-                broken = Some(error);
-            }
+            previous_ok = Some(ok);
         }
     }
+    if broken.is_none() && previous_ok == Some(false) {
+        if let Err(error) = execute(connection, "ROLLBACK TO write").await {
+            broken = Some(error);
+        }
+    }
+    // SQLite may have rolled the whole transaction back (disk full, I/O error): then
+    // nothing in this group can be trusted, so none of it is kept.
     if let Some(error) = broken {
         tracing::error!(%error, "a write failed in a way that spoils its transaction; rolling the group back");
         let _ = execute(connection, "ROLLBACK").await;
@@ -161,4 +173,80 @@ pub(super) fn checkpoint_in_background(mut connection: SqliteConnection, writer:
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, SqliteConnection};
+
+    use super::Writer;
+    use crate::StoreError;
+
+    async fn insert(writer: &Writer, value: i64, fail: bool) -> Result<(), StoreError> {
+        writer
+            .write(move |connection| {
+                Box::pin(async move {
+                    sqlx::query("INSERT INTO t (v) VALUES (?)")
+                        .bind(value)
+                        .execute(&mut *connection)
+                        .await?;
+                    if fail {
+                        // A failure after a statement that succeeded: its row must go too.
+                        sqlx::query("INSERT INTO t (v) VALUES (?)")
+                            .bind(value)
+                            .execute(&mut *connection)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Writes queued together share a transaction, and each failing one (first, middle
+    /// or last in its group) is undone alone.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failing_write_in_a_group_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+        let mut connection = SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let writer = Writer::start(connection);
+        // On one thread, the writer task runs only once all of these are queued.
+        let plan = [(1, true), (2, false), (3, true), (4, true), (5, false), (6, true)];
+        let results =
+            futures_util::future::join_all(plan.iter().map(|&(value, fail)| insert(&writer, value, fail))).await;
+        for ((value, fail), result) in plan.iter().zip(&results) {
+            assert_eq!(result.is_err(), *fail, "write {value}: {result:?}");
+        }
+        let kept: Vec<i64> = writer
+            .write(|connection| {
+                Box::pin(async move {
+                    Ok(sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+                        .fetch_all(connection)
+                        .await?)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(kept, vec![2, 5]);
+        // A group where every write fails leaves nothing, and the writer goes on.
+        let results = futures_util::future::join_all([insert(&writer, 7, true), insert(&writer, 8, true)]).await;
+        assert!(results.iter().all(Result::is_err));
+        insert(&writer, 9, false).await.unwrap();
+        let count: i64 = writer
+            .write(|connection| {
+                Box::pin(async move {
+                    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM t")
+                        .fetch_one(connection)
+                        .await?)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 3);
+    }
 }
