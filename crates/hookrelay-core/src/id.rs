@@ -130,7 +130,10 @@ mod tests {
         let first = DeliveryId::generate();
         std::thread::sleep(std::time::Duration::from_millis(2));
         let later: Vec<DeliveryId> = (0..100).map(|_| DeliveryId::generate()).collect();
-        assert!(later.iter().all(|id| id > &first), "{first} sorts after one of {later:?}");
+        assert!(
+            later.iter().all(|id| id > &first),
+            "{first} sorts after one of {later:?}"
+        );
         // Ids of the same microsecond still differ in their random part.
         let mut unique = later.clone();
         unique.sort();

@@ -9,6 +9,9 @@ pub enum StoreError {
     /// The database failed or could not be reached.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The SQLite writer's connection failed.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrating the schema failed.
     #[error("database migration failed")]
     Migration(#[source] sqlx::migrate::MigrateError),

@@ -21,6 +21,12 @@ pub(crate) trait Columns {
     fn int(&self, column: &str) -> Result<i64, StoreError>;
     /// A nullable integer column.
     fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    /// A nullable text column.
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    /// A non-null blob column.
+    fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+    /// A non-null boolean column.
+    fn flag(&self, column: &str) -> Result<bool, StoreError>;
 }
 
 macro_rules! columns_for {
@@ -35,12 +41,43 @@ macro_rules! columns_for {
             fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
                 Ok(self.try_get(column)?)
             }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn flag(&self, column: &str) -> Result<bool, StoreError> {
+                Ok(self.try_get(column)?)
+            }
         }
     };
 }
 
 columns_for!(SqliteRow);
 columns_for!(PgRow);
+
+/// Rows read on the SQLite writer's own connection.
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        Ok(self.get(column)?)
+    }
+}
 
 /// A stored value that does not decode.
 pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {

@@ -5,8 +5,9 @@ use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId};
+use rusqlite::{params, Connection};
 use serde_json::value::RawValue;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::Row;
 
 use std::sync::Arc;
 
@@ -43,91 +44,63 @@ macro_rules! pending_webhooks {
     };
 }
 
-/// Rows per multi-row INSERT, well under SQLite's bound-parameter limit.
-const INSERT_CHUNK: usize = 500;
-
 /// A JSON array of ids, for `IN (SELECT value FROM json_each(?))`.
 fn json_ids<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     serde_json::to_string(&ids.into_iter().collect::<Vec<_>>()).expect("strings serialise")
 }
 
-/// Inserts the event and one pending delivery of it per webhook, due at once, in one
-/// round trip to the connection; returns the deliveries' ids.
-async fn insert_event_and_deliveries(
-    connection: &mut SqliteConnection,
+/// Inserts the event and one pending delivery of it per webhook, due at once; returns
+/// the deliveries' ids.
+fn insert_event_and_deliveries(
+    connection: &Connection,
     event: &Event,
     webhooks: &[String],
 ) -> Result<Vec<DeliveryId>, StoreError> {
-    let ids: Vec<DeliveryId> = webhooks.iter().map(|_| DeliveryId::generate()).collect();
     let now = event.create_time.as_micros();
-    let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time) ",
-    );
-    insert.push_values([event], |mut row, event| {
-        row.push_bind(event.id.as_str())
-            .push_bind(event.space_id.as_str())
-            .push_bind(&event.name)
-            .push_bind(&event.object.id)
-            .push_bind(&event.object.object_type)
-            .push_bind(event.data.get())
-            .push_bind(ids.len() as i64)
-            .push_bind(now);
-    });
-    // The first chunk of deliveries goes in the event's statement; further ones (an
-    // event with more than `INSERT_CHUNK` subscribers) in their own.
-    let mut chunks = ids.chunks(INSERT_CHUNK).zip(webhooks.chunks(INSERT_CHUNK));
-    if let Some(chunk) = chunks.next() {
-        insert.push("; ");
-        push_deliveries(&mut insert, event, chunk);
-    }
-    insert.build().execute(&mut *connection).await?;
-    for chunk in chunks {
-        let mut insert = QueryBuilder::<Sqlite>::new("");
-        push_deliveries(&mut insert, event, chunk);
-        insert.build().execute(&mut *connection).await?;
+    connection
+        .prepare_cached(
+            "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            event.id.as_str(),
+            event.space_id.as_str(),
+            event.name,
+            event.object.id,
+            event.object.object_type,
+            event.data.get(),
+            webhooks.len() as i64,
+            now,
+        ])?;
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
+             create_time, update_time)
+         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)",
+    )?;
+    let mut ids = Vec::with_capacity(webhooks.len());
+    for webhook in webhooks {
+        let id = DeliveryId::generate();
+        insert.execute(params![
+            id.as_str(),
+            event.space_id.as_str(),
+            webhook,
+            event.id.as_str(),
+            now
+        ])?;
+        ids.push(id);
     }
     Ok(ids)
 }
 
-/// Appends an insert of pending deliveries of `event`, due at once.
-fn push_deliveries<'a>(
-    insert: &mut QueryBuilder<'a, Sqlite>,
-    event: &'a Event,
-    (ids, webhooks): (&'a [DeliveryId], &'a [String]),
-) {
-    let now = event.create_time.as_micros();
-    insert.push(
-        "INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time, \
-         create_time, update_time) ",
-    );
-    insert.push_values(ids.iter().zip(webhooks), |mut row, (id, webhook)| {
-        row.push_bind(id.as_str())
-            .push_bind(event.space_id.as_str())
-            .push_bind(webhook.as_str())
-            .push_bind(event.id.as_str())
-            .push_bind(DeliveryStatus::Pending.as_str())
-            .push_bind(0_i64)
-            .push_bind(now)
-            .push_bind(now)
-            .push_bind(now);
-    });
-}
-
 /// Cancels a webhook's pending deliveries (it was disabled or deleted).
-pub(crate) async fn cancel_pending(
-    connection: &mut SqliteConnection,
-    webhook: &WebhookId,
-    now: Timestamp,
-) -> Result<u64, StoreError> {
-    let cancelled = sqlx::query(
-        "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, update_time = ?
-         WHERE webhook_id = ? AND status = 'pending'",
-    )
-    .bind(now.as_micros())
-    .bind(webhook.as_str())
-    .execute(connection)
-    .await?;
-    Ok(cancelled.rows_affected())
+pub(crate) fn cancel_pending(connection: &Connection, webhook: &WebhookId, now: Timestamp) -> Result<u64, StoreError> {
+    let cancelled = connection
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, update_time = ?
+             WHERE webhook_id = ? AND status = 'pending'",
+        )?
+        .execute(params![now.as_micros(), webhook.as_str()])?;
+    Ok(cancelled as u64)
 }
 
 impl SqliteStore {
@@ -169,13 +142,11 @@ impl SqliteStore {
         let (event, cipher) = (event.clone(), self.cipher.clone());
         self.writer
             .write(move |connection| {
-                Box::pin(async move {
-                    if let Some(record) = &record {
-                        save_idempotency(connection, &cipher, record).await?;
-                    }
-                    insert_event_and_deliveries(connection, &event, &webhooks).await?;
-                    Ok(count)
-                })
+                if let Some(record) = &record {
+                    save_idempotency(connection, &cipher, record)?;
+                }
+                insert_event_and_deliveries(connection, &event, &webhooks)?;
+                Ok(count)
             })
             .await
     }
@@ -221,11 +192,7 @@ impl SqliteStore {
         let (stored, target) = (event.clone(), webhook.clone());
         let ids = self
             .writer
-            .write(move |connection| {
-                Box::pin(async move {
-                    insert_event_and_deliveries(connection, &stored, &[target.as_str().to_owned()]).await
-                })
-            })
+            .write(move |connection| insert_event_and_deliveries(connection, &stored, &[target.as_str().to_owned()]))
             .await?;
         Ok(Delivery {
             id: ids.into_iter().next().expect("one delivery inserted"),
@@ -251,13 +218,12 @@ impl SqliteStore {
             .writer
             .write(move |connection| {
                 let request = request_copy;
-                Box::pin(async move {
-                    // Oldest due first, at most `per_webhook` of any one webhook, so one
-                    // webhook's backlog cannot crowd out the others. Each webhook's share
-                    // is read from the index `pending_webhooks!` skips along.
-                    let claimed = sqlx::query_scalar(concat!(
-                        pending_webhooks!(),
-                        "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2
+                // Oldest due first, at most `per_webhook` of any one webhook, so one
+                // webhook's backlog cannot crowd out the others. Each webhook's share is
+                // read from the index `pending_webhooks!` skips along.
+                let mut claim = connection.prepare_cached(concat!(
+                    pending_webhooks!(),
+                    "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2
                          WHERE seq IN (
                              SELECT d.seq
                              FROM pending AS w
@@ -272,17 +238,21 @@ impl SqliteStore {
                              LIMIT ?6
                          )
                          RETURNING id"
-                    ))
-                    .bind(request.lease_until.as_micros())
-                    .bind(&request.owner)
-                    .bind(request.now.as_micros())
-                    .bind(&skip)
-                    .bind(i64::from(request.per_webhook))
-                    .bind(i64::from(request.limit))
-                    .fetch_all(connection)
-                    .await?;
-                    Ok(claimed)
-                })
+                ))?;
+                let claimed = claim
+                    .query_map(
+                        params![
+                            request.lease_until.as_micros(),
+                            request.owner,
+                            request.now.as_micros(),
+                            skip,
+                            i64::from(request.per_webhook),
+                            i64::from(request.limit),
+                        ],
+                        |row| row.get::<_, String>(0),
+                    )?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(claimed)
             })
             .await?;
         if claimed.is_empty() {
@@ -336,18 +306,13 @@ impl SqliteStore {
             let now = request.now;
             self.writer
                 .write(move |connection| {
-                    Box::pin(async move {
-                        sqlx::query(
-                            "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
-                                 lease_owner = NULL, update_time = ?
-                             WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'",
-                        )
-                        .bind(now.as_micros())
-                        .bind(json_ids(cancelled.iter().map(String::as_str)))
-                        .execute(connection)
-                        .await?;
-                        Ok(())
-                    })
+                    connection.execute(
+                        "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
+                             lease_owner = NULL, update_time = ?
+                         WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'",
+                        params![now.as_micros(), json_ids(cancelled.iter().map(String::as_str))],
+                    )?;
+                    Ok(())
                 })
                 .await?;
         }
@@ -358,16 +323,12 @@ impl SqliteStore {
         let ids = json_ids(ids.iter().map(DeliveryId::as_str));
         self.writer
             .write(move |connection| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
-                         WHERE id IN (SELECT value FROM json_each(?))",
-                    )
-                    .bind(ids)
-                    .execute(connection)
-                    .await?;
-                    Ok(())
-                })
+                connection.execute(
+                    "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
+                     WHERE id IN (SELECT value FROM json_each(?))",
+                    [ids],
+                )?;
+                Ok(())
             })
             .await
     }
@@ -379,7 +340,7 @@ impl SqliteStore {
     ) -> Result<u32, StoreError> {
         let (results, policy) = (results.to_vec(), *policy);
         self.writer
-            .write(move |connection| Box::pin(async move { record_attempts(connection, &results, &policy).await }))
+            .write(move |connection| record_attempts(connection, &results, &policy))
             .await
     }
 
@@ -483,124 +444,96 @@ impl SqliteStore {
         id: &DeliveryId,
         now: Timestamp,
     ) -> Result<Option<Delivery>, StoreError> {
-        let (space, webhook, id) = (space.clone(), webhook.clone(), id.clone());
-        self.writer
+        let (space_id, webhook_id, delivery_id) = (space.clone(), webhook.clone(), id.clone());
+        let updated = self
+            .writer
             .write(move |connection| {
-                Box::pin(async move {
-                    let updated = sqlx::query(
-                        "UPDATE deliveries SET status = 'pending', next_attempt_time = ?, update_time = ?
-                         WHERE id = ? AND webhook_id = ? AND space_id = ?",
-                    )
-                    .bind(now.as_micros())
-                    .bind(now.as_micros())
-                    .bind(id.as_str())
-                    .bind(webhook.as_str())
-                    .bind(space.as_str())
-                    .execute(&mut *connection)
-                    .await?;
-                    if updated.rows_affected() == 0 {
-                        return Ok(None);
-                    }
-                    let row = sqlx::query(&format!(
-                        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?"
-                    ))
-                    .bind(id.as_str())
-                    .fetch_one(connection)
-                    .await?;
-                    decode_delivery(&row).map(Some)
-                })
+                let updated = connection.execute(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_time = ?, update_time = ?
+                     WHERE id = ? AND webhook_id = ? AND space_id = ?",
+                    params![
+                        now.as_micros(),
+                        now.as_micros(),
+                        delivery_id.as_str(),
+                        webhook_id.as_str(),
+                        space_id.as_str()
+                    ],
+                )?;
+                Ok(updated > 0)
             })
-            .await
+            .await?;
+        if !updated {
+            return Ok(None);
+        }
+        // Committed: any reader sees it now.
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_one(&self.readers)
+        .await?;
+        decode_delivery(&row).map(Some)
     }
 }
 
-/// Records attempts and moves their deliveries on, in the caller's transaction: the
-/// attempts in one multi-row insert, their deliveries in one update, and the health of
-/// webhooks whose attempts succeeded in one delete, so a batch costs a few statements.
-async fn record_attempts(
-    connection: &mut SqliteConnection,
+/// Records attempts and moves their deliveries on, in the caller's transaction, and
+/// applies each to its webhook's health; returns the alerts queued.
+fn record_attempts(
+    connection: &Connection,
     results: &[AttemptResult],
     policy: &AlertPolicy,
 ) -> Result<u32, StoreError> {
-    let mut recorded = std::collections::HashSet::with_capacity(results.len());
-    for chunk in results.chunks(INSERT_CHUNK) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO delivery_attempts
-                 (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body) ",
-        );
-        insert.push_values(chunk, |mut row, result| {
-            let attempt = &result.attempt;
-            row.push_bind(result.delivery_id.as_str())
-                .push_bind(i64::from(attempt.attempt))
-                .push_bind(attempt.start_time.as_micros())
-                .push_bind(i64::from(attempt.duration_ms))
-                .push_bind(attempt.status_code.map(i64::from))
-                .push_bind(attempt.error_kind.map(ErrorKind::as_str))
-                .push_bind(attempt.response_body.as_deref());
-        });
-        // An attempt already recorded (its lease ran out and it was taken over) is left
-        // as it is, and so are its delivery and health.
-        insert.push(" ON CONFLICT DO NOTHING RETURNING delivery_id, attempt");
-        let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut *connection).await?;
-        recorded.extend(rows);
-    }
-    let fresh: Vec<&AttemptResult> = results
-        .iter()
-        .filter(|r| recorded.contains(&(r.delivery_id.as_str().to_owned(), i64::from(r.attempt.attempt))))
-        .collect();
-    if fresh.is_empty() {
-        return Ok(0);
-    }
-    let moves: Vec<serde_json::Value> = fresh
-        .iter()
-        .map(|result| {
-            let (status, next_time) = match result.next {
-                NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
-                NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
-                NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
-            };
-            serde_json::json!([
-                result.delivery_id.as_str(),
-                status.as_str(),
-                next_time,
-                result.attempt.attempt,
-                result.finish_time.as_micros()
-            ])
-        })
-        .collect();
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO delivery_attempts
+             (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING",
+    )?;
     // A delivery cancelled while its attempt was in flight stays cancelled unless that
     // attempt settled it.
-    sqlx::query(
+    let mut settle = connection.prepare_cached(
         "UPDATE deliveries SET
-             status = CASE WHEN deliveries.status = 'cancelled' AND m.status = 'pending' THEN 'cancelled'
-                           ELSE m.status END,
-             next_attempt_time = CASE WHEN deliveries.status = 'cancelled' THEN NULL ELSE m.next_time END,
-             attempt_count = MAX(attempt_count, m.attempt), lease_until = NULL, lease_owner = NULL,
-             update_time = m.finish_time
-         FROM (SELECT value ->> 0 AS id, value ->> 1 AS status, value ->> 2 AS next_time,
-                      value ->> 3 AS attempt, value ->> 4 AS finish_time
-               FROM json_each(?)) AS m
-         WHERE deliveries.id = m.id",
-    )
-    .bind(serde_json::Value::Array(moves).to_string())
-    .execute(&mut *connection)
-    .await?;
-    // Health, in the order the attempts finished. A run of successes only clears
-    // failure records, so each run is one statement, whatever its webhooks.
+             status = CASE WHEN status = 'cancelled' AND ?2 = 'pending' THEN 'cancelled' ELSE ?2 END,
+             next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL ELSE ?3 END,
+             attempt_count = MAX(attempt_count, ?4), lease_until = NULL, lease_owner = NULL, update_time = ?5
+         WHERE id = ?1",
+    )?;
     let mut alerts = 0;
-    let mut successes: Vec<&str> = Vec::new();
-    let mut run_end = Timestamp::from_micros(0);
-    for result in fresh {
-        if matches!(result.next, NextStep::Succeeded) {
-            successes.push(result.webhook_id.as_str());
-            run_end = result.finish_time;
+    for result in results {
+        let attempt = &result.attempt;
+        let inserted = insert.execute(params![
+            result.delivery_id.as_str(),
+            i64::from(attempt.attempt),
+            attempt.start_time.as_micros(),
+            i64::from(attempt.duration_ms),
+            attempt.status_code.map(i64::from),
+            attempt.error_kind.map(ErrorKind::as_str),
+            attempt.response_body.as_deref(),
+        ])?;
+        // An attempt already recorded (its lease ran out and it was taken over) is left
+        // as it is, and so are its delivery and health.
+        if inserted == 0 {
             continue;
         }
-        alerts += super::alerts::clear_health(connection, &successes, run_end).await?;
-        successes.clear();
-        // Health also disables the webhook on 410 Gone, and cancels its pending deliveries.
-        alerts += super::alerts::apply_health(connection, result, policy).await?;
+        let (status, next_time) = match result.next {
+            NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
+            NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
+            NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
+        };
+        settle.execute(params![
+            result.delivery_id.as_str(),
+            status.as_str(),
+            next_time,
+            i64::from(attempt.attempt),
+            result.finish_time.as_micros(),
+        ])?;
+        alerts += if matches!(result.next, NextStep::Succeeded) {
+            super::alerts::clear_health(connection, &result.webhook_id, result.finish_time)?
+        } else {
+            // Health also disables the webhook on 410 Gone, and cancels its pending
+            // deliveries.
+            super::alerts::apply_health(connection, result, policy)?
+        };
     }
-    alerts += super::alerts::clear_health(connection, &successes, run_end).await?;
     Ok(alerts)
 }

@@ -2,7 +2,9 @@
 //!
 //! SQLite allows one writer at a time. Funnelling every write through a single
 //! connection makes writers queue in-process instead of failing with `SQLITE_BUSY`,
-//! while WAL lets reads proceed in parallel with the writer.
+//! while WAL lets reads proceed in parallel with the writer. The writer is a `rusqlite`
+//! connection on a thread of its own (`writer.rs`); migrations, readers and the
+//! checkpointer use `sqlx`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,13 +19,14 @@ use hookrelay_core::seal::SecretCipher;
 use hookrelay_core::{
     ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{ConnectOptions, Row, SqliteConnection, SqlitePool};
+use rusqlite::{params, Connection, OpenFlags};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection as _, Row, SqlitePool};
 
 use hookrelay_core::alert::{Alert, AlertPolicy};
 use hookrelay_core::AlertId;
 
-use crate::rows::{corrupt, headers_context, idempotency_context, json_column, to_json};
+use crate::rows::{corrupt, headers_context, idempotency_context, json_column, to_json, Columns};
 use crate::{
     AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page,
     RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
@@ -64,24 +67,16 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        // The writer never checkpoints: a checkpoint in a commit would hold up every
-        // write queued behind it. A connection of its own does it in the background.
-        //
-        // Each write in a group runs in a savepoint, whose journal SQLite spills to a
-        // temporary file past 64 KiB; in memory it is a copy, not a write.
-        let mut writer = options
-            .clone()
-            .pragma("wal_autocheckpoint", "0")
-            .pragma("temp_store", "memory")
-            .connect()
-            .await?;
-        MIGRATOR.run(&mut writer).await?;
+        // Migrations run on a connection of their own, closed before the writer opens.
+        let mut migrating = options.clone().connect().await?;
+        MIGRATOR.run(&mut migrating).await?;
+        migrating.close().await?;
+        let writer = Writer::start(open_writer(path)?)?;
         let checkpointer = options.connect().await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await?;
-        let writer = Writer::start(writer);
         writer::checkpoint_in_background(checkpointer, &writer);
         Ok(Self {
             writer,
@@ -91,7 +86,7 @@ impl SqliteStore {
         })
     }
 
-    fn decode_webhook(&self, row: &SqliteRow) -> Result<Webhook, StoreError> {
+    fn decode_webhook(&self, row: &impl Columns) -> Result<Webhook, StoreError> {
         decode_webhook(&self.cipher, row)
     }
 
@@ -136,82 +131,104 @@ impl SqliteStore {
     }
 }
 
+/// Opens the writer's connection. NORMAL synchronisation in WAL mode survives a killed
+/// process; only power loss can drop the last commits, and it never corrupts the file.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(Duration::from_secs(10))?;
+    connection.execute_batch(
+        // The writer never checkpoints: a checkpoint in a commit would hold up every
+        // write queued behind it; a connection of its own does it in the background.
+        // Each write in a group runs in a savepoint, whose journal SQLite would spill to
+        // a temporary file past 64 KiB; in memory it is a copy, not a write.
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16384;",
+    )?;
+    Ok(connection)
+}
+
 /// Decodes a `webhooks` row (selected with [`WEBHOOK_COLUMNS`]), opening its secrets.
-pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &SqliteRow) -> Result<Webhook, StoreError> {
-    let id_text: String = row.try_get("id")?;
+pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &impl Columns) -> Result<Webhook, StoreError> {
+    let id_text = row.text("id")?;
     let id = WebhookId::parse(&id_text).ok_or_else(|| corrupt("webhook id", &id_text))?;
-    let space_text: String = row.try_get("space_id")?;
+    let space_text = row.text("space_id")?;
     let space_id = SpaceId::parse(&space_text).ok_or_else(|| corrupt("space id", &space_text))?;
-    let secret = cipher.open(&row.try_get::<Vec<u8>, _>("secret_sealed")?, id.as_str().as_bytes())?;
-    let verification = match row.try_get::<String, _>("verification_type")?.as_str() {
+    let secret = cipher.open(&row.blob("secret_sealed")?, id.as_str().as_bytes())?;
+    let verification = match row.text("verification_type")?.as_str() {
         "HS256" => VerificationMethod::Hs256 {
             secret: String::from_utf8(secret).map_err(|_| corrupt("HS256 secret", "non-UTF-8"))?,
         },
         "ES256" => VerificationMethod::Es256 {
             private_key: secret,
             public_key_pem: row
-                .try_get::<Option<String>, _>("public_key")?
+                .opt_text("public_key")?
                 .ok_or_else(|| corrupt("ES256 public key", "missing"))?,
         },
         other => return Err(corrupt("verification type", other)),
     };
-    let headers = cipher.open(&row.try_get::<Vec<u8>, _>("headers_sealed")?, &headers_context(&id))?;
-    let release: String = row.try_get("api_release")?;
+    let headers = cipher.open(&row.blob("headers_sealed")?, &headers_context(&id))?;
+    let release = row.text("api_release")?;
     Ok(Webhook {
         space_id,
-        name: row.try_get("name")?,
-        url: row.try_get("url")?,
-        enabled: row.try_get("enabled")?,
+        name: row.text("name")?,
+        url: row.text("url")?,
+        enabled: row.flag("enabled")?,
         events: json_column(row, "events")?,
         api_release: ApiRelease::parse(&release).ok_or_else(|| corrupt("api release", &release))?,
         verification,
         headers: serde_json::from_slice(&headers).map_err(|e| corrupt("headers", &e.to_string()))?,
         alert_emails: json_column(row, "alert_emails")?,
         metadata: json_column(row, "metadata")?,
-        create_time: Timestamp::from_micros(row.try_get("create_time")?),
-        update_time: Timestamp::from_micros(row.try_get("update_time")?),
+        create_time: Timestamp::from_micros(row.int("create_time")?),
+        update_time: Timestamp::from_micros(row.int("update_time")?),
         id,
     })
 }
 
 /// Saves an idempotency record in the current transaction; a live record for the same
 /// key makes it fail with [`StoreError::IdempotencyKeyTaken`].
-pub(crate) async fn save_idempotency(
-    connection: &mut SqliteConnection,
+pub(crate) fn save_idempotency(
+    connection: &Connection,
     cipher: &SecretCipher,
     record: &IdempotencyRecord,
 ) -> Result<(), StoreError> {
     // Saved responses can contain a webhook's secret, so they are sealed too.
     let body = cipher.seal(&record.body, &idempotency_context(&record.space_id, &record.key));
     // An expired record for the same key gives way to the new one; a live one stands.
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (space_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
-             body = excluded.body, create_time = excluded.create_time
-         WHERE idempotency_keys.create_time < ?7",
-    )
-    .bind(record.space_id.as_str())
-    .bind(&record.key)
-    .bind(&record.fingerprint)
-    .bind(i64::from(record.status))
-    .bind(body)
-    .bind(record.create_time.as_micros())
-    .bind(record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS)
-    .execute(&mut *connection)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    let inserted = connection
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (space_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+                 body = excluded.body, create_time = excluded.create_time
+             WHERE idempotency_keys.create_time < ?7",
+        )?
+        .execute(params![
+            record.space_id.as_str(),
+            record.key,
+            record.fingerprint,
+            i64::from(record.status),
+            body,
+            record.create_time.as_micros(),
+            record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS,
+        ])?;
+    if inserted == 0 {
         return Err(StoreError::IdempotencyKeyTaken);
     }
     Ok(())
 }
 
-async fn ensure_space(connection: &mut SqliteConnection, space: &SpaceId, now: Timestamp) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO spaces (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        .bind(space.as_str())
-        .bind(now.as_micros())
-        .execute(connection)
-        .await?;
+fn ensure_space(connection: &Connection, space: &SpaceId, now: Timestamp) -> Result<(), StoreError> {
+    connection
+        .prepare_cached("INSERT INTO spaces (id, create_time) VALUES (?, ?) ON CONFLICT DO NOTHING")?
+        .execute(params![space.as_str(), now.as_micros()])?;
     Ok(())
 }
 
@@ -220,7 +237,7 @@ impl Store for SqliteStore {
     async fn ensure_space(&self, space: &SpaceId) -> Result<(), StoreError> {
         let space = space.clone();
         self.writer
-            .write(move |connection| Box::pin(async move { ensure_space(connection, &space, Timestamp::now()).await }))
+            .write(move |connection| ensure_space(connection, &space, Timestamp::now()))
             .await
     }
 
@@ -235,20 +252,14 @@ impl Store for SqliteStore {
         let (space, digest) = (space.clone(), *digest);
         self.writer
             .write(move |connection| {
-                Box::pin(async move {
-                    let now = Timestamp::now();
-                    ensure_space(connection, &space, now).await?;
-                    sqlx::query(
-                        "INSERT INTO access_tokens (token_digest, space_id, create_time) VALUES (?, ?, ?)
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&digest[..])
-                    .bind(space.as_str())
-                    .bind(now.as_micros())
-                    .execute(connection)
-                    .await?;
-                    Ok(())
-                })
+                let now = Timestamp::now();
+                ensure_space(connection, &space, now)?;
+                connection.execute(
+                    "INSERT INTO access_tokens (token_digest, space_id, create_time) VALUES (?, ?, ?)
+                     ON CONFLICT DO NOTHING",
+                    params![&digest[..], space.as_str(), now.as_micros()],
+                )?;
+                Ok(())
             })
             .await
     }
@@ -285,35 +296,33 @@ impl Store for SqliteStore {
         let created = self
             .writer
             .write(move |connection| {
-                Box::pin(async move {
-                    if let Some(record) = &record {
-                        save_idempotency(connection, &cipher, record).await?;
-                    }
-                    sqlx::query(
-                        "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release,
-                             verification_type, secret_sealed, public_key, headers_sealed, alert_emails, metadata,
-                             create_time, update_time)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(webhook.id.as_str())
-                    .bind(webhook.space_id.as_str())
-                    .bind(&webhook.name)
-                    .bind(&webhook.url)
-                    .bind(webhook.enabled)
-                    .bind(to_json(&webhook.events))
-                    .bind(webhook.api_release.as_str())
-                    .bind(webhook.verification.type_name())
-                    .bind(secret_sealed)
-                    .bind(public_key)
-                    .bind(headers_sealed)
-                    .bind(to_json(&webhook.alert_emails))
-                    .bind(to_json(&webhook.metadata))
-                    .bind(webhook.create_time.as_micros())
-                    .bind(webhook.update_time.as_micros())
-                    .execute(connection)
-                    .await?;
-                    Ok(())
-                })
+                if let Some(record) = &record {
+                    save_idempotency(connection, &cipher, record)?;
+                }
+                connection.execute(
+                    "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release,
+                         verification_type, secret_sealed, public_key, headers_sealed, alert_emails, metadata,
+                         create_time, update_time)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    params![
+                        webhook.id.as_str(),
+                        webhook.space_id.as_str(),
+                        webhook.name,
+                        webhook.url,
+                        webhook.enabled,
+                        to_json(&webhook.events),
+                        webhook.api_release.as_str(),
+                        webhook.verification.type_name(),
+                        secret_sealed,
+                        public_key,
+                        headers_sealed,
+                        to_json(&webhook.alert_emails),
+                        to_json(&webhook.metadata),
+                        webhook.create_time.as_micros(),
+                        webhook.update_time.as_micros(),
+                    ],
+                )?;
+                Ok(())
             })
             .await;
         // A new subscriber for its events.
@@ -359,48 +368,45 @@ impl Store for SqliteStore {
         let updated = self
             .writer
             .write(move |connection| {
-                Box::pin(async move {
-                    let row = sqlx::query(&format!(
+                let found = connection
+                    .prepare_cached(&format!(
                         "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"
-                    ))
-                    .bind(id.as_str())
-                    .bind(space.as_str())
-                    .fetch_optional(&mut *connection)
-                    .await?;
-                    let Some(row) = row else {
-                        return Ok(None);
-                    };
-                    let mut webhook = decode_webhook(&cipher, &row)?;
-                    let was_enabled = webhook.enabled;
-                    patch.apply(&mut webhook, now);
-                    if webhook.enabled && !was_enabled {
-                        // Re-enabling starts the webhook's failure record afresh.
-                        alerts::reset_health(connection, &webhook.id).await?;
-                    }
-                    let headers_sealed =
-                        cipher.seal(to_json(&webhook.headers).as_bytes(), &headers_context(&webhook.id));
-                    sqlx::query(
-                        "UPDATE webhooks SET name = ?, url = ?, enabled = ?, events = ?, api_release = ?,
-                             headers_sealed = ?, alert_emails = ?, metadata = ?, update_time = ?
-                         WHERE id = ?",
-                    )
-                    .bind(&webhook.name)
-                    .bind(&webhook.url)
-                    .bind(webhook.enabled)
-                    .bind(to_json(&webhook.events))
-                    .bind(webhook.api_release.as_str())
-                    .bind(headers_sealed)
-                    .bind(to_json(&webhook.alert_emails))
-                    .bind(to_json(&webhook.metadata))
-                    .bind(webhook.update_time.as_micros())
-                    .bind(webhook.id.as_str())
-                    .execute(&mut *connection)
-                    .await?;
-                    if !webhook.enabled {
-                        delivery::cancel_pending(connection, &webhook.id, now).await?;
-                    }
-                    Ok(Some(webhook))
-                })
+                    ))?
+                    .query([id.as_str(), space.as_str()])?
+                    .next()?
+                    .map(|row| decode_webhook(&cipher, row))
+                    .transpose()?;
+                let Some(mut webhook) = found else {
+                    return Ok(None);
+                };
+                let was_enabled = webhook.enabled;
+                patch.apply(&mut webhook, now);
+                if webhook.enabled && !was_enabled {
+                    // Re-enabling starts the webhook's failure record afresh.
+                    alerts::reset_health(connection, &webhook.id)?;
+                }
+                let headers_sealed = cipher.seal(to_json(&webhook.headers).as_bytes(), &headers_context(&webhook.id));
+                connection.execute(
+                    "UPDATE webhooks SET name = ?, url = ?, enabled = ?, events = ?, api_release = ?,
+                         headers_sealed = ?, alert_emails = ?, metadata = ?, update_time = ?
+                     WHERE id = ?",
+                    params![
+                        webhook.name,
+                        webhook.url,
+                        webhook.enabled,
+                        to_json(&webhook.events),
+                        webhook.api_release.as_str(),
+                        headers_sealed,
+                        to_json(&webhook.alert_emails),
+                        to_json(&webhook.metadata),
+                        webhook.update_time.as_micros(),
+                        webhook.id.as_str(),
+                    ],
+                )?;
+                if !webhook.enabled {
+                    delivery::cancel_pending(connection, &webhook.id, now)?;
+                }
+                Ok(Some(webhook))
             })
             .await;
         self.webhooks_changed();
@@ -412,18 +418,14 @@ impl Store for SqliteStore {
         let deleted = self
             .writer
             .write(move |connection| {
-                Box::pin(async move {
-                    let deleted = sqlx::query("DELETE FROM webhooks WHERE id = ? AND space_id = ?")
-                        .bind(id.as_str())
-                        .bind(space.as_str())
-                        .execute(&mut *connection)
-                        .await?
-                        .rows_affected();
-                    if deleted > 0 {
-                        delivery::cancel_pending(connection, &id, Timestamp::now()).await?;
-                    }
-                    Ok(deleted > 0)
-                })
+                let deleted = connection.execute(
+                    "DELETE FROM webhooks WHERE id = ? AND space_id = ?",
+                    [id.as_str(), space.as_str()],
+                )?;
+                if deleted > 0 {
+                    delivery::cancel_pending(connection, &id, Timestamp::now())?;
+                }
+                Ok(deleted > 0)
             })
             .await;
         self.webhooks_changed();
@@ -464,13 +466,11 @@ impl Store for SqliteStore {
     async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.writer
             .write(move |connection| {
-                Box::pin(async move {
-                    let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE create_time < ?")
-                        .bind(before.as_micros())
-                        .execute(connection)
-                        .await?;
-                    Ok(deleted.rows_affected())
-                })
+                let deleted = connection.execute(
+                    "DELETE FROM idempotency_keys WHERE create_time < ?",
+                    [before.as_micros()],
+                )?;
+                Ok(deleted as u64)
             })
             .await
     }
@@ -528,22 +528,16 @@ impl Store for SqliteStore {
         // be running, and must not take that server's claims from under it.
         self.writer
             .write(move |connection| {
-                Box::pin(async move {
-                    // One SQLite file serves one hookrelay process, so leases held when
-                    // it starts belong to a process that died: give its work back at
-                    // once instead of waiting for the leases to run out.
-                    let deliveries = sqlx::query(
-                        "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL",
-                    )
-                    .execute(&mut *connection)
-                    .await?
-                    .rows_affected();
-                    let alerts = sqlx::query("UPDATE alerts SET lease_until = NULL WHERE lease_until IS NOT NULL")
-                        .execute(&mut *connection)
-                        .await?
-                        .rows_affected();
-                    Ok(deliveries + alerts)
-                })
+                // One SQLite file serves one hookrelay process, so leases held when it
+                // starts belong to a process that died: give its work back at once
+                // instead of waiting for the leases to run out.
+                let deliveries = connection.execute(
+                    "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL",
+                    [],
+                )?;
+                let alerts =
+                    connection.execute("UPDATE alerts SET lease_until = NULL WHERE lease_until IS NOT NULL", [])?;
+                Ok((deliveries + alerts) as u64)
             })
             .await
     }

@@ -1,13 +1,18 @@
 //! The single writer. SQLite takes one writer at a time, so every write goes through one
-//! connection owned by this task, which also commits writes in groups: while a
-//! transaction runs, the writes that arrive queue up and then share the next one. Each
+//! connection, owned by a thread of its own, which also commits writes in groups: while
+//! a transaction runs, the writes that arrive queue up and then share the next one. Each
 //! write runs inside its own savepoint, so one failing write (an idempotency conflict,
 //! say) rolls back alone and its neighbours still commit. A caller hears its result only
 //! after the commit that made it durable.
+//!
+//! The connection is `rusqlite`'s, called directly on that thread: a statement is a
+//! function call, with its prepared form cached, where an async driver would pass every
+//! statement and row to a connection thread and back (two thread wake-ups each, which
+//! were most of the cost of a write). Readers stay on the async pool.
 
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use rusqlite::Connection;
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,24 +22,30 @@ use crate::StoreError;
 const MAX_GROUP: usize = 128;
 /// How often the write-ahead log is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// Prepared statements the writer keeps.
+const STATEMENT_CACHE: usize = 64;
 
 /// Tells a caller its outcome once the group's commit is known (`None`: committed).
-type Finish = Box<dyn FnOnce(Option<&sqlx::Error>) + Send>;
+type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 /// One caller's statements, run on the writer connection; `true` when they succeeded.
-type Work = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Finish)> + Send>;
+type Work = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
 
-/// A handle to the writer task.
+/// A handle to the writer thread.
 #[derive(Clone, Debug)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Work>,
 }
 
 impl Writer {
-    /// Starts the writer task on `connection`.
-    pub(super) fn start(connection: SqliteConnection) -> Self {
+    /// Starts the writer thread on `connection`. It stops when the last handle is dropped.
+    pub(super) fn start(connection: Connection) -> Result<Self, StoreError> {
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (queue, jobs) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(run(connection, jobs));
-        Self { queue }
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(&connection, jobs))
+            .map_err(|error| StoreError::Commit(format!("cannot start the writer thread: {error}")))?;
+        Ok(Self { queue })
     }
 
     /// Runs `write` in a transaction (shared with other writes) and answers its result
@@ -42,114 +53,112 @@ impl Writer {
     pub(super) async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
         let work: Work = Box::new(move |connection| {
-            Box::pin(async move {
-                let result = write(connection).await;
-                let ok = result.is_ok();
-                let finish: Finish = Box::new(move |commit_error| {
-                    let outcome = match (result, commit_error) {
-                        (Ok(value), None) => Ok(value),
-                        (Ok(_), Some(error)) => Err(StoreError::Commit(error.to_string())),
-                        (Err(error), _) => Err(error),
-                    };
-                    let _ = answer.send(outcome);
-                });
-                (ok, finish)
-            })
+            let result = write(connection);
+            let ok = result.is_ok();
+            let finish: Finish = Box::new(move |commit_error| {
+                let outcome = match (result, commit_error) {
+                    (Ok(value), None) => Ok(value),
+                    (Ok(_), Some(error)) => Err(StoreError::Commit(error.to_string())),
+                    (Err(error), _) => Err(error),
+                };
+                let _ = answer.send(outcome);
+            });
+            (ok, finish)
         });
         self.queue.send(work).await.map_err(|_| StoreError::WriterStopped)?;
         answered.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
-async fn run(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Work>) {
+fn run(connection: &Connection, mut jobs: mpsc::Receiver<Work>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
-        commit_group(&mut connection, &mut group).await;
+    while let Some(work) = jobs.blocking_recv() {
+        group.push(work);
+        drain(&mut jobs, &mut group);
+        if group.len() < MAX_GROUP {
+            // A commit costs the same for one write as for many (it writes the pages they
+            // share), so let the threads that are about to queue writes do it first. With
+            // nothing else to run, the yield returns at once.
+            std::thread::yield_now();
+            drain(&mut jobs, &mut group);
+        }
+        commit(connection, &mut group);
+    }
+}
+
+/// Moves queued writes into `group`, up to [`MAX_GROUP`].
+fn drain(jobs: &mut mpsc::Receiver<Work>, group: &mut Vec<Work>) {
+    while group.len() < MAX_GROUP {
+        match jobs.try_recv() {
+            Ok(work) => group.push(work),
+            Err(_) => break,
+        }
     }
 }
 
 /// Commits (and empties) `group`.
-fn commit_group<'a>(connection: &'a mut SqliteConnection, group: &'a mut Vec<Work>) -> BoxFuture<'a, ()> {
-    Box::pin(commit(connection, group))
-}
-
-async fn commit(connection: &mut SqliteConnection, group: &mut Vec<Work>) {
-    // A lone write needs no savepoint: the transaction is its own.
-    let alone = group.len() == 1;
-    let begin = if alone {
-        "BEGIN IMMEDIATE"
-    } else {
-        "BEGIN IMMEDIATE; SAVEPOINT write"
-    };
-    if let Err(error) = execute(connection, begin).await {
+fn commit(connection: &Connection, group: &mut Vec<Work>) {
+    if let Err(error) = execute(connection, "BEGIN IMMEDIATE") {
         tracing::error!(%error, "cannot begin a write transaction");
-        let _ = execute(connection, "ROLLBACK").await;
         // Dropping the work drops its answer channel: callers get `WriterStopped`.
         group.clear();
         return;
     }
+    // A lone write needs no savepoint: the transaction is its own.
+    let alone = group.len() == 1;
     let mut finishes = Vec::with_capacity(group.len());
     let mut any_ok = false;
     let mut broken = None;
-    // How the previous write ended, until its savepoint is closed. Closing one and
-    // opening the next is one round trip to the connection's thread; a failed write is
-    // rolled back to the start of its savepoint, which the next write then reuses, and
-    // the last savepoint is closed by the commit.
-    let mut previous_ok = None;
     for work in group.drain(..) {
         if broken.is_some() {
             // Dropped unrun: its caller hears `WriterStopped`.
             continue;
         }
-        if let Some(ok) = previous_ok.take() {
-            let boundary = if ok {
-                "RELEASE write; SAVEPOINT write"
-            } else {
-                "ROLLBACK TO write"
-            };
-            if let Err(error) = execute(connection, boundary).await {
+        if !alone {
+            if let Err(error) = execute(connection, "SAVEPOINT write") {
                 broken = Some(error);
                 continue;
             }
         }
-        let (ok, finish) = work(connection).await;
+        let (ok, finish) = work(connection);
         finishes.push(finish);
         any_ok |= ok;
         if !alone {
-            previous_ok = Some(ok);
+            let ended = match ok {
+                true => execute(connection, "RELEASE write"),
+                false => execute(connection, "ROLLBACK TO write").and_then(|()| execute(connection, "RELEASE write")),
+            };
+            // SQLite may have rolled the whole transaction back (disk full, I/O error):
+            // then nothing in this group can be trusted, so none of it is kept.
+            if let Err(error) = ended {
+                broken = Some(error);
+            }
         }
     }
-    if broken.is_none() && previous_ok == Some(false) {
-        if let Err(error) = execute(connection, "ROLLBACK TO write").await {
-            broken = Some(error);
-        }
-    }
-    // SQLite may have rolled the whole transaction back (disk full, I/O error): then
-    // nothing in this group can be trusted, so none of it is kept.
     if let Some(error) = broken {
         tracing::error!(%error, "a write failed in a way that spoils its transaction; rolling the group back");
-        let _ = execute(connection, "ROLLBACK").await;
+        let _ = execute(connection, "ROLLBACK");
         finishes.into_iter().for_each(|finish| finish(Some(&error)));
         return;
     }
     let end = if any_ok { "COMMIT" } else { "ROLLBACK" };
-    match execute(connection, end).await {
+    match execute(connection, end) {
         Ok(()) => finishes.into_iter().for_each(|finish| finish(None)),
         Err(error) => {
             tracing::error!(%error, "a write transaction failed to commit");
-            let _ = execute(connection, "ROLLBACK").await;
+            let _ = execute(connection, "ROLLBACK");
             finishes.into_iter().for_each(|finish| finish(Some(&error)));
         }
     }
 }
 
-/// Runs fixed SQL. Boxed, so the spawned writer future stays `Send` for any lifetime.
-fn execute<'c>(connection: &'c mut SqliteConnection, sql: &'static str) -> BoxFuture<'c, Result<(), sqlx::Error>> {
-    Box::pin(async move { sqlx::query(sql).execute(connection).await.map(|_| ()) })
+/// Runs fixed SQL with no parameters.
+fn execute(connection: &Connection, sql: &'static str) -> Result<(), rusqlite::Error> {
+    connection.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 /// Checkpoints the write-ahead log on `connection` every [`CHECKPOINT_EVERY`] while
@@ -177,7 +186,7 @@ pub(super) fn checkpoint_in_background(mut connection: SqliteConnection, writer:
 
 #[cfg(test)]
 mod tests {
-    use sqlx::{Connection, SqliteConnection};
+    use rusqlite::Connection;
 
     use super::Writer;
     use crate::StoreError;
@@ -185,20 +194,12 @@ mod tests {
     async fn insert(writer: &Writer, value: i64, fail: bool) -> Result<(), StoreError> {
         writer
             .write(move |connection| {
-                Box::pin(async move {
-                    sqlx::query("INSERT INTO t (v) VALUES (?)")
-                        .bind(value)
-                        .execute(&mut *connection)
-                        .await?;
-                    if fail {
-                        // A failure after a statement that succeeded: its row must go too.
-                        sqlx::query("INSERT INTO t (v) VALUES (?)")
-                            .bind(value)
-                            .execute(&mut *connection)
-                            .await?;
-                    }
-                    Ok(())
-                })
+                connection.execute("INSERT INTO t (v) VALUES (?)", [value])?;
+                if fail {
+                    // A failure after a statement that succeeded: its row must go too.
+                    connection.execute("INSERT INTO t (v) VALUES (?)", [value])?;
+                }
+                Ok(())
             })
             .await
     }
@@ -208,43 +209,58 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_failing_write_in_a_group_rolls_back_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
-        let mut connection = SqliteConnection::connect(&url).await.unwrap();
-        sqlx::query("CREATE TABLE t (v INTEGER PRIMARY KEY)")
-            .execute(&mut connection)
-            .await
+        let connection = Connection::open(dir.path().join("w.db")).unwrap();
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)")
             .unwrap();
-        let writer = Writer::start(connection);
-        // On one thread, the writer task runs only once all of these are queued.
+        // A busy writer, so the next writes queue up behind it and share a group.
+        let (started, start) = std::sync::mpsc::channel::<()>();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let writer = Writer::start(connection).unwrap();
+        let busy = writer.clone();
+        let blocker = tokio::spawn(async move {
+            busy.write(move |_| {
+                started.send(()).unwrap();
+                wait.recv().unwrap();
+                Ok(())
+            })
+            .await
+        });
+        while start.try_recv().is_err() {
+            tokio::task::yield_now().await;
+        }
         let plan = [(1, true), (2, false), (3, true), (4, true), (5, false), (6, true)];
-        let results =
-            futures_util::future::join_all(plan.iter().map(|&(value, fail)| insert(&writer, value, fail))).await;
-        for ((value, fail), result) in plan.iter().zip(&results) {
+        let writes: Vec<_> = plan
+            .iter()
+            .map(|&(value, fail)| {
+                let writer = writer.clone();
+                tokio::spawn(async move { insert(&writer, value, fail).await })
+            })
+            .collect();
+        // Let every write reach the queue, then free the writer.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        go.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        for ((value, fail), write) in plan.iter().zip(writes) {
+            let result = write.await.unwrap();
             assert_eq!(result.is_err(), *fail, "write {value}: {result:?}");
         }
         let kept: Vec<i64> = writer
             .write(|connection| {
-                Box::pin(async move {
-                    Ok(sqlx::query_scalar("SELECT v FROM t ORDER BY v")
-                        .fetch_all(connection)
-                        .await?)
-                })
+                let mut select = connection.prepare("SELECT v FROM t ORDER BY v")?;
+                let values = select.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+                Ok(values)
             })
             .await
             .unwrap();
         assert_eq!(kept, vec![2, 5]);
-        // A group where every write fails leaves nothing, and the writer goes on.
-        let results = futures_util::future::join_all([insert(&writer, 7, true), insert(&writer, 8, true)]).await;
-        assert!(results.iter().all(Result::is_err));
+        // A lone failing write leaves nothing, and the writer goes on.
+        assert!(insert(&writer, 7, true).await.is_err());
         insert(&writer, 9, false).await.unwrap();
         let count: i64 = writer
-            .write(|connection| {
-                Box::pin(async move {
-                    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM t")
-                        .fetch_one(connection)
-                        .await?)
-                })
-            })
+            .write(|connection| Ok(connection.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))?))
             .await
             .unwrap();
         assert_eq!(count, 3);
