@@ -9,6 +9,7 @@ use rusqlite::{params, Connection};
 use serde_json::value::RawValue;
 use sqlx::Row;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{save_idempotency, SqliteStore};
@@ -21,14 +22,28 @@ use crate::{
 const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
 const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id, d.event_id, e.name AS event_name, d.status, \
      d.attempt_count, d.next_attempt_time, d.create_time, d.update_time";
-/// A claimed delivery with its event; its webhook comes from [`SqliteStore::webhooks_by_id`].
-const CLAIMED_QUERY: &str = "SELECT d.id AS delivery_id, d.webhook_id, d.attempt_count, e.id AS event_id,
-            e.space_id AS event_space_id, e.name AS event_name, e.object_id, e.object_type, e.data,
-            e.create_time AS event_time
-     FROM deliveries d
-     JOIN events e ON e.id = d.event_id
-     WHERE d.id IN (SELECT value FROM json_each(?))
-     ORDER BY d.next_attempt_time, d.seq";
+/// A delivery as claimed, with its event; its webhook comes from
+/// [`SqliteStore::webhooks_by_id`].
+struct ClaimedRow {
+    due: Option<i64>,
+    seq: i64,
+    delivery_id: String,
+    webhook_id: String,
+    attempt_count: i64,
+    event_id: String,
+    event: Option<Arc<EventRow>>,
+}
+
+/// The columns of an event a delivery sends.
+struct EventRow {
+    space_id: String,
+    name: String,
+    object_id: String,
+    object_type: String,
+    data: String,
+    create_time: i64,
+}
+
 /// `pending(webhook_id)`: the webhooks with pending deliveries (and a last NULL row),
 /// found by skipping along the `(webhook_id, next_attempt_time, seq)` index, one seek
 /// per webhook however long its backlog. A macro, so queries can `concat!` it.
@@ -214,7 +229,7 @@ impl SqliteStore {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let skip = json_ids(request.skip_webhooks.iter().map(WebhookId::as_str));
         let request_copy = request.clone();
-        let claimed: Vec<String> = self
+        let rows: Vec<ClaimedRow> = self
             .writer
             .write(move |connection| {
                 let request = request_copy;
@@ -237,9 +252,9 @@ impl SqliteStore {
                              ORDER BY d.next_attempt_time, d.seq
                              LIMIT ?6
                          )
-                         RETURNING id"
+                         RETURNING id, webhook_id, attempt_count, event_id, next_attempt_time, seq"
                 ))?;
-                let claimed = claim
+                let mut claimed = claim
                     .query_map(
                         params![
                             request.lease_until.as_micros(),
@@ -249,55 +264,80 @@ impl SqliteStore {
                             i64::from(request.per_webhook),
                             i64::from(request.limit),
                         ],
-                        |row| row.get::<_, String>(0),
+                        |row| {
+                            Ok(ClaimedRow {
+                                due: row.get("next_attempt_time")?,
+                                seq: row.get("seq")?,
+                                delivery_id: row.get("id")?,
+                                webhook_id: row.get("webhook_id")?,
+                                attempt_count: row.get("attempt_count")?,
+                                event_id: row.get("event_id")?,
+                                event: None,
+                            })
+                        },
                     )?
                     .collect::<Result<Vec<_>, _>>()?;
+                claimed.sort_unstable_by_key(|row| (row.due, row.seq));
+                // What to send, read here: the writer's connection answers without a
+                // hop to another thread, and a fan-out's deliveries share their event.
+                let mut read = connection.prepare_cached(
+                    "SELECT space_id, name, object_id, object_type, data, create_time FROM events WHERE id = ?",
+                )?;
+                let mut events: HashMap<String, Arc<EventRow>> = HashMap::new();
+                for row in &mut claimed {
+                    let event = match events.get(&row.event_id) {
+                        Some(event) => event.clone(),
+                        None => {
+                            let event = Arc::new(read.query_row([&row.event_id], |found| {
+                                Ok(EventRow {
+                                    space_id: found.get(0)?,
+                                    name: found.get(1)?,
+                                    object_id: found.get(2)?,
+                                    object_type: found.get(3)?,
+                                    data: found.get(4)?,
+                                    create_time: found.get(5)?,
+                                })
+                            })?);
+                            events.insert(row.event_id.clone(), event.clone());
+                            event
+                        }
+                    };
+                    row.event = Some(event);
+                }
                 Ok(claimed)
             })
             .await?;
-        if claimed.is_empty() {
+        if rows.is_empty() {
             return Ok(Vec::new());
         }
-        // The claim is ours now: read what to send off the writer's connection.
-        let rows = sqlx::query(CLAIMED_QUERY)
-            .bind(json_ids(claimed.iter().map(String::as_str)))
-            .fetch_all(&self.readers)
-            .await?;
-        let mut webhook_ids: Vec<String> = rows
-            .iter()
-            .map(|row| row.try_get("webhook_id"))
-            .collect::<Result<_, _>>()?;
+        let mut webhook_ids: Vec<&str> = rows.iter().map(|row| row.webhook_id.as_str()).collect();
         webhook_ids.sort_unstable();
         webhook_ids.dedup();
-        let webhooks = self
-            .webhooks_by_id(&webhook_ids.iter().map(String::as_str).collect::<Vec<_>>())
-            .await?;
+        let webhooks = self.webhooks_by_id(&webhook_ids).await?;
         let mut ready = Vec::with_capacity(rows.len());
         let mut cancelled = Vec::new();
-        for row in &rows {
-            let delivery_id: String = row.try_get("delivery_id")?;
-            let webhook_id: String = row.try_get("webhook_id")?;
-            let Some(webhook) = webhooks.get(&webhook_id).filter(|w| w.enabled) else {
-                cancelled.push(delivery_id);
+        for row in rows {
+            let Some(webhook) = webhooks.get(&row.webhook_id).filter(|w| w.enabled) else {
+                cancelled.push(row.delivery_id);
                 continue;
             };
-            let attempts: i64 = row.try_get("attempt_count")?;
-            let event_id: String = row.try_get("event_id")?;
-            let event_space: String = row.try_get("event_space_id")?;
-            let data: String = row.try_get("data")?;
+            let event = row.event.expect("every claimed row gets its event");
+            let attempts = row.attempt_count;
             ready.push(ClaimedDelivery {
-                delivery_id: DeliveryId::parse(&delivery_id).ok_or_else(|| corrupt("delivery id", &delivery_id))?,
+                delivery_id: DeliveryId::parse(&row.delivery_id)
+                    .ok_or_else(|| corrupt("delivery id", &row.delivery_id))?,
                 attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
                 event: Event {
-                    id: EventId::parse(&event_id).ok_or_else(|| corrupt("event id", &event_id))?,
-                    space_id: SpaceId::parse(&event_space).ok_or_else(|| corrupt("space id", &event_space))?,
-                    name: row.try_get("event_name")?,
+                    id: EventId::parse(&row.event_id).ok_or_else(|| corrupt("event id", &row.event_id))?,
+                    space_id: SpaceId::parse(&event.space_id).ok_or_else(|| corrupt("space id", &event.space_id))?,
+                    name: event.name.clone(),
                     object: EventObject {
-                        id: row.try_get("object_id")?,
-                        object_type: row.try_get("object_type")?,
+                        id: event.object_id.clone(),
+                        object_type: event.object_type.clone(),
                     },
-                    data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
-                    create_time: Timestamp::from_micros(row.try_get("event_time")?),
+                    data: RawValue::from_string(event.data.clone())
+                        .map_err(|e| corrupt("event data", &e.to_string()))?,
+                    create_time: Timestamp::from_micros(event.create_time),
                 },
                 webhook: Webhook::clone(webhook),
             });
