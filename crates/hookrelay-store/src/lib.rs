@@ -89,10 +89,10 @@ pub struct ClaimedDelivery {
     pub delivery_id: DeliveryId,
     /// The number this attempt will have (1-based).
     pub attempt: u32,
-    /// The event to send.
-    pub event: Event,
-    /// The webhook as it is now (URL, headers, key, release).
-    pub webhook: Webhook,
+    /// The event to send (shared by the deliveries of one claim that carry it).
+    pub event: Arc<Event>,
+    /// The webhook as it is now (URL, headers, key, release), shared likewise.
+    pub webhook: Arc<Webhook>,
 }
 
 /// The outcome of one attempt, to be recorded.

@@ -553,7 +553,7 @@ async fn claims_oldest_first_per_webhook_and_skipping() {
             .unwrap();
         assert_eq!(order(&first), [0, 1, 3, 4]);
         assert!(first.iter().all(|c| c.attempt == 1));
-        assert_eq!(first[0].webhook, hooks[0]);
+        assert_eq!(*first[0].webhook, hooks[0]);
         assert_eq!(
             first[0].event.data.get(),
             r#"{"z": 1,  "amount": {"value": 100, "currency": "SLE"}}"#

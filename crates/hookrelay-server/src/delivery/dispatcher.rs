@@ -327,7 +327,7 @@ async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> boo
         .await
     {
         Ok(Some(webhook)) if webhook.enabled => {
-            delivery.webhook = webhook;
+            delivery.webhook = Arc::new(webhook);
             true
         }
         Ok(_) => false,

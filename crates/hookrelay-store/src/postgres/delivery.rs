@@ -10,6 +10,8 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
+use std::sync::Arc;
+
 use hookrelay_core::alert::AlertPolicy;
 
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
@@ -281,7 +283,7 @@ impl PostgresStore {
             ready.push(ClaimedDelivery {
                 delivery_id: DeliveryId::parse(&delivery_id).ok_or_else(|| corrupt("delivery id", &delivery_id))?,
                 attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
-                event: Event {
+                event: Arc::new(Event {
                     id: EventId::parse(&event_id).ok_or_else(|| corrupt("event id", &event_id))?,
                     space_id: SpaceId::parse(&event_space).ok_or_else(|| corrupt("space id", &event_space))?,
                     name: row.try_get("event_name")?,
@@ -291,8 +293,8 @@ impl PostgresStore {
                     },
                     data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
                     create_time: Timestamp::from_micros(row.try_get("event_time")?),
-                },
-                webhook: self.decode_webhook(row)?,
+                }),
+                webhook: Arc::new(self.decode_webhook(row)?),
             });
         }
         if !cancelled.is_empty() {

@@ -4,7 +4,7 @@
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
 use hookrelay_core::event::{Event, EventObject};
-use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId};
+use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
 use rusqlite::{params, Connection};
 use serde_json::value::RawValue;
 use sqlx::Row;
@@ -316,30 +316,40 @@ impl SqliteStore {
         let webhooks = self.webhooks_by_id(&webhook_ids).await?;
         let mut ready = Vec::with_capacity(rows.len());
         let mut cancelled = Vec::new();
+        let mut events: HashMap<String, Arc<Event>> = HashMap::new();
         for row in rows {
             let Some(webhook) = webhooks.get(&row.webhook_id).filter(|w| w.enabled) else {
                 cancelled.push(row.delivery_id);
                 continue;
             };
-            let event = row.event.expect("every claimed row gets its event");
+            let event = match events.get(&row.event_id) {
+                Some(event) => event.clone(),
+                None => {
+                    let stored = row.event.as_deref().expect("every claimed row gets its event");
+                    let event = Arc::new(Event {
+                        id: EventId::parse(&row.event_id).ok_or_else(|| corrupt("event id", &row.event_id))?,
+                        space_id: SpaceId::parse(&stored.space_id)
+                            .ok_or_else(|| corrupt("space id", &stored.space_id))?,
+                        name: stored.name.clone(),
+                        object: EventObject {
+                            id: stored.object_id.clone(),
+                            object_type: stored.object_type.clone(),
+                        },
+                        data: RawValue::from_string(stored.data.clone())
+                            .map_err(|e| corrupt("event data", &e.to_string()))?,
+                        create_time: Timestamp::from_micros(stored.create_time),
+                    });
+                    events.insert(row.event_id.clone(), event.clone());
+                    event
+                }
+            };
             let attempts = row.attempt_count;
             ready.push(ClaimedDelivery {
                 delivery_id: DeliveryId::parse(&row.delivery_id)
                     .ok_or_else(|| corrupt("delivery id", &row.delivery_id))?,
                 attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
-                event: Event {
-                    id: EventId::parse(&row.event_id).ok_or_else(|| corrupt("event id", &row.event_id))?,
-                    space_id: SpaceId::parse(&event.space_id).ok_or_else(|| corrupt("space id", &event.space_id))?,
-                    name: event.name.clone(),
-                    object: EventObject {
-                        id: event.object_id.clone(),
-                        object_type: event.object_type.clone(),
-                    },
-                    data: RawValue::from_string(event.data.clone())
-                        .map_err(|e| corrupt("event data", &e.to_string()))?,
-                    create_time: Timestamp::from_micros(event.create_time),
-                },
-                webhook: Webhook::clone(webhook),
+                event,
+                webhook: webhook.clone(),
             });
         }
         if !cancelled.is_empty() {
