@@ -84,7 +84,11 @@ async fn send(
     config: &DeliveryConfig,
 ) -> Result<(StatusCode, Option<Duration>, String), ErrorKind> {
     let webhook = &claimed.webhook;
-    if !config.allow_private_targets && names_blocked_ip(&webhook.url) {
+    // Parsed once here, for the guard and for the request.
+    let Ok(url) = reqwest::Url::parse(&webhook.url) else {
+        return Err(ErrorKind::Request);
+    };
+    if !config.allow_private_targets && names_blocked_ip(&url) {
         return Err(ErrorKind::BlockedAddress);
     }
     let Some(key) = webhook.verification.signature_key() else {
@@ -94,7 +98,7 @@ async fn send(
     let body = delivery_body(webhook.api_release, &claimed.event);
     let signature = key.header_value(unix_now(), &body);
     let mut request = client
-        .post(&webhook.url)
+        .post(url)
         .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
         .header(SIGNATURE_HEADER, signature)
         .header("Monime-Event-Id", claimed.event.id.as_str())
@@ -130,10 +134,7 @@ fn unix_now() -> i64 {
 
 /// Whether the URL's host is a literal IP deliveries may not reach (literal IPs are
 /// never handed to the resolver, so the resolver cannot refuse them).
-fn names_blocked_ip(url: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(url) else {
-        return false;
-    };
+fn names_blocked_ip(url: &reqwest::Url) -> bool {
     let ip = match url.host() {
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
@@ -202,9 +203,10 @@ mod tests {
 
     #[test]
     fn literal_private_hosts_are_blocked() {
-        assert!(names_blocked_ip("http://127.0.0.1:8080/x"));
-        assert!(names_blocked_ip("http://[::ffff:10.0.0.1]/x"));
-        assert!(!names_blocked_ip("https://93.184.216.34/x"));
-        assert!(!names_blocked_ip("https://example.com/x"));
+        let blocked = |url: &str| names_blocked_ip(&reqwest::Url::parse(url).unwrap());
+        assert!(blocked("http://127.0.0.1:8080/x"));
+        assert!(blocked("http://[::ffff:10.0.0.1]/x"));
+        assert!(!blocked("https://93.184.216.34/x"));
+        assert!(!blocked("https://example.com/x"));
     }
 }
