@@ -9,7 +9,7 @@ use rusqlite::{params, Connection};
 use serde_json::value::RawValue;
 use sqlx::Row;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{save_idempotency, SqliteStore};
@@ -549,6 +549,9 @@ fn record_attempts(
          WHERE id = ?1",
     )?;
     let mut alerts = 0;
+    // Webhooks whose health this batch cleared and no failure has touched since: their
+    // next successes have nothing to clear.
+    let mut healthy: HashSet<&WebhookId> = HashSet::new();
     for result in results {
         let attempt = &result.attempt;
         let inserted = insert.execute(params![
@@ -578,8 +581,12 @@ fn record_attempts(
             result.finish_time.as_micros(),
         ])?;
         alerts += if matches!(result.next, NextStep::Succeeded) {
+            if !healthy.insert(&result.webhook_id) {
+                continue;
+            }
             super::alerts::clear_health(connection, &result.webhook_id, result.finish_time)?
         } else {
+            healthy.remove(&result.webhook_id);
             // Health also disables the webhook on 410 Gone, and cancels its pending
             // deliveries.
             super::alerts::apply_health(connection, result, policy)?
