@@ -31,23 +31,44 @@ const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, da
 const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id, d.event_id, e.name AS event_name, d.status, \
      d.attempt_count, d.next_attempt_time, d.create_time, d.update_time";
 
+/// `pending(webhook_id)`: the webhooks with pending deliveries other than those in
+/// `$2` (and a last NULL row), found by skipping along the partial index
+/// `deliveries_pending_by_webhook`, one probe per webhook however long its backlog;
+/// `DISTINCT ON` or `MIN` over the due rows would read every one of them. A macro, so
+/// queries can `concat!` it.
+macro_rules! pending_webhooks {
+    () => {
+        "WITH RECURSIVE pending(webhook_id) AS (
+             (SELECT webhook_id FROM deliveries WHERE status = 'pending' ORDER BY webhook_id LIMIT 1)
+             UNION ALL
+             SELECT (SELECT d.webhook_id FROM deliveries d
+                     WHERE d.status = 'pending' AND d.webhook_id > p.webhook_id
+                     ORDER BY d.webhook_id LIMIT 1)
+             FROM pending p WHERE p.webhook_id IS NOT NULL
+         ), live AS (
+             SELECT webhook_id FROM pending WHERE webhook_id IS NOT NULL AND webhook_id <> ALL($2)
+         ) "
+    };
+}
+
 /// Leases due deliveries: oldest due first, at most `$4` of any one webhook (so one
 /// webhook's backlog cannot crowd out the others), at most `$3` in all; the same choice
-/// as SQLite's window query, which PostgreSQL does not allow with `FOR UPDATE`.
+/// as SQLite's claim, which PostgreSQL's `FOR UPDATE` cannot make in one window query.
 ///
 /// Only the `$3` webhooks whose oldest due delivery comes first can contribute (each
 /// of them has a delivery ahead of any other webhook's), so only their first `$4` rows
 /// are locked. `SKIP LOCKED` passes over rows another node is claiming at this moment,
 /// and a row leased since this statement's snapshot fails the re-checked lease test.
-const CLAIM: &str = "
-    WITH firsts AS (
-        SELECT webhook_id FROM (
-            SELECT DISTINCT ON (webhook_id) webhook_id, next_attempt_time, seq FROM deliveries
-            WHERE status = 'pending' AND next_attempt_time <= $1 AND (lease_until IS NULL OR lease_until < $1)
-              AND webhook_id <> ALL($2)
-            ORDER BY webhook_id, next_attempt_time, seq
+const CLAIM: &str = concat!(
+    pending_webhooks!(),
+    ", firsts AS (
+        SELECT live.webhook_id FROM live CROSS JOIN LATERAL (
+            SELECT d.next_attempt_time, d.seq FROM deliveries d
+            WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
+              AND (d.lease_until IS NULL OR d.lease_until < $1)
+            ORDER BY d.next_attempt_time, d.seq LIMIT 1
         ) first
-        ORDER BY next_attempt_time, seq LIMIT $3
+        ORDER BY first.next_attempt_time, first.seq LIMIT $3
     ), locked AS (
         SELECT l.seq, l.next_attempt_time FROM firsts CROSS JOIN LATERAL (
             SELECT d.seq, d.next_attempt_time FROM deliveries d
@@ -61,7 +82,8 @@ const CLAIM: &str = "
     )
     UPDATE deliveries SET lease_until = $5, lease_owner = $6
     FROM chosen WHERE deliveries.seq = chosen.seq
-    RETURNING deliveries.id";
+    RETURNING deliveries.id"
+);
 
 /// A claimed delivery with its event and (current) webhook. The webhook's columns keep
 /// their own names so the webhook decoder reads them as it reads the webhooks table.
@@ -415,10 +437,17 @@ impl PostgresStore {
         skip_webhooks: &[WebhookId],
     ) -> Result<Option<Timestamp>, StoreError> {
         let skip: Vec<&str> = skip_webhooks.iter().map(WebhookId::as_str).collect();
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_time) FROM deliveries
-             WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < $1) AND webhook_id <> ALL($2)",
-        )
+        // Per webhook, as claims read: a webhook left out (its slots are full) may have
+        // a long backlog at the head of the due order.
+        let due: Option<i64> = sqlx::query_scalar(concat!(
+            pending_webhooks!(),
+            "SELECT MIN(first.next_attempt_time) FROM live CROSS JOIN LATERAL (
+                 SELECT d.next_attempt_time FROM deliveries d
+                 WHERE d.webhook_id = live.webhook_id AND d.status = 'pending'
+                   AND (d.lease_until IS NULL OR d.lease_until < $1)
+                 ORDER BY d.next_attempt_time, d.seq LIMIT 1
+             ) first"
+        ))
         .bind(now.as_micros())
         .bind(&skip)
         .fetch_one(&self.pool)
