@@ -27,7 +27,7 @@ pub enum StoreError {
     /// The transaction holding a write failed to commit.
     #[error("committing a write failed: {0}")]
     Commit(String),
-    /// The writer task is gone (the database failed badly or the store is closing).
+    /// The writer thread is gone (the database failed badly or the store is closing).
     #[error("the database writer stopped")]
     WriterStopped,
     /// A stored value does not decode.

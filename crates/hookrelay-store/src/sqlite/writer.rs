@@ -50,7 +50,10 @@ impl Writer {
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(&connection, jobs))
-            .map_err(|error| StoreError::Commit(format!("cannot start the writer thread: {error}")))?;
+            .map_err(|error| {
+                tracing::error!(%error, "cannot start the SQLite writer thread");
+                StoreError::WriterStopped
+            })?;
         Ok(Self { queue })
     }
 
