@@ -14,16 +14,14 @@ use async_trait::async_trait;
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::event::Event;
 use hookrelay_core::seal::SecretCipher;
-use hookrelay_core::{
-    ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch,
-};
+use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use hookrelay_core::alert::{Alert, AlertPolicy};
 use hookrelay_core::AlertId;
 
-use crate::rows::{corrupt, headers_context, idempotency_context, json_column, to_json};
+use crate::rows::{corrupt, headers_context, idempotency_context, to_json};
 use crate::{
     AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page,
     RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
@@ -85,44 +83,7 @@ impl PostgresStore {
     }
 
     pub(crate) fn decode_webhook(&self, row: &PgRow) -> Result<Webhook, StoreError> {
-        let id_text: String = row.try_get("id")?;
-        let id = WebhookId::parse(&id_text).ok_or_else(|| corrupt("webhook id", &id_text))?;
-        let space_text: String = row.try_get("space_id")?;
-        let space_id = SpaceId::parse(&space_text).ok_or_else(|| corrupt("space id", &space_text))?;
-        let secret = self
-            .cipher
-            .open(&row.try_get::<Vec<u8>, _>("secret_sealed")?, id.as_str().as_bytes())?;
-        let verification = match row.try_get::<String, _>("verification_type")?.as_str() {
-            "HS256" => VerificationMethod::Hs256 {
-                secret: String::from_utf8(secret).map_err(|_| corrupt("HS256 secret", "non-UTF-8"))?,
-            },
-            "ES256" => VerificationMethod::Es256 {
-                private_key: secret,
-                public_key_pem: row
-                    .try_get::<Option<String>, _>("public_key")?
-                    .ok_or_else(|| corrupt("ES256 public key", "missing"))?,
-            },
-            other => return Err(corrupt("verification type", other)),
-        };
-        let headers = self
-            .cipher
-            .open(&row.try_get::<Vec<u8>, _>("headers_sealed")?, &headers_context(&id))?;
-        let release: String = row.try_get("api_release")?;
-        Ok(Webhook {
-            space_id,
-            name: row.try_get("name")?,
-            url: row.try_get("url")?,
-            enabled: row.try_get("enabled")?,
-            events: json_column(row, "events")?,
-            api_release: ApiRelease::parse(&release).ok_or_else(|| corrupt("api release", &release))?,
-            verification,
-            headers: serde_json::from_slice(&headers).map_err(|e| corrupt("headers", &e.to_string()))?,
-            alert_emails: json_column(row, "alert_emails")?,
-            metadata: json_column(row, "metadata")?,
-            create_time: Timestamp::from_micros(row.try_get("create_time")?),
-            update_time: Timestamp::from_micros(row.try_get("update_time")?),
-            id,
-        })
+        crate::rows::decode_webhook(&self.cipher, row)
     }
 
     pub(crate) async fn save_idempotency(

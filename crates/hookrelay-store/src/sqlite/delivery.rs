@@ -580,17 +580,16 @@ fn record_attempts(
             i64::from(attempt.attempt),
             result.finish_time.as_micros(),
         ])?;
-        alerts += if matches!(result.next, NextStep::Succeeded) {
-            if !healthy.insert(&result.webhook_id) {
-                continue;
+        if matches!(result.next, NextStep::Succeeded) {
+            if healthy.insert(&result.webhook_id) {
+                alerts += super::alerts::clear_health(connection, &result.webhook_id, result.finish_time)?;
             }
-            super::alerts::clear_health(connection, &result.webhook_id, result.finish_time)?
         } else {
             healthy.remove(&result.webhook_id);
             // Health also disables the webhook on 410 Gone, and cancels its pending
             // deliveries.
-            super::alerts::apply_health(connection, result, policy)?
-        };
+            alerts += super::alerts::apply_health(connection, result, policy)?;
+        }
     }
     Ok(alerts)
 }

@@ -16,9 +16,7 @@ use async_trait::async_trait;
 use hookrelay_core::delivery::{Delivery, DeliveryStatus, NextStep};
 use hookrelay_core::event::Event;
 use hookrelay_core::seal::SecretCipher;
-use hookrelay_core::{
-    ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch,
-};
+use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch};
 use rusqlite::{params, Connection, OpenFlags};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection as _, Row, SqlitePool};
@@ -26,7 +24,7 @@ use sqlx::{ConnectOptions, Connection as _, Row, SqlitePool};
 use hookrelay_core::alert::{Alert, AlertPolicy};
 use hookrelay_core::AlertId;
 
-use crate::rows::{corrupt, headers_context, idempotency_context, json_column, to_json, Columns};
+use crate::rows::{corrupt, decode_webhook, headers_context, idempotency_context, to_json, Columns};
 use crate::{
     AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page,
     RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
@@ -152,44 +150,6 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA cache_size = -16384;",
     )?;
     Ok(connection)
-}
-
-/// Decodes a `webhooks` row (selected with [`WEBHOOK_COLUMNS`]), opening its secrets.
-pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &impl Columns) -> Result<Webhook, StoreError> {
-    let id_text = row.text("id")?;
-    let id = WebhookId::parse(&id_text).ok_or_else(|| corrupt("webhook id", &id_text))?;
-    let space_text = row.text("space_id")?;
-    let space_id = SpaceId::parse(&space_text).ok_or_else(|| corrupt("space id", &space_text))?;
-    let secret = cipher.open(&row.blob("secret_sealed")?, id.as_str().as_bytes())?;
-    let verification = match row.text("verification_type")?.as_str() {
-        "HS256" => VerificationMethod::Hs256 {
-            secret: String::from_utf8(secret).map_err(|_| corrupt("HS256 secret", "non-UTF-8"))?,
-        },
-        "ES256" => VerificationMethod::Es256 {
-            private_key: secret,
-            public_key_pem: row
-                .opt_text("public_key")?
-                .ok_or_else(|| corrupt("ES256 public key", "missing"))?,
-        },
-        other => return Err(corrupt("verification type", other)),
-    };
-    let headers = cipher.open(&row.blob("headers_sealed")?, &headers_context(&id))?;
-    let release = row.text("api_release")?;
-    Ok(Webhook {
-        space_id,
-        name: row.text("name")?,
-        url: row.text("url")?,
-        enabled: row.flag("enabled")?,
-        events: json_column(row, "events")?,
-        api_release: ApiRelease::parse(&release).ok_or_else(|| corrupt("api release", &release))?,
-        verification,
-        headers: serde_json::from_slice(&headers).map_err(|e| corrupt("headers", &e.to_string()))?,
-        alert_emails: json_column(row, "alert_emails")?,
-        metadata: json_column(row, "metadata")?,
-        create_time: Timestamp::from_micros(row.int("create_time")?),
-        update_time: Timestamp::from_micros(row.int("update_time")?),
-        id,
-    })
 }
 
 /// Saves an idempotency record in the current transaction; a live record for the same
