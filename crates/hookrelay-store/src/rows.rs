@@ -30,55 +30,36 @@ pub(crate) trait Columns {
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
 }
 
+/// Implements [`Columns`] for a row type whose typed column read is `$get`.
 macro_rules! columns_for {
-    ($row:ty) => {
+    ($row:ty, $get:ident) => {
         impl Columns for $row {
             fn text(&self, column: &str) -> Result<String, StoreError> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn int(&self, column: &str) -> Result<i64, StoreError> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
             fn flag(&self, column: &str) -> Result<bool, StoreError> {
-                Ok(self.try_get(column)?)
+                Ok(self.$get(column)?)
             }
         }
     };
 }
 
-columns_for!(SqliteRow);
-columns_for!(PgRow);
-
-/// Rows read on the SQLite writer's own connection.
-impl Columns for rusqlite::Row<'_> {
-    fn text(&self, column: &str) -> Result<String, StoreError> {
-        Ok(self.get(column)?)
-    }
-    fn int(&self, column: &str) -> Result<i64, StoreError> {
-        Ok(self.get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self.get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.get(column)?)
-    }
-    fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError> {
-        Ok(self.get(column)?)
-    }
-    fn flag(&self, column: &str) -> Result<bool, StoreError> {
-        Ok(self.get(column)?)
-    }
-}
+columns_for!(SqliteRow, try_get);
+columns_for!(PgRow, try_get);
+// Rows read on the SQLite writer's own connection.
+columns_for!(rusqlite::Row<'_>, get);
 
 /// A stored value that does not decode.
 pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
