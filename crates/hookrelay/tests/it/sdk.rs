@@ -300,6 +300,19 @@ async fn the_client_reads_events_and_deliveries() {
     assert_eq!(deliveries.result.len(), 1);
     let delivery = &deliveries.result[0];
     assert_eq!(delivery.event_id, published.id);
+    // The receiver saw the first attempt before it was recorded: retry once it is, or
+    // the record of that attempt would settle the delivery the retry had reopened.
+    while sdk
+        .deliveries()
+        .get(&webhook.id, &delivery.id)
+        .await
+        .unwrap()
+        .result
+        .status
+        != "succeeded"
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let retried = sdk.deliveries().retry(&webhook.id, &delivery.id).await.unwrap();
     assert_eq!(retried.result.status, "pending");
     receiver.wait_for(2, Duration::from_secs(15)).await;
