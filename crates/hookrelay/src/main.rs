@@ -7,6 +7,11 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the server and the harness allocate many small, short-lived buffers (requests,
+/// JSON, rows) across threads, where it costs a fraction of glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// hookrelay: a self-hostable webhook service speaking Monime's webhook API.
 #[derive(Parser)]
 #[command(name = "hookrelay", version, propagate_version = true)]
