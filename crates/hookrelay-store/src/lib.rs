@@ -62,8 +62,18 @@ pub struct StoredEvent {
     pub delivery_count: u32,
 }
 
-/// Renders the response saved for an idempotent publish, once the delivery count is known.
+/// Renders the response to a publish (and saved for its idempotency key) once the
+/// delivery count is known.
 pub type RenderPublished<'a> = &'a (dyn Fn(u32) -> Vec<u8> + Send + Sync);
+
+/// What publishing an event stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedEvent {
+    /// Deliveries created: one per subscribed webhook.
+    pub delivery_count: u32,
+    /// The response, rendered once for the count.
+    pub response: Vec<u8>,
+}
 
 /// What a worker asks for when it claims work.
 #[derive(Clone, Debug)]
@@ -286,13 +296,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Saves an event and one pending delivery, due at once, for each enabled webhook of
     /// its space subscribed to its name, in one transaction. With an idempotency record,
-    /// saves it too, its body rendered from the delivery count. Returns the count.
+    /// saves it too, with the response rendered from the delivery count.
     async fn publish_event(
         &self,
         event: &Event,
         idempotency: Option<IdempotencyRecord>,
         render: RenderPublished<'_>,
-    ) -> Result<u32, StoreError>;
+    ) -> Result<PublishedEvent, StoreError>;
 
     /// An event of the space.
     async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;

@@ -12,7 +12,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use crate::{Page, StoreError, StoredEvent};
+use crate::{IdempotencyRecord, Page, StoreError, StoredEvent};
 
 /// The column reads both backends' rows offer with the same meaning.
 pub(crate) trait Columns {
@@ -84,6 +84,13 @@ pub(crate) fn headers_context(id: &WebhookId) -> Vec<u8> {
 /// Associated data of a sealed idempotent response.
 pub(crate) fn idempotency_context(space: &SpaceId, key: &str) -> Vec<u8> {
     format!("idempotency/{space}/{key}").into_bytes()
+}
+
+/// The record with its response sealed, as it is saved: saved responses can contain a
+/// webhook's secret. Sealed before the write, so the writer does not spend its time on it.
+pub(crate) fn seal_idempotency(cipher: &SecretCipher, mut record: IdempotencyRecord) -> IdempotencyRecord {
+    record.body = cipher.seal(&record.body, &idempotency_context(&record.space_id, &record.key));
+    record
 }
 
 /// Decodes a `webhooks` row of either backend, opening its secrets.

@@ -158,7 +158,9 @@ fn render(count: u32) -> Vec<u8> {
 }
 
 async fn publish(store: &dyn Store, event: &Event) -> u32 {
-    store.publish_event(event, None, &render).await.expect("publish")
+    let published = store.publish_event(event, None, &render).await.expect("publish");
+    assert_eq!(published.response, render(published.delivery_count));
+    published.delivery_count
 }
 
 fn claim_at(now: i64, limit: u32, per_webhook: u32, skip: &[&WebhookId], owner: &str) -> ClaimRequest {
@@ -390,7 +392,8 @@ async fn idempotency_keys_conflict_and_expire() {
             store
                 .publish_event(&published, Some(record(202, "", later)), &render)
                 .await
-                .unwrap(),
+                .unwrap()
+                .delivery_count,
             1
         );
         let saved = store

@@ -72,12 +72,12 @@ async fn publish(
     let record = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), Vec::new());
     let render = |count: u32| success_bytes(&EventOut::new(&event, count));
     match state.store.publish_event(&event, Some(record), &render).await {
-        Ok(count) => {
-            if count > 0 {
+        Ok(published) => {
+            if published.delivery_count > 0 {
                 state.wakeup.wake();
             }
-            tracing::debug!(event = %event.id, name = %event.name, deliveries = count, "event published");
-            Ok(json_bytes_response(render(count)))
+            tracing::debug!(event = %event.id, name = %event.name, deliveries = published.delivery_count, "event published");
+            Ok(json_bytes_response(published.response))
         }
         Err(StoreError::IdempotencyKeyTaken) => {
             idempotency::replay_taken(&state, &tenant.space_id, &key, &fingerprint).await

@@ -23,8 +23,8 @@ use sqlx::{Postgres, Row, Transaction};
 use super::{alerts, webhook_columns, PostgresStore};
 use crate::rows::{corrupt, decode_delivery, decode_event, page};
 use crate::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, StoreError,
-    StoredEvent,
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, PublishedEvent,
+    RenderPublished, StoreError, StoredEvent,
 };
 
 const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
@@ -185,7 +185,7 @@ impl PostgresStore {
         event: &Event,
         idempotency: Option<IdempotencyRecord>,
         render: RenderPublished<'_>,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<PublishedEvent, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Not locked, as on SQLite: a webhook disabled or deleted meanwhile gets a
         // delivery that is cancelled when claimed, and publishing never waits for a patch.
@@ -199,8 +199,9 @@ impl PostgresStore {
         .fetch_all(&mut *tx)
         .await?;
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
+        let response = render(count);
         if let Some(mut record) = idempotency {
-            record.body = render(count);
+            record.body.clone_from(&response);
             self.save_idempotency(&mut tx, &record).await?;
         }
         insert_event(&mut tx, event, count).await?;
@@ -209,7 +210,10 @@ impl PostgresStore {
             notify_work(&mut tx).await?;
         }
         tx.commit().await?;
-        Ok(count)
+        Ok(PublishedEvent {
+            delivery_count: count,
+            response,
+        })
     }
 
     pub(super) async fn get_event_impl(

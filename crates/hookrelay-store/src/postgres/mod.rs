@@ -21,10 +21,10 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use hookrelay_core::alert::{Alert, AlertPolicy};
 use hookrelay_core::AlertId;
 
-use crate::rows::{corrupt, headers_context, idempotency_context, to_json};
+use crate::rows::{corrupt, headers_context, idempotency_context, seal_idempotency, to_json};
 use crate::{
     AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page,
-    RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+    PublishedEvent, RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
 mod alerts;
@@ -91,10 +91,7 @@ impl PostgresStore {
         tx: &mut Transaction<'_, Postgres>,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        // Saved responses can contain a webhook's secret, so they are sealed too.
-        let body = self
-            .cipher
-            .seal(&record.body, &idempotency_context(&record.space_id, &record.key));
+        let record = seal_idempotency(&self.cipher, record.clone());
         // An expired record for the same key gives way to the new one.
         sqlx::query("DELETE FROM idempotency_keys WHERE space_id = $1 AND key = $2 AND create_time < $3")
             .bind(record.space_id.as_str())
@@ -112,7 +109,7 @@ impl PostgresStore {
         .bind(&record.key)
         .bind(&record.fingerprint)
         .bind(i64::from(record.status))
-        .bind(body)
+        .bind(&record.body)
         .bind(record.create_time.as_micros())
         .execute(&mut **tx)
         .await?;
@@ -365,7 +362,7 @@ impl Store for PostgresStore {
         event: &Event,
         idempotency: Option<IdempotencyRecord>,
         render: RenderPublished<'_>,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<PublishedEvent, StoreError> {
         self.publish_event_impl(event, idempotency, render).await
     }
 

@@ -13,10 +13,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{save_idempotency, SqliteStore};
-use crate::rows::{corrupt, decode_delivery, decode_event, page};
+use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency};
 use crate::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, RenderPublished, StoreError,
-    StoredEvent,
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, PublishedEvent,
+    RenderPublished, StoreError, StoredEvent,
 };
 
 const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
@@ -144,26 +144,31 @@ impl SqliteStore {
         event: &Event,
         idempotency: Option<IdempotencyRecord>,
         render: RenderPublished<'_>,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<PublishedEvent, StoreError> {
         // Subscribers are read before the write, off the writer's connection. A webhook
         // disabled or deleted meanwhile gets a delivery that is cancelled when claimed;
         // one created meanwhile was created after this event, as far as anyone can tell.
         let webhooks = self.subscribers(&event.space_id, &event.name).await?;
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
+        let response = render(count);
         let record = idempotency.map(|mut record| {
-            record.body = render(count);
-            record
+            record.body.clone_from(&response);
+            seal_idempotency(&self.cipher, record)
         });
-        let (event, cipher) = (event.clone(), self.cipher.clone());
+        let event = event.clone();
+        // No savepoint: the key is saved first, and a taken key fails before any change.
         self.writer
-            .write(move |connection| {
+            .write_without_savepoint(move |connection| {
                 if let Some(record) = &record {
-                    save_idempotency(connection, &cipher, record)?;
+                    save_idempotency(connection, record)?;
                 }
-                insert_event_and_deliveries(connection, &event, &webhooks)?;
-                Ok(count)
+                insert_event_and_deliveries(connection, &event, &webhooks)
             })
-            .await
+            .await?;
+        Ok(PublishedEvent {
+            delivery_count: count,
+            response,
+        })
     }
 
     pub(super) async fn get_event_impl(
@@ -231,7 +236,7 @@ impl SqliteStore {
         let request_copy = request.clone();
         let rows: Vec<ClaimedRow> = self
             .writer
-            .write(move |connection| {
+            .write_without_savepoint(move |connection| {
                 let request = request_copy;
                 // Oldest due first, at most `per_webhook` of any one webhook, so one
                 // webhook's backlog cannot crowd out the others. Each webhook's share is
@@ -355,7 +360,7 @@ impl SqliteStore {
         if !cancelled.is_empty() {
             let now = request.now;
             self.writer
-                .write(move |connection| {
+                .write_without_savepoint(move |connection| {
                     connection.execute(
                         "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
                              lease_owner = NULL, update_time = ?
@@ -372,7 +377,7 @@ impl SqliteStore {
     pub(super) async fn release_deliveries_impl(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
         let ids = json_ids(ids.iter().map(DeliveryId::as_str));
         self.writer
-            .write(move |connection| {
+            .write_without_savepoint(move |connection| {
                 connection.execute(
                     "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
                      WHERE id IN (SELECT value FROM json_each(?))",
@@ -390,7 +395,7 @@ impl SqliteStore {
     ) -> Result<u32, StoreError> {
         let (results, policy) = (results.to_vec(), *policy);
         self.writer
-            .write(move |connection| record_attempts(connection, &results, &policy))
+            .write_without_savepoint(move |connection| record_attempts(connection, &results, &policy))
             .await
     }
 

@@ -24,10 +24,10 @@ use sqlx::{ConnectOptions, Connection as _, Row, SqlitePool};
 use hookrelay_core::alert::{Alert, AlertPolicy};
 use hookrelay_core::AlertId;
 
-use crate::rows::{corrupt, decode_webhook, headers_context, idempotency_context, to_json, Columns};
+use crate::rows::{corrupt, decode_webhook, headers_context, idempotency_context, seal_idempotency, to_json, Columns};
 use crate::{
     AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page,
-    RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+    PublishedEvent, RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
 mod alerts;
@@ -152,15 +152,10 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-/// Saves an idempotency record in the current transaction; a live record for the same
-/// key makes it fail with [`StoreError::IdempotencyKeyTaken`].
-pub(crate) fn save_idempotency(
-    connection: &Connection,
-    cipher: &SecretCipher,
-    record: &IdempotencyRecord,
-) -> Result<(), StoreError> {
-    // Saved responses can contain a webhook's secret, so they are sealed too.
-    let body = cipher.seal(&record.body, &idempotency_context(&record.space_id, &record.key));
+/// Saves an idempotency record (its body sealed: [`seal_idempotency`]) in the current
+/// transaction; a live record for the same key makes it fail with
+/// [`StoreError::IdempotencyKeyTaken`], before it changes anything.
+pub(crate) fn save_idempotency(connection: &Connection, record: &IdempotencyRecord) -> Result<(), StoreError> {
     // An expired record for the same key gives way to the new one; a live one stands.
     let inserted = connection
         .prepare_cached(
@@ -175,7 +170,7 @@ pub(crate) fn save_idempotency(
             record.key,
             record.fingerprint,
             i64::from(record.status),
-            body,
+            record.body,
             record.create_time.as_micros(),
             record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS,
         ])?;
@@ -252,12 +247,15 @@ impl Store for SqliteStore {
             VerificationMethod::Es256 { public_key_pem, .. } => Some(public_key_pem.clone()),
             VerificationMethod::Hs256 { .. } => None,
         };
-        let (webhook, record, cipher) = (webhook.clone(), idempotency.cloned(), self.cipher.clone());
+        let record = idempotency
+            .cloned()
+            .map(|record| seal_idempotency(&self.cipher, record));
+        let webhook = webhook.clone();
         let created = self
             .writer
             .write(move |connection| {
                 if let Some(record) = &record {
-                    save_idempotency(connection, &cipher, record)?;
+                    save_idempotency(connection, record)?;
                 }
                 connection.execute(
                     "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release,
@@ -440,7 +438,7 @@ impl Store for SqliteStore {
         event: &Event,
         idempotency: Option<IdempotencyRecord>,
         render: RenderPublished<'_>,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<PublishedEvent, StoreError> {
         self.publish_event_impl(event, idempotency, render).await
     }
 

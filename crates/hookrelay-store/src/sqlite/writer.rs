@@ -5,6 +5,12 @@
 //! say) rolls back alone and its neighbours still commit. A caller hears its result only
 //! after the commit that made it durable.
 //!
+//! A savepoint costs a copy of every page its write touches (so it can be rolled back),
+//! which is a fair share of a small write. The hot writes (publishing, claiming,
+//! recording) are built to fail, if at all, before they change anything, and run
+//! without one: [`Writer::write_without_savepoint`]. Such a write that does fail after a
+//! change cannot be undone alone, so its whole group is rolled back and fails.
+//!
 //! The connection is `rusqlite`'s, called directly on that thread: a statement is a
 //! function call, with its prepared form cached, where an async driver would pass every
 //! statement and row to a connection thread and back (two thread wake-ups each, which
@@ -31,15 +37,22 @@ const BUSY_WAIT: Duration = Duration::from_micros(100);
 /// Prepared statements the writer keeps.
 const STATEMENT_CACHE: usize = 64;
 
-/// Tells a caller its outcome once the group's commit is known (`None`: committed).
-type Finish = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
-/// One caller's statements, run on the writer connection; `true` when they succeeded.
-type Work = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+/// Tells a caller its outcome once the group's commit is known (`None`: committed;
+/// otherwise why the group was not).
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// One caller's statements, run on the writer connection.
+struct Job {
+    /// Runs the statements; `true` when they succeeded.
+    work: Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>,
+    /// Whether the write runs in a savepoint of its own (see the module docs).
+    savepoint: bool,
+}
 
 /// A handle to the writer thread.
 #[derive(Clone, Debug)]
 pub(super) struct Writer {
-    queue: mpsc::Sender<Work>,
+    queue: mpsc::Sender<Job>,
 }
 
 impl Writer {
@@ -58,32 +71,55 @@ impl Writer {
     }
 
     /// Runs `write` in a transaction (shared with other writes) and answers its result
-    /// once committed.
+    /// once committed. A failing `write` is rolled back alone, whatever it changed.
     pub(super) async fn write<T, F>(&self, write: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(write, true).await
+    }
+
+    /// Like [`Writer::write`] without a savepoint, for a write whose checks come before
+    /// its changes: when it fails before changing anything, nothing needs undoing; when
+    /// it fails after a change (an I/O error, say), its whole group is rolled back and
+    /// every write in it fails.
+    pub(super) async fn write_without_savepoint<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(write, false).await
+    }
+
+    async fn submit<T, F>(&self, write: F, savepoint: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel();
-        let work: Work = Box::new(move |connection| {
+        let work = Box::new(move |connection: &Connection| {
             let result = write(connection);
             let ok = result.is_ok();
             let finish: Finish = Box::new(move |commit_error| {
                 let outcome = match (result, commit_error) {
                     (Ok(value), None) => Ok(value),
-                    (Ok(_), Some(error)) => Err(StoreError::Commit(error.to_string())),
+                    (Ok(_), Some(error)) => Err(StoreError::Commit(error.to_owned())),
                     (Err(error), _) => Err(error),
                 };
                 let _ = answer.send(outcome);
             });
             (ok, finish)
         });
-        self.queue.send(work).await.map_err(|_| StoreError::WriterStopped)?;
+        self.queue
+            .send(Job { work, savepoint })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
         answered.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
-fn run(connection: &Connection, mut jobs: mpsc::Receiver<Work>) {
+fn run(connection: &Connection, mut jobs: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut last_commit = std::time::Instant::now();
     while let Some(work) = jobs.blocking_recv() {
@@ -106,7 +142,7 @@ fn run(connection: &Connection, mut jobs: mpsc::Receiver<Work>) {
 }
 
 /// Moves queued writes into `group`, up to [`MAX_GROUP`].
-fn drain(jobs: &mut mpsc::Receiver<Work>, group: &mut Vec<Work>) {
+fn drain(jobs: &mut mpsc::Receiver<Job>, group: &mut Vec<Job>) {
     while group.len() < MAX_GROUP {
         match jobs.try_recv() {
             Ok(work) => group.push(work),
@@ -116,7 +152,7 @@ fn drain(jobs: &mut mpsc::Receiver<Work>, group: &mut Vec<Work>) {
 }
 
 /// Commits (and empties) `group`.
-fn commit(connection: &Connection, group: &mut Vec<Work>) {
+fn commit(connection: &Connection, group: &mut Vec<Job>) {
     if let Err(error) = execute(connection, "BEGIN IMMEDIATE") {
         tracing::error!(%error, "cannot begin a write transaction");
         // Dropping the work drops its answer channel: callers get `WriterStopped`.
@@ -127,22 +163,24 @@ fn commit(connection: &Connection, group: &mut Vec<Work>) {
     let alone = group.len() == 1;
     let mut finishes = Vec::with_capacity(group.len());
     let mut any_ok = false;
-    let mut broken = None;
-    for work in group.drain(..) {
+    let mut broken: Option<String> = None;
+    for job in group.drain(..) {
         if broken.is_some() {
             // Dropped unrun: its caller hears `WriterStopped`.
             continue;
         }
-        if !alone {
+        let savepoint = job.savepoint && !alone;
+        if savepoint {
             if let Err(error) = execute(connection, "SAVEPOINT write") {
-                broken = Some(error);
+                broken = Some(error.to_string());
                 continue;
             }
         }
-        let (ok, finish) = work(connection);
+        let changes_before = connection.total_changes();
+        let (ok, finish) = (job.work)(connection);
         finishes.push(finish);
         any_ok |= ok;
-        if !alone {
+        if savepoint {
             let ended = match ok {
                 true => execute(connection, "RELEASE write"),
                 false => execute(connection, "ROLLBACK TO write").and_then(|()| execute(connection, "RELEASE write")),
@@ -150,7 +188,13 @@ fn commit(connection: &Connection, group: &mut Vec<Work>) {
             // SQLite may have rolled the whole transaction back (disk full, I/O error):
             // then nothing in this group can be trusted, so none of it is kept.
             if let Err(error) = ended {
-                broken = Some(error);
+                broken = Some(error.to_string());
+            }
+        } else if !ok && !alone {
+            if connection.is_autocommit() {
+                broken = Some("SQLite rolled the transaction back".to_owned());
+            } else if connection.total_changes() != changes_before {
+                broken = Some("a write without a savepoint failed after changing rows".to_owned());
             }
         }
     }
@@ -166,6 +210,7 @@ fn commit(connection: &Connection, group: &mut Vec<Work>) {
         Err(error) => {
             tracing::error!(%error, "a write transaction failed to commit");
             let _ = execute(connection, "ROLLBACK");
+            let error = error.to_string();
             finishes.into_iter().for_each(|finish| finish(Some(&error)));
         }
     }
@@ -279,5 +324,88 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 3);
+    }
+
+    /// Without savepoints: a write failing before its first change fails alone; one
+    /// failing after a change takes its group down with it, and nothing of it is kept.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_write_without_savepoint_fails_alone_only_before_its_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = Connection::open(dir.path().join("w.db")).unwrap();
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .unwrap();
+        let writer = Writer::start(connection).unwrap();
+        // Runs `plan` as one group: each write inserts its value without a savepoint,
+        // failing first (`Before`), after its insert (`After`) or not at all.
+        async fn group(writer: &Writer, plan: &[(i64, Fail)]) -> Vec<bool> {
+            let (started, start) = std::sync::mpsc::channel::<()>();
+            let (go, wait) = std::sync::mpsc::channel::<()>();
+            let busy = writer.clone();
+            let blocker = tokio::spawn(async move {
+                busy.write(move |_| {
+                    started.send(()).unwrap();
+                    wait.recv().unwrap();
+                    Ok(())
+                })
+                .await
+            });
+            while start.try_recv().is_err() {
+                tokio::task::yield_now().await;
+            }
+            let writes: Vec<_> = plan
+                .iter()
+                .map(|&(value, fail)| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move {
+                        writer
+                            .write_without_savepoint(move |connection| {
+                                if fail == Fail::Before {
+                                    return Err(StoreError::IdempotencyKeyTaken);
+                                }
+                                connection.execute("INSERT INTO t (v) VALUES (?)", [value])?;
+                                if fail == Fail::After {
+                                    return Err(StoreError::IdempotencyKeyTaken);
+                                }
+                                Ok(())
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            go.send(()).unwrap();
+            let _ = blocker.await.unwrap();
+            let mut ok = Vec::new();
+            for write in writes {
+                ok.push(write.await.unwrap().is_ok());
+            }
+            ok
+        }
+        let kept = |writer: Writer| async move {
+            writer
+                .write(|connection| {
+                    let mut select = connection.prepare("SELECT v FROM t ORDER BY v")?;
+                    let values: Vec<i64> = select.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+                    Ok(values)
+                })
+                .await
+                .unwrap()
+        };
+        let ok = group(&writer, &[(1, Fail::No), (2, Fail::Before), (3, Fail::No)]).await;
+        assert_eq!(ok, vec![true, false, true]);
+        assert_eq!(kept(writer.clone()).await, vec![1, 3]);
+        let ok = group(&writer, &[(4, Fail::No), (5, Fail::After), (6, Fail::No)]).await;
+        assert_eq!(ok, vec![false, false, false]);
+        assert_eq!(kept(writer.clone()).await, vec![1, 3]);
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fail {
+        No,
+        Before,
+        After,
     }
 }
