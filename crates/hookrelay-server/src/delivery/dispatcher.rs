@@ -10,9 +10,12 @@
 //!
 //! Workers do not record their attempts themselves: they hand the results to one
 //! recorder task, which records whatever has gathered in one store call. A worker
-//! waits for its result to be committed before it takes its next delivery, so a
-//! crash can repeat at most the attempts in flight, never a backlog of unrecorded
-//! ones; an attempt's delivery stays leased until then, so nothing else takes it.
+//! makes its next attempt while its previous one is being recorded, but no further:
+//! it waits for that record before the attempt after. So the cap bounds the requests
+//! a receiver sees at once, a commit's latency overlaps a request's instead of adding
+//! to it, and a crash can repeat at most twice the attempts in flight, never a backlog
+//! of unrecorded ones. An attempt's delivery stays leased until it is recorded, so
+//! nothing else takes it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +31,7 @@ use reqwest::Client;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use super::attempt::{attempt, build_client};
+use super::attempt::build_client;
 use super::{DeliveryConfig, Wakeup};
 use crate::error_chain;
 
@@ -40,6 +43,8 @@ const STORE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 const RECORD_TRIES: u32 = 5;
 /// Most attempt results recorded in one store call.
 const RECORD_BATCH: usize = 512;
+/// Attempts of a worker that may be awaiting their record while it makes the next one.
+const RECORD_WINDOW: usize = 1;
 
 pub struct Dispatcher {
     shared: Arc<Shared>,
@@ -287,6 +292,7 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
     let webhook_id = first.delivery.webhook.id.clone();
     let mut next = Some(first);
     let mut queued = false;
+    let mut unrecorded = VecDeque::with_capacity(RECORD_WINDOW + 1);
     while let Some(Claimed {
         mut delivery,
         webhook_epoch,
@@ -298,7 +304,14 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
         let unchanged = webhook_epoch.is_some() && webhook_epoch == shared.store.webhook_epoch();
         let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
         if current {
-            attempt_and_record(&shared, &delivery).await;
+            if let Some(recording) = attempt(&shared, &delivery).await {
+                unrecorded.push_back(recording);
+            }
+        }
+        while unrecorded.len() > RECORD_WINDOW {
+            if let Some(recording) = unrecorded.pop_front() {
+                let _ = recording.await;
+            }
         }
         queued = true;
         let mut webhooks = shared.slots();
@@ -314,6 +327,9 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
                 webhooks.remove(&webhook_id);
             }
         }
+    }
+    for recording in unrecorded {
+        let _ = recording.await;
     }
     drop(permit);
     shared.wakeup.wake();
@@ -339,9 +355,10 @@ async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> boo
     }
 }
 
-/// Attempts the delivery and returns once the recorder has recorded what happened.
-async fn attempt_and_record(shared: &Shared, delivery: &ClaimedDelivery) {
-    let report = attempt(&shared.client, delivery, &shared.config).await;
+/// Attempts the delivery and hands the result to the recorder; the answer comes once it
+/// is recorded (`None`: the recorder has stopped).
+async fn attempt(shared: &Shared, delivery: &ClaimedDelivery) -> Option<oneshot::Receiver<()>> {
+    let report = super::attempt::attempt(&shared.client, delivery, &shared.config).await;
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
     let next = next_step(
@@ -377,9 +394,9 @@ async fn attempt_and_record(shared: &Shared, delivery: &ClaimedDelivery) {
         .is_err()
     {
         tracing::warn!(delivery = %delivery.delivery_id, "the recorder has stopped; the delivery will be attempted again when its lease runs out");
-        return;
+        return None;
     }
-    let _ = recording.await;
+    Some(recording)
 }
 
 /// The recorder task: records attempt results in batches until flushed.

@@ -595,7 +595,7 @@ async fn a_killed_server_loses_nothing() {
             .collect();
         published += futures::future::join_all(batch).await.len();
         if killed_at.is_none() && published >= EVENTS / 2 && tally(&receiver_refs).len() > 500 {
-            // In flight at the kill: at most 10 per webhook.
+            // In flight at the kill: at most 10 per webhook, and as many awaiting their record.
             killed_at = Some(tally(&receiver_refs).values().sum::<usize>());
             server.take().unwrap().kill().await;
             server = Some(TestServer::launch_in(dir.path(), launch.clone()).await);
@@ -608,8 +608,8 @@ async fn a_killed_server_loses_nothing() {
         if seen.len() == EVENTS * 3 {
             let duplicates: usize = seen.values().map(|n| n - 1).sum();
             assert!(
-                duplicates <= 30,
-                "{duplicates} duplicates; at most 3 webhooks × 10 in flight were cut off"
+                duplicates <= 60,
+                "{duplicates} duplicates; at most 3 webhooks × 10 in flight were cut off, each with at most one more awaiting its record"
             );
             break;
         }
