@@ -40,11 +40,12 @@ const STATEMENT_CACHE: usize = 64;
 /// Tells a caller its outcome once the group's commit is known (`None`: committed;
 /// otherwise why the group was not).
 type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+/// Runs a caller's statements; `true` when they succeeded.
+type Work = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
 
 /// One caller's statements, run on the writer connection.
 struct Job {
-    /// Runs the statements; `true` when they succeeded.
-    work: Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>,
+    work: Work,
     /// Whether the write runs in a savepoint of its own (see the module docs).
     savepoint: bool,
 }
@@ -98,7 +99,7 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let work = Box::new(move |connection: &Connection| {
+        let work: Work = Box::new(move |connection| {
             let result = write(connection);
             let ok = result.is_ok();
             let finish: Finish = Box::new(move |commit_error| {
