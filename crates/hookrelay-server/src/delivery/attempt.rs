@@ -9,24 +9,30 @@ use std::time::{Duration, Instant, SystemTime};
 use hookrelay_core::delivery::{AttemptOutcome, DeliveryAttempt, ErrorKind, RESPONSE_BODY_KEPT, RETRY_AFTER_MAX};
 use hookrelay_core::event::delivery_body;
 use hookrelay_core::net::is_public;
-use hookrelay_core::signing::SIGNATURE_HEADER;
 use hookrelay_core::Timestamp;
 use hookrelay_store::ClaimedDelivery;
-use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{redirect, Client, Response, StatusCode};
 
 use super::resolver::{BlockedAddress, DnsFailure, GuardedResolver};
 use super::DeliveryConfig;
 
+// The protocol's headers, named once (a name given as text is parsed on every request).
+const SIGNATURE: HeaderName = HeaderName::from_static("monime-signature");
+const EVENT_ID: HeaderName = HeaderName::from_static("monime-event-id");
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("monime-webhook-id");
+const DELIVERY_ATTEMPT: HeaderName = HeaderName::from_static("monime-delivery-attempt");
+
 /// The HTTP client every attempt shares: pooled connections, no redirects, no proxy
-/// (a proxy would bypass the address guard), timeouts from the configuration.
+/// (a proxy would bypass the address guard), the connect timeout from the configuration.
+/// The attempt timeout is not the client's: [`send`] puts one deadline over the request
+/// and the body, instead of a second timer per request.
 pub fn build_client(config: &DeliveryConfig) -> Result<Client, reqwest::Error> {
     Client::builder()
         .user_agent(concat!("hookrelay/", env!("CARGO_PKG_VERSION")))
         .redirect(redirect::Policy::none())
         .no_proxy()
         .connect_timeout(config.connect_timeout)
-        .timeout(config.attempt_timeout)
         .pool_idle_timeout(Duration::from_secs(60))
         .dns_resolver(Arc::new(GuardedResolver {
             allow_private: config.allow_private_targets,
@@ -100,10 +106,10 @@ async fn send(
     let mut request = client
         .post(url)
         .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-        .header(SIGNATURE_HEADER, signature)
-        .header("Monime-Event-Id", claimed.event.id.as_str())
-        .header("Monime-Webhook-Id", webhook.id.as_str())
-        .header("Monime-Delivery-Attempt", claimed.attempt);
+        .header(SIGNATURE, signature)
+        .header(EVENT_ID, claimed.event.id.as_str())
+        .header(WEBHOOK_ID, webhook.id.as_str())
+        .header(DELIVERY_ATTEMPT, claimed.attempt);
     for (name, value) in &webhook.headers {
         request = request.header(name, value);
     }
@@ -199,7 +205,13 @@ fn classify(error: &reqwest::Error) -> ErrorKind {
 
 #[cfg(test)]
 mod tests {
-    use super::names_blocked_ip;
+    use super::{names_blocked_ip, SIGNATURE};
+
+    #[test]
+    fn the_signature_header_is_the_protocols() {
+        let protocol = hookrelay_core::signing::SIGNATURE_HEADER;
+        assert_eq!(SIGNATURE.as_str(), protocol.to_ascii_lowercase());
+    }
 
     #[test]
     fn literal_private_hosts_are_blocked() {
