@@ -85,8 +85,10 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: &str = "15s";
 pub const DEFAULT_CONNECT_TIMEOUT: &str = "5s";
 /// Default cap of attempts in flight per webhook.
 pub const DEFAULT_MAX_IN_FLIGHT_PER_WEBHOOK: u32 = 10;
-/// Default cap of attempts in flight in all.
-pub const DEFAULT_MAX_IN_FLIGHT: u32 = 256;
+/// Default cap of attempts in flight in all: enough for 50 webhooks at their cap. Claims
+/// take at most the free slots, so with wide fan-out (100 webhooks) a lower cap also
+/// meant smaller, more frequent claims (W3 about 12 % slower at 256).
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 512;
 /// Default shutdown grace period.
 pub const DEFAULT_SHUTDOWN_GRACE: &str = "30s";
 

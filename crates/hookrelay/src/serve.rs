@@ -81,7 +81,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT_PER_WEBHOOK", value_name = "N")]
     max_in_flight_per_webhook: Option<u32>,
 
-    /// Attempts in flight in all at most. [default: 256]
+    /// Attempts in flight in all at most. [default: 512]
     #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT", value_name = "N")]
     max_in_flight: Option<u32>,
 
