@@ -103,6 +103,9 @@ pub struct ClaimedDelivery {
     pub event: Arc<Event>,
     /// The webhook as it is now (URL, headers, key, release), shared likewise.
     pub webhook: Arc<Webhook>,
+    /// The delivery's update time as claimed: its record, finding it changed since (a
+    /// manual retry while the attempt was in flight), keeps the delivery pending.
+    pub update_time: Timestamp,
 }
 
 /// The outcome of one attempt, to be recorded.
@@ -118,6 +121,8 @@ pub struct AttemptResult {
     pub next: NextStep,
     /// When the attempt finished.
     pub finish_time: Timestamp,
+    /// The delivery's update time when it was claimed ([`ClaimedDelivery::update_time`]).
+    pub claimed_update_time: Timestamp,
 }
 
 /// How an attempt to send an alert ended.

@@ -192,6 +192,7 @@ fn result(claimed: &ClaimedDelivery, next: NextStep, status: Option<u16>, finish
         },
         next,
         finish_time: Timestamp::from_micros(finish),
+        claimed_update_time: claimed.update_time,
     }
 }
 
@@ -1766,6 +1767,67 @@ async fn orphaned_claims_are_released_on_sqlite_only() {
             assert_eq!(deliveries.len() as u64, expected / 2, "{backend}");
             let alerts = store.claim_alerts(now, until, 10).await.unwrap();
             assert_eq!(alerts.len() as u64, expected / 2, "{backend}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_retry_while_an_attempt_is_in_flight_outlives_its_record() {
+    with_database(|url| async move {
+        let (_dir, stores) = both_backends(&url).await;
+        for (backend, store) in &stores {
+            let store = &**store;
+            let space = new_space(store).await;
+            let w = webhook(&space, &["payment.completed"], T0);
+            store.create_webhook(&w, None).await.unwrap();
+            let e = event(&space, "payment.completed", T0);
+            publish(store, &e).await;
+            let claimed = store
+                .claim_deliveries(&claim_at(T0 + 10, 1, 1, &[], "n"))
+                .await
+                .unwrap();
+            assert_eq!(claimed.len(), 1, "{backend}");
+            // Retried while the attempt is out: still leased, so not claimable yet.
+            let retried_at = T0 + 20;
+            store
+                .retry_delivery(
+                    &space,
+                    &w.id,
+                    &claimed[0].delivery_id,
+                    Timestamp::from_micros(retried_at),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                store
+                    .claim_deliveries(&claim_at(T0 + 30, 1, 1, &[], "m"))
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{backend}: a delivery with an attempt in flight was claimed again"
+            );
+            // The attempt succeeds; the retry still stands, due when it was asked.
+            store
+                .record_attempts(&[result(&claimed[0], NextStep::Succeeded, Some(200), T0 + 40)], &POLICY)
+                .await
+                .unwrap();
+            let state = states(store, &space, &w.id).await[&e.id];
+            assert_eq!(state, (DeliveryStatus::Pending, 1, Some(retried_at)), "{backend}");
+            let again = store
+                .claim_deliveries(&claim_at(T0 + 50, 1, 1, &[], "n"))
+                .await
+                .unwrap();
+            assert_eq!(again.len(), 1, "{backend}");
+            assert_eq!(again[0].attempt, 2, "{backend}");
+            // Its record, with nothing changed meanwhile, settles it.
+            store
+                .record_attempts(&[result(&again[0], NextStep::Succeeded, Some(200), T0 + 60)], &POLICY)
+                .await
+                .unwrap();
+            let state = states(store, &space, &w.id).await[&e.id];
+            assert_eq!(state, (DeliveryStatus::Succeeded, 2, None), "{backend}");
         }
     })
     .await;

@@ -385,6 +385,7 @@ async fn attempt(shared: &Shared, delivery: &ClaimedDelivery) -> Option<oneshot:
         attempt: report.entry,
         next,
         finish_time,
+        claimed_update_time: delivery.update_time,
     };
     let (recorded, recording) = oneshot::channel();
     if shared

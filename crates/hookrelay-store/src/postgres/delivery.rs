@@ -89,7 +89,7 @@ const CLAIM: &str = concat!(
 /// their own names so the webhook decoder reads them as it reads the webhooks table.
 static CLAIMED_QUERY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.space_id AS event_space_id,
+        "SELECT d.id AS delivery_id, d.attempt_count, d.update_time AS delivery_update_time, e.id AS event_id, e.space_id AS event_space_id,
                 e.name AS event_name, e.object_id, e.object_type, e.data, e.create_time AS event_time, {}
          FROM deliveries d
          JOIN events e ON e.id = d.event_id
@@ -321,6 +321,7 @@ impl PostgresStore {
                     create_time: Timestamp::from_micros(row.try_get("event_time")?),
                 }),
                 webhook: Arc::new(self.decode_webhook(row)?),
+                update_time: Timestamp::from_micros(row.try_get("delivery_update_time")?),
             });
         }
         if !cancelled.is_empty() {
@@ -409,11 +410,16 @@ impl PostgresStore {
                 NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
             };
             // A delivery cancelled while its attempt was in flight stays cancelled unless
-            // that attempt settled it.
+            // that attempt settled it. One retried meanwhile (pending, and changed since
+            // its claim) stays pending, due when the retry asked.
             sqlx::query(
                 "UPDATE deliveries SET
-                     status = CASE WHEN status = 'cancelled' AND $1 = 'pending' THEN 'cancelled' ELSE $1 END,
-                     next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL ELSE $2 END,
+                     status = CASE WHEN status = 'cancelled' AND $1 = 'pending' THEN 'cancelled'
+                                   WHEN status = 'pending' AND update_time <> $6 THEN 'pending'
+                                   ELSE $1 END,
+                     next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL
+                                              WHEN status = 'pending' AND update_time <> $6 THEN next_attempt_time
+                                              ELSE $2 END,
                      attempt_count = GREATEST(attempt_count, $3), lease_until = NULL, lease_owner = NULL,
                      update_time = $4
                  WHERE id = $5",
@@ -423,6 +429,7 @@ impl PostgresStore {
             .bind(i64::from(attempt.attempt))
             .bind(result.finish_time.as_micros())
             .bind(result.delivery_id.as_str())
+            .bind(result.claimed_update_time.as_micros())
             .execute(&mut *tx)
             .await?;
             // Health also disables the webhook on 410 Gone, and cancels its pending

@@ -30,6 +30,7 @@ struct ClaimedRow {
     delivery_id: String,
     webhook_id: String,
     attempt_count: i64,
+    update_time: i64,
     event_id: String,
     event: Option<Arc<EventRow>>,
 }
@@ -257,7 +258,7 @@ impl SqliteStore {
                              ORDER BY d.next_attempt_time, d.seq
                              LIMIT ?6
                          )
-                         RETURNING id, webhook_id, attempt_count, event_id, next_attempt_time, seq"
+                         RETURNING id, webhook_id, attempt_count, event_id, next_attempt_time, seq, update_time"
                 ))?;
                 let mut claimed = claim
                     .query_map(
@@ -276,6 +277,7 @@ impl SqliteStore {
                                 delivery_id: row.get("id")?,
                                 webhook_id: row.get("webhook_id")?,
                                 attempt_count: row.get("attempt_count")?,
+                                update_time: row.get("update_time")?,
                                 event_id: row.get("event_id")?,
                                 event: None,
                             })
@@ -355,6 +357,7 @@ impl SqliteStore {
                 attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
                 event,
                 webhook: webhook.clone(),
+                update_time: Timestamp::from_micros(row.update_time),
             });
         }
         if !cancelled.is_empty() {
@@ -545,11 +548,16 @@ fn record_attempts(
          ON CONFLICT DO NOTHING",
     )?;
     // A delivery cancelled while its attempt was in flight stays cancelled unless that
-    // attempt settled it.
+    // attempt settled it. One retried meanwhile (pending, and changed since its claim)
+    // stays pending, due when the retry asked.
     let mut settle = connection.prepare_cached(
         "UPDATE deliveries SET
-             status = CASE WHEN status = 'cancelled' AND ?2 = 'pending' THEN 'cancelled' ELSE ?2 END,
-             next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL ELSE ?3 END,
+             status = CASE WHEN status = 'cancelled' AND ?2 = 'pending' THEN 'cancelled'
+                           WHEN status = 'pending' AND update_time <> ?6 THEN 'pending'
+                           ELSE ?2 END,
+             next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL
+                                      WHEN status = 'pending' AND update_time <> ?6 THEN next_attempt_time
+                                      ELSE ?3 END,
              attempt_count = MAX(attempt_count, ?4), lease_until = NULL, lease_owner = NULL, update_time = ?5
          WHERE id = ?1",
     )?;
@@ -584,6 +592,7 @@ fn record_attempts(
             next_time,
             i64::from(attempt.attempt),
             result.finish_time.as_micros(),
+            result.claimed_update_time.as_micros(),
         ])?;
         if matches!(result.next, NextStep::Succeeded) {
             if healthy.insert(&result.webhook_id) {

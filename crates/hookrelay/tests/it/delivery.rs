@@ -303,6 +303,40 @@ async fn an_exhausted_delivery_fails_and_a_manual_retry_delivers_it() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", None);
 }
 
+/// A retry asked for while an attempt is in flight is not undone by that attempt's
+/// success: the delivery goes out once more, after the attempt, never alongside it.
+#[tokio::test]
+async fn a_retry_during_an_attempt_sends_once_more_after_it() {
+    let server = delivering_server(&["--attempt-timeout", "10s"]).await;
+    let receiver = Receiver::start().await;
+    let hold = Duration::from_millis(1_500);
+    receiver.script(move |n| if n == 0 { Reply::After(hold) } else { Reply::Status(204) });
+    let webhook = server
+        .must_create(&with_url(simple_webhook("slow"), &receiver.url))
+        .await;
+    server.publish("payment.completed", "pmt-1", json!({})).await;
+    receiver.wait_for(1, WAIT).await;
+    let delivery = deliveries(&server, &webhook).await[0].clone();
+    let (status, body) = send(server.request(
+        Method::POST,
+        &format!(
+            "/v1/webhooks/{}/deliveries/{}/retry",
+            webhook["id"].as_str().unwrap(),
+            delivery["id"].as_str().unwrap()
+        ),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = receiver.wait_for(2, WAIT).await;
+    assert_eq!(got[1].header("monime-delivery-attempt"), "2");
+    assert!(
+        got[1].at - got[0].at >= hold,
+        "the retry went out while the first attempt was still in flight"
+    );
+    let done = wait_for_status(&server, &webhook, "succeeded").await;
+    assert_eq!(done["attemptCount"], json!(2));
+}
+
 #[tokio::test]
 async fn the_test_event_goes_to_that_webhook_alone_signed() {
     let server = delivering_server(&[]).await;

@@ -300,8 +300,9 @@ async fn the_client_reads_events_and_deliveries() {
     assert_eq!(deliveries.result.len(), 1);
     let delivery = &deliveries.result[0];
     assert_eq!(delivery.event_id, published.id);
-    // The receiver saw the first attempt before it was recorded: retry once it is, or
-    // the record of that attempt would settle the delivery the retry had reopened.
+    // The receiver saw the first attempt before it was recorded: retry once it is, so
+    // the retry reopens a settled delivery (a retry during the attempt is tested in
+    // `delivery::a_retry_during_an_attempt_sends_once_more_after_it`).
     while sdk
         .deliveries()
         .get(&webhook.id, &delivery.id)
