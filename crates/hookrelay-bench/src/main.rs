@@ -16,14 +16,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-/// mimalloc: the server and the harness allocate many small, short-lived buffers (requests,
-/// JSON, rows) across threads, where it costs a fraction of glibc's malloc.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Args, Parser, Subcommand};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
+
+/// The server's allocator (see `hookrelay`'s `main.rs`), so the harness costs the shared
+/// cores as little as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use crate::report::{Machine, Report};
 use crate::server::Launch;

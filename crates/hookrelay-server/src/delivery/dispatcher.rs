@@ -304,8 +304,13 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
         let unchanged = webhook_epoch.is_some() && webhook_epoch == shared.store.webhook_epoch();
         let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
         if current {
-            if let Some(recording) = attempt(&shared, &delivery).await {
+            if let Some((recording, succeeded)) = attempt(&shared, &delivery).await {
                 unrecorded.push_back(recording);
+                // Recording a failure may disable the webhook (410, failing too long):
+                // the next delivery waits for it, so it sees that.
+                if !succeeded {
+                    await_all(&mut unrecorded).await;
+                }
             }
         }
         while unrecorded.len() > RECORD_WINDOW {
@@ -314,25 +319,43 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
             }
         }
         queued = true;
-        let mut webhooks = shared.slots();
-        let slots = webhooks.get_mut(&webhook_id).expect("a working webhook has slots");
-        next = if shared.stopping.load(Ordering::SeqCst) {
-            None
-        } else {
-            slots.queued.pop_front()
-        };
+        next = take_queued(&shared, &webhook_id, false);
         if next.is_none() {
-            slots.in_flight -= 1;
-            if slots.in_flight == 0 && slots.queued.is_empty() {
-                webhooks.remove(&webhook_id);
-            }
+            // The slot is held until the last records are in, so a webhook never has
+            // more than twice its cap of attempts unrecorded.
+            await_all(&mut unrecorded).await;
+            next = take_queued(&shared, &webhook_id, true);
         }
-    }
-    for recording in unrecorded {
-        let _ = recording.await;
     }
     drop(permit);
     shared.wakeup.wake();
+}
+
+/// Waits until every result in `unrecorded` is recorded.
+async fn await_all(unrecorded: &mut VecDeque<oneshot::Receiver<()>>) {
+    for recording in unrecorded.drain(..) {
+        let _ = recording.await;
+    }
+}
+
+/// The webhook's next queued delivery (none when stopping). With `or_leave`, a worker
+/// finding none gives its slot back, under the same lock, so nothing is queued behind a
+/// worker that is leaving.
+fn take_queued(shared: &Shared, webhook_id: &WebhookId, or_leave: bool) -> Option<Claimed> {
+    let mut webhooks = shared.slots();
+    let slots = webhooks.get_mut(webhook_id).expect("a working webhook has slots");
+    let next = if shared.stopping.load(Ordering::SeqCst) {
+        None
+    } else {
+        slots.queued.pop_front()
+    };
+    if next.is_none() && or_leave {
+        slots.in_flight -= 1;
+        if slots.in_flight == 0 && slots.queued.is_empty() {
+            webhooks.remove(webhook_id);
+        }
+    }
+    next
 }
 
 /// Reloads the delivery's webhook; `false` when it is gone or disabled.
@@ -356,8 +379,8 @@ async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> boo
 }
 
 /// Attempts the delivery and hands the result to the recorder; the answer comes once it
-/// is recorded (`None`: the recorder has stopped).
-async fn attempt(shared: &Shared, delivery: &ClaimedDelivery) -> Option<oneshot::Receiver<()>> {
+/// is recorded (`None`: the recorder has stopped), with whether the attempt succeeded.
+async fn attempt(shared: &Shared, delivery: &ClaimedDelivery) -> Option<(oneshot::Receiver<()>, bool)> {
     let report = super::attempt::attempt(&shared.client, delivery, &shared.config).await;
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
@@ -369,6 +392,7 @@ async fn attempt(shared: &Shared, delivery: &ClaimedDelivery) -> Option<oneshot:
         jitter,
     );
     let entry = &report.entry;
+    let succeeded = matches!(next, NextStep::Succeeded);
     tracing::debug!(
         delivery = %delivery.delivery_id,
         webhook = %delivery.webhook.id,
@@ -397,7 +421,7 @@ async fn attempt(shared: &Shared, delivery: &ClaimedDelivery) -> Option<oneshot:
         tracing::warn!(delivery = %delivery.delivery_id, "the recorder has stopped; the delivery will be attempted again when its lease runs out");
         return None;
     }
-    Some(recording)
+    Some((recording, succeeded))
 }
 
 /// The recorder task: records attempt results in batches until flushed.
@@ -424,11 +448,9 @@ async fn record(
         }
         if !batch.is_empty() {
             record_batch(store.as_ref(), &batch, &policy, &alerts).await;
-            // A retry became due at a time the claim loop has not seen (it was leased
-            // until now).
-            if batch.iter().any(|r| matches!(r.next, NextStep::RetryAt(_))) {
-                work.wake();
-            }
+            // Recorded deliveries may be due at a time the claim loop has not seen (they
+            // were leased until now): a retry, or a manual retry the record kept.
+            work.wake();
             batch.clear();
             waiting.drain(..).for_each(|recorded| {
                 let _ = recorded.send(());

@@ -235,9 +235,11 @@ impl SqliteStore {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let skip = json_ids(request.skip_webhooks.iter().map(WebhookId::as_str));
         let request_copy = request.clone();
+        // In a savepoint: rows are decoded after they are leased, and a row that cannot be
+        // decoded must fail this claim alone, not the writes that share its commit.
         let rows: Vec<ClaimedRow> = self
             .writer
-            .write_without_savepoint(move |connection| {
+            .write(move |connection| {
                 let request = request_copy;
                 // Oldest due first, at most `per_webhook` of any one webhook, so one
                 // webhook's backlog cannot crowd out the others. Each webhook's share is
@@ -398,7 +400,9 @@ impl SqliteStore {
     ) -> Result<u32, StoreError> {
         let (results, policy) = (results.to_vec(), *policy);
         self.writer
-            .write_without_savepoint(move |connection| record_attempts(connection, &results, &policy))
+            // In a savepoint: a batch changes rows result by result, and one that then
+            // fails (a webhook's stored alert settings unreadable) must fail alone.
+            .write(move |connection| record_attempts(connection, &results, &policy))
             .await
     }
 

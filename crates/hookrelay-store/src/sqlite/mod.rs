@@ -140,7 +140,7 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     connection.execute_batch(
         // The writer never checkpoints: a checkpoint in a commit would hold up every
         // write queued behind it; a connection of its own does it in the background.
-        // Each write in a group runs in a savepoint, whose journal SQLite would spill to
+        // Most writes in a group run in a savepoint, whose journal SQLite would spill to
         // a temporary file past 64 KiB; in memory it is a copy, not a write.
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;

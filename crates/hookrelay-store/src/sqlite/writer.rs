@@ -1,15 +1,16 @@
 //! The single writer. SQLite takes one writer at a time, so every write goes through one
 //! connection, owned by a thread of its own, which also commits writes in groups: while
-//! a transaction runs, the writes that arrive queue up and then share the next one. Each
-//! write runs inside its own savepoint, so one failing write (an idempotency conflict,
-//! say) rolls back alone and its neighbours still commit. A caller hears its result only
-//! after the commit that made it durable.
+//! a transaction runs, the writes that arrive queue up and then share the next one. A
+//! failing write rolls back alone and its neighbours still commit. A caller hears its
+//! result only after the commit that made it durable.
 //!
-//! A savepoint costs a copy of every page its write touches (so it can be rolled back),
-//! which is a fair share of a small write. The hot writes (publishing, claiming,
-//! recording) are built to fail, if at all, before they change anything, and run
-//! without one: [`Writer::write_without_savepoint`]. Such a write that does fail after a
-//! change cannot be undone alone, so its whole group is rolled back and fails.
+//! A write runs inside its own savepoint, so that it can be rolled back alone, unless it
+//! fails, if at all, before it changes anything: a savepoint costs a copy of every page
+//! its write touches, a fair share of a small write. Publishing (it saves its
+//! idempotency key first, and a taken key changes nothing) and single-statement updates
+//! (releases, cancellations) run without one: [`Writer::write_without_savepoint`]. Such a
+//! write that does fail after a change (an I/O error) cannot be undone alone, so its
+//! whole group is rolled back and fails.
 //!
 //! The connection is `rusqlite`'s, called directly on that thread: a statement is a
 //! function call, with its prepared form cached, where an async driver would pass every
@@ -248,36 +249,56 @@ pub(super) fn checkpoint_in_background(mut connection: SqliteConnection, writer:
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
+    use tokio::task::JoinHandle;
 
     use super::Writer;
     use crate::StoreError;
 
-    async fn insert(writer: &Writer, value: i64, fail: bool) -> Result<(), StoreError> {
-        writer
-            .write(move |connection| {
-                connection.execute("INSERT INTO t (v) VALUES (?)", [value])?;
-                if fail {
-                    // A failure after a statement that succeeded: its row must go too.
-                    connection.execute("INSERT INTO t (v) VALUES (?)", [value])?;
-                }
-                Ok(())
-            })
-            .await
+    #[derive(Clone, Copy, PartialEq)]
+    enum Fail {
+        No,
+        /// Before its first change.
+        Before,
+        /// After a change.
+        After,
     }
 
-    /// Writes queued together share a transaction, and each failing one (first, middle
-    /// or last in its group) is undone alone.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_failing_write_in_a_group_rolls_back_alone() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A writer on a fresh file with a table `t (v INTEGER PRIMARY KEY)`.
+    fn writer(dir: &tempfile::TempDir) -> Writer {
         let connection = Connection::open(dir.path().join("w.db")).unwrap();
         connection
             .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)")
             .unwrap();
-        // A busy writer, so the next writes queue up behind it and share a group.
+        Writer::start(connection).unwrap()
+    }
+
+    /// Inserts `value`, failing as `fail` says, with or without a savepoint.
+    fn insert(writer: &Writer, value: i64, fail: Fail, savepoint: bool) -> JoinHandle<Result<(), StoreError>> {
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            let write = move |connection: &Connection| {
+                if fail == Fail::Before {
+                    return Err(StoreError::IdempotencyKeyTaken);
+                }
+                connection.execute("INSERT INTO t (v) VALUES (?)", [value])?;
+                if fail == Fail::After {
+                    // A failure after a statement that succeeded: its row must go too.
+                    connection.execute("INSERT INTO t (v) VALUES (?)", [value])?;
+                }
+                Ok(())
+            };
+            match savepoint {
+                true => writer.write(write).await,
+                false => writer.write_without_savepoint(write).await,
+            }
+        })
+    }
+
+    /// Runs the writes of `plan` as one group (queued behind a write that holds the
+    /// writer until they all are) and answers which succeeded.
+    async fn one_group(writer: &Writer, plan: &[(i64, Fail)], savepoint: bool) -> Vec<bool> {
         let (started, start) = std::sync::mpsc::channel::<()>();
         let (go, wait) = std::sync::mpsc::channel::<()>();
-        let writer = Writer::start(connection).unwrap();
         let busy = writer.clone();
         let blocker = tokio::spawn(async move {
             busy.write(move |_| {
@@ -290,13 +311,9 @@ mod tests {
         while start.try_recv().is_err() {
             tokio::task::yield_now().await;
         }
-        let plan = [(1, true), (2, false), (3, true), (4, true), (5, false), (6, true)];
         let writes: Vec<_> = plan
             .iter()
-            .map(|&(value, fail)| {
-                let writer = writer.clone();
-                tokio::spawn(async move { insert(&writer, value, fail).await })
-            })
+            .map(|&(value, fail)| insert(writer, value, fail, savepoint))
             .collect();
         // Let every write reach the queue, then free the writer.
         for _ in 0..10 {
@@ -304,27 +321,45 @@ mod tests {
         }
         go.send(()).unwrap();
         blocker.await.unwrap().unwrap();
-        for ((value, fail), write) in plan.iter().zip(writes) {
-            let result = write.await.unwrap();
-            assert_eq!(result.is_err(), *fail, "write {value}: {result:?}");
+        let mut ok = Vec::new();
+        for write in writes {
+            ok.push(write.await.unwrap().is_ok());
         }
-        let kept: Vec<i64> = writer
+        ok
+    }
+
+    async fn kept(writer: &Writer) -> Vec<i64> {
+        writer
             .write(|connection| {
                 let mut select = connection.prepare("SELECT v FROM t ORDER BY v")?;
                 let values = select.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
                 Ok(values)
             })
             .await
-            .unwrap();
-        assert_eq!(kept, vec![2, 5]);
+            .unwrap()
+    }
+
+    /// Writes queued together share a transaction, and each failing one (first, middle
+    /// or last in its group) is undone alone.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failing_write_in_a_group_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir);
+        let plan = [
+            (1, Fail::After),
+            (2, Fail::No),
+            (3, Fail::After),
+            (4, Fail::After),
+            (5, Fail::No),
+            (6, Fail::After),
+        ];
+        let ok = one_group(&writer, &plan, true).await;
+        assert_eq!(ok, [false, true, false, false, true, false]);
+        assert_eq!(kept(&writer).await, [2, 5]);
         // A lone failing write leaves nothing, and the writer goes on.
-        assert!(insert(&writer, 7, true).await.is_err());
-        insert(&writer, 9, false).await.unwrap();
-        let count: i64 = writer
-            .write(|connection| Ok(connection.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))?))
-            .await
-            .unwrap();
-        assert_eq!(count, 3);
+        assert!(insert(&writer, 7, Fail::After, true).await.unwrap().is_err());
+        insert(&writer, 9, Fail::No, true).await.unwrap().unwrap();
+        assert_eq!(kept(&writer).await, [2, 5, 9]);
     }
 
     /// Without savepoints: a write failing before its first change fails alone; one
@@ -332,81 +367,12 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_write_without_savepoint_fails_alone_only_before_its_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let connection = Connection::open(dir.path().join("w.db")).unwrap();
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)")
-            .unwrap();
-        let writer = Writer::start(connection).unwrap();
-        // Runs `plan` as one group: each write inserts its value without a savepoint,
-        // failing first (`Before`), after its insert (`After`) or not at all.
-        async fn group(writer: &Writer, plan: &[(i64, Fail)]) -> Vec<bool> {
-            let (started, start) = std::sync::mpsc::channel::<()>();
-            let (go, wait) = std::sync::mpsc::channel::<()>();
-            let busy = writer.clone();
-            let blocker = tokio::spawn(async move {
-                busy.write(move |_| {
-                    started.send(()).unwrap();
-                    wait.recv().unwrap();
-                    Ok(())
-                })
-                .await
-            });
-            while start.try_recv().is_err() {
-                tokio::task::yield_now().await;
-            }
-            let writes: Vec<_> = plan
-                .iter()
-                .map(|&(value, fail)| {
-                    let writer = writer.clone();
-                    tokio::spawn(async move {
-                        writer
-                            .write_without_savepoint(move |connection| {
-                                if fail == Fail::Before {
-                                    return Err(StoreError::IdempotencyKeyTaken);
-                                }
-                                connection.execute("INSERT INTO t (v) VALUES (?)", [value])?;
-                                if fail == Fail::After {
-                                    return Err(StoreError::IdempotencyKeyTaken);
-                                }
-                                Ok(())
-                            })
-                            .await
-                    })
-                })
-                .collect();
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-            go.send(()).unwrap();
-            let _ = blocker.await.unwrap();
-            let mut ok = Vec::new();
-            for write in writes {
-                ok.push(write.await.unwrap().is_ok());
-            }
-            ok
-        }
-        let kept = |writer: Writer| async move {
-            writer
-                .write(|connection| {
-                    let mut select = connection.prepare("SELECT v FROM t ORDER BY v")?;
-                    let values: Vec<i64> = select.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
-                    Ok(values)
-                })
-                .await
-                .unwrap()
-        };
-        let ok = group(&writer, &[(1, Fail::No), (2, Fail::Before), (3, Fail::No)]).await;
-        assert_eq!(ok, vec![true, false, true]);
-        assert_eq!(kept(writer.clone()).await, vec![1, 3]);
-        let ok = group(&writer, &[(4, Fail::No), (5, Fail::After), (6, Fail::No)]).await;
-        assert_eq!(ok, vec![false, false, false]);
-        assert_eq!(kept(writer.clone()).await, vec![1, 3]);
-    }
-
-    #[derive(Clone, Copy, PartialEq)]
-    enum Fail {
-        No,
-        Before,
-        After,
+        let writer = writer(&dir);
+        let ok = one_group(&writer, &[(1, Fail::No), (2, Fail::Before), (3, Fail::No)], false).await;
+        assert_eq!(ok, [true, false, true]);
+        assert_eq!(kept(&writer).await, [1, 3]);
+        let ok = one_group(&writer, &[(4, Fail::No), (5, Fail::After), (6, Fail::No)], false).await;
+        assert_eq!(ok, [false, false, false]);
+        assert_eq!(kept(&writer).await, [1, 3]);
     }
 }

@@ -309,7 +309,7 @@ async fn an_exhausted_delivery_fails_and_a_manual_retry_delivers_it() {
 async fn a_retry_during_an_attempt_sends_once_more_after_it() {
     let server = delivering_server(&["--attempt-timeout", "10s"]).await;
     let receiver = Receiver::start().await;
-    let hold = Duration::from_millis(1_500);
+    let hold = Duration::from_millis(2_000);
     receiver.script(move |n| if n == 0 { Reply::After(hold) } else { Reply::Status(204) });
     let webhook = server
         .must_create(&with_url(simple_webhook("slow"), &receiver.url))
@@ -327,7 +327,12 @@ async fn a_retry_during_an_attempt_sends_once_more_after_it() {
     ))
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let retried = Instant::now();
     let got = receiver.wait_for(2, WAIT).await;
+    assert!(
+        retried < got[0].at + hold,
+        "the retry was answered after the first attempt's reply: it did not happen in flight"
+    );
     assert_eq!(got[1].header("monime-delivery-attempt"), "2");
     assert!(
         got[1].at - got[0].at >= hold,
