@@ -60,6 +60,17 @@ pub struct EventDraft {
 impl EventDraft {
     /// Parses `{name, object: {id, type}, data: {…}}`, reporting every broken rule.
     pub fn parse(body: &Value, catalog: &EventCatalog) -> Result<Self, ValidationErrors> {
+        Self::parse_inner(body, None, catalog)
+    }
+
+    /// [`EventDraft::parse`] for a request whose raw bytes are at hand: `data` is kept as
+    /// the producer wrote it (compacted: key order and number text unchanged), read from
+    /// `raw`, and only serialised from the parsed copy when it cannot be read there.
+    pub fn parse_published(body: &Value, raw: &[u8], catalog: &EventCatalog) -> Result<Self, ValidationErrors> {
+        Self::parse_inner(body, Some(raw), catalog)
+    }
+
+    fn parse_inner(body: &Value, raw: Option<&[u8]>, catalog: &EventCatalog) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let Some(object) = body.as_object() else {
             return Err(ValidationErrors::single(
@@ -105,7 +116,9 @@ impl EventDraft {
                 errors.push("data", "required", "data is required: the object as published");
                 None
             }
-            Some(data @ Value::Object(_)) => serde_json::value::to_raw_value(data).ok(),
+            Some(data @ Value::Object(_)) => raw
+                .and_then(raw_data)
+                .or_else(|| serde_json::value::to_raw_value(data).ok()),
             Some(_) => {
                 errors.push("data", "type", "data must be a JSON object");
                 None
@@ -191,21 +204,16 @@ pub fn compact_json(raw: &str) -> String {
     out
 }
 
-impl EventDraft {
-    /// Keeps the producer's own text of `data` (from the raw request body), compacted,
-    /// in place of the parsed copy. Bodies whose `data` cannot be read raw keep the copy.
-    pub fn keep_raw_data(&mut self, body: &[u8]) {
-        #[derive(serde::Deserialize)]
-        struct RawBody<'a> {
-            #[serde(borrow)]
-            data: &'a RawValue,
-        }
-        if let Ok(raw) = serde_json::from_slice::<RawBody<'_>>(body) {
-            if let Ok(data) = RawValue::from_string(compact_json(raw.data.get())) {
-                self.data = data;
-            }
-        }
+/// The producer's own text of `data` in a request body, compacted; `None` when it cannot
+/// be read raw (a duplicated key, say).
+fn raw_data(body: &[u8]) -> Option<Box<RawValue>> {
+    #[derive(serde::Deserialize)]
+    struct RawBody<'a> {
+        #[serde(borrow)]
+        data: &'a RawValue,
     }
+    let raw = serde_json::from_slice::<RawBody<'_>>(body).ok()?;
+    RawValue::from_string(compact_json(raw.data.get())).ok()
 }
 
 /// The body of a delivery, exactly as `delivery-protocol.md` specifies it:
@@ -265,8 +273,7 @@ mod tests {
         let body = br#"{"name": "payment.completed", "object": {"id": "p", "type": "payment"},
             "data": { "z": 1, "a": 123456789012345678901234567890, "s": "a \" b  c", "f": 1.10 }}"#;
         let value: serde_json::Value = serde_json::from_slice(body).unwrap();
-        let mut draft = EventDraft::parse(&value, &EventCatalog::default()).unwrap();
-        draft.keep_raw_data(body);
+        let draft = EventDraft::parse_published(&value, body, &EventCatalog::default()).unwrap();
         assert_eq!(
             draft.data.get(),
             r#"{"z":1,"a":123456789012345678901234567890,"s":"a \" b  c","f":1.10}"#

@@ -20,8 +20,24 @@ pub fn fingerprint(method: &str, path: &str, body: &Value) -> Vec<u8> {
     hasher.update(b"\n");
     hasher.update(path.as_bytes());
     hasher.update(b"\n");
-    hasher.update(body.to_string().as_bytes());
+    // Serialised straight into the digest: the same bytes as `body.to_string()`, without
+    // building that string.
+    serde_json::to_writer(DigestWriter(&mut hasher), body).expect("a JSON value serialises");
     hasher.finalize().to_vec()
+}
+
+/// Feeds what is written into a digest.
+struct DigestWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for DigestWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The saved response for this key, if one exists and matches the request.
@@ -84,4 +100,26 @@ pub fn json_bytes_response(body: Vec<u8>) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use sha2::{Digest, Sha256};
+
+    use super::fingerprint;
+
+    #[test]
+    fn a_fingerprint_digests_method_path_and_the_body_with_sorted_keys() {
+        let body = json!({"name": "payment.completed", "data": {"z": 1, "a": [1, "x"]}});
+        let reordered = json!({"data": {"a": [1, "x"], "z": 1}, "name": "payment.completed"});
+        let expected = Sha256::digest(
+            br#"POST
+/v1/events
+{"data":{"a":[1,"x"],"z":1},"name":"payment.completed"}"#,
+        );
+        assert_eq!(fingerprint("POST", "/v1/events", &body), expected.to_vec());
+        assert_eq!(fingerprint("POST", "/v1/events", &reordered), expected.to_vec());
+        assert_ne!(fingerprint("POST", "/v1/webhooks", &body), expected.to_vec());
+    }
 }

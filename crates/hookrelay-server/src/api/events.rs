@@ -66,8 +66,7 @@ async fn publish(
     // No look for a saved response first: the write saves the key with the event, and
     // fails if the key is taken, which is when a saved response is looked for. A retry
     // costs a rolled-back write; every first publish saves a read.
-    let mut draft = EventDraft::parse(&body, &state.catalog)?;
-    draft.keep_raw_data(&raw);
+    let draft = EventDraft::parse_published(&body, &raw, &state.catalog)?;
     let event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
     let record = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), Vec::new());
     let render = |count: u32| success_bytes(&EventOut::new(&event, count));
