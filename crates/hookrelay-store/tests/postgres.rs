@@ -220,6 +220,14 @@ async fn new_space(store: &dyn Store) -> SpaceId {
     space
 }
 
+/// A new space with one webhook subscribed to `payment.completed`.
+async fn space_with_webhook(store: &dyn Store) -> (SpaceId, Webhook) {
+    let space = new_space(store).await;
+    let w = webhook(&space, &["payment.completed"], T0);
+    store.create_webhook(&w, None).await.unwrap();
+    (space, w)
+}
+
 // ---- tests --------------------------------------------------------------------------
 
 #[tokio::test]
@@ -1736,9 +1744,7 @@ async fn orphaned_claims_are_released_on_sqlite_only() {
         let (dir, stores) = both_backends(&url).await;
         for (backend, store) in &stores {
             let store = &**store;
-            let space = new_space(store).await;
-            let w = webhook(&space, &["payment.completed"], T0);
-            store.create_webhook(&w, None).await.unwrap();
+            let (space, _) = space_with_webhook(store).await;
             publish(store, &event(&space, "payment.completed", T0)).await;
             publish(store, &event(&space, "payment.completed", T0 + 1)).await;
             let t = T0 + SECOND;
@@ -1778,9 +1784,7 @@ async fn a_retry_while_an_attempt_is_in_flight_outlives_its_record() {
         let (_dir, stores) = both_backends(&url).await;
         for (backend, store) in &stores {
             let store = &**store;
-            let space = new_space(store).await;
-            let w = webhook(&space, &["payment.completed"], T0);
-            store.create_webhook(&w, None).await.unwrap();
+            let (space, w) = space_with_webhook(store).await;
             let e = event(&space, "payment.completed", T0);
             publish(store, &e).await;
             let claimed = store

@@ -93,6 +93,15 @@ async fn wait_for_status(server: &TestServer, webhook: &Value, status: &str) -> 
     }
 }
 
+/// `POST /v1/webhooks/{webhook}/deliveries/{delivery}/retry`.
+async fn retry(server: &TestServer, webhook: &Value, delivery: &str) -> (StatusCode, Value) {
+    let path = format!(
+        "/v1/webhooks/{}/deliveries/{delivery}/retry",
+        webhook["id"].as_str().unwrap()
+    );
+    send(server.request(Method::POST, &path)).await
+}
+
 /// Waits until the webhook's newest delivery has `n` attempts recorded (an attempt is
 /// recorded just after its receiver answers).
 async fn wait_for_attempts(server: &TestServer, webhook: &Value, n: u32) {
@@ -276,15 +285,7 @@ async fn an_exhausted_delivery_fails_and_a_manual_retry_delivers_it() {
     assert_eq!(failed["attemptCount"], json!(3));
     assert_eq!(receiver.count(), 3);
 
-    let (status, body) = send(server.request(
-        Method::POST,
-        &format!(
-            "/v1/webhooks/{}/deliveries/{}/retry",
-            webhook["id"].as_str().unwrap(),
-            failed["id"].as_str().unwrap()
-        ),
-    ))
-    .await;
+    let (status, body) = retry(&server, &webhook, failed["id"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["status"], "pending");
     let got = receiver.wait_for(4, WAIT).await;
@@ -292,14 +293,7 @@ async fn an_exhausted_delivery_fails_and_a_manual_retry_delivers_it() {
     let done = wait_for_status(&server, &webhook, "succeeded").await;
     assert_eq!(done["attempts"][3]["statusCode"], json!(204));
 
-    let (status, body) = send(server.request(
-        Method::POST,
-        &format!(
-            "/v1/webhooks/{}/deliveries/dlv-nope/retry",
-            webhook["id"].as_str().unwrap()
-        ),
-    ))
-    .await;
+    let (status, body) = retry(&server, &webhook, "dlv-nope").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found", None);
 }
 
@@ -317,15 +311,7 @@ async fn a_retry_during_an_attempt_sends_once_more_after_it() {
     server.publish("payment.completed", "pmt-1", json!({})).await;
     receiver.wait_for(1, WAIT).await;
     let delivery = deliveries(&server, &webhook).await[0].clone();
-    let (status, body) = send(server.request(
-        Method::POST,
-        &format!(
-            "/v1/webhooks/{}/deliveries/{}/retry",
-            webhook["id"].as_str().unwrap(),
-            delivery["id"].as_str().unwrap()
-        ),
-    ))
-    .await;
+    let (status, body) = retry(&server, &webhook, delivery["id"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let retried = Instant::now();
     let got = receiver.wait_for(2, WAIT).await;
