@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{alerts, webhook_columns, PostgresStore};
-use crate::rows::{corrupt, decode_delivery, decode_event, page};
+use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, PublishedEvent,
     RenderPublished, StoreError, StoredEvent,
@@ -202,6 +202,7 @@ impl PostgresStore {
         let response = render(count);
         if let Some(mut record) = idempotency {
             record.body.clone_from(&response);
+            let record = seal_idempotency(&self.cipher, record);
             self.save_idempotency(&mut tx, &record).await?;
         }
         insert_event(&mut tx, event, count).await?;

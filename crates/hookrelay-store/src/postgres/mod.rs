@@ -86,12 +86,13 @@ impl PostgresStore {
         crate::rows::decode_webhook(&self.cipher, row)
     }
 
+    /// Saves an idempotency record (its body sealed: [`seal_idempotency`]) in `tx`, as
+    /// SQLite's `save_idempotency` does.
     pub(crate) async fn save_idempotency(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        let record = seal_idempotency(&self.cipher, record.clone());
         // An expired record for the same key gives way to the new one.
         sqlx::query("DELETE FROM idempotency_keys WHERE space_id = $1 AND key = $2 AND create_time < $3")
             .bind(record.space_id.as_str())
@@ -189,7 +190,8 @@ impl Store for PostgresStore {
         };
         let mut tx = self.pool.begin().await?;
         if let Some(record) = idempotency {
-            self.save_idempotency(&mut tx, record).await?;
+            let record = seal_idempotency(&self.cipher, record.clone());
+            self.save_idempotency(&mut tx, &record).await?;
         }
         sqlx::query(
             "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release, verification_type,
