@@ -2,7 +2,7 @@
 //!
 //! One dispatcher task claims due deliveries in batches and hands each to a worker.
 //! A webhook never has more than `max_in_flight_per_webhook` attempts in flight: its
-//! extra claimed deliveries wait in a short per-webhook queue (up to as many again as
+//! extra claimed deliveries wait in a per-webhook queue (up to [`QUEUED_CAPS`] times
 //! the cap, so a worker that finishes goes straight on to the webhook's next delivery
 //! without a round trip through the claim), and a worker that finishes takes the next
 //! one of the same webhook. Webhooks whose slots and queue are full are left out of
@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::attempt::build_client;
-use super::{DeliveryConfig, Wakeup};
+use super::{DeliveryConfig, Wakeup, QUEUED_CAPS};
 use crate::error_chain;
 
 /// Most deliveries claimed in one query.
@@ -43,6 +43,11 @@ const STORE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 const RECORD_TRIES: u32 = 5;
 /// Most attempt results recorded in one store call.
 const RECORD_BATCH: usize = 512;
+/// How long the claim loop sleeps, unless woken, after a claim that took some but not
+/// all it asked for. Its attempts' records wake the loop anyway, so under load it does
+/// not ask the store for the next due time (a query per round, which steps over every
+/// leased delivery); this bounds how late a retry falling due meanwhile can start.
+const BUSY_RECHECK: Duration = Duration::from_millis(100);
 /// Attempts of a worker that may be awaiting their record while it makes the next one.
 const RECORD_WINDOW: usize = 1;
 
@@ -100,7 +105,7 @@ impl Shared {
         let cap = self.config.max_in_flight_per_webhook;
         self.slots()
             .iter()
-            .filter(|(_, s)| s.in_flight + s.queued.len() as u32 >= 2 * cap)
+            .filter(|(_, s)| s.in_flight + s.queued.len() as u32 >= (1 + QUEUED_CAPS) * cap)
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -144,7 +149,8 @@ impl Dispatcher {
         while !*stop.borrow() {
             let pause = match self.claim_round(&tracker).await {
                 Round::Full => continue,
-                Round::Partial => self.idle_wait().await,
+                Round::Partial { claimed: true } => Some(BUSY_RECHECK.min(self.shared.config.idle_poll)),
+                Round::Partial { claimed: false } => self.idle_wait().await,
                 Round::NoCapacity => None,
                 Round::StoreFailed => Some(STORE_RETRY_PAUSE),
             };
@@ -188,6 +194,7 @@ impl Dispatcher {
             }
         };
         let full = claimed.len() as u32 == request.limit;
+        let claimed_any = !claimed.is_empty();
         for delivery in claimed {
             self.dispatch(
                 Claimed {
@@ -200,7 +207,7 @@ impl Dispatcher {
         if full {
             Round::Full
         } else {
-            Round::Partial
+            Round::Partial { claimed: claimed_any }
         }
     }
 
@@ -279,8 +286,8 @@ impl Dispatcher {
 enum Round {
     /// The claim filled its batch: more may be due.
     Full,
-    /// Everything due and claimable was claimed.
-    Partial,
+    /// Everything due and claimable was claimed; `claimed`: some was.
+    Partial { claimed: bool },
     /// Every attempt slot is taken: wait for one to free.
     NoCapacity,
     /// The store failed.

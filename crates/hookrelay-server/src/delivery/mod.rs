@@ -41,12 +41,18 @@ pub struct DeliveryConfig {
     pub alert_policy: AlertPolicy,
 }
 
+/// How many caps' worth of claimed deliveries a busy webhook may hold waiting behind its
+/// attempts in flight: enough that its workers do not run dry while the next claim is
+/// on its way (a claim waits its turn on the store's writer). Two caps gave W1 ~10 %
+/// more than one; three gave less than two.
+pub(crate) const QUEUED_CAPS: u32 = 2;
+
 impl DeliveryConfig {
-    /// How long a claim holds: long enough for a delivery queued behind two rounds of
-    /// a busy webhook's attempts (the claimed queue holds up to twice the cap), one
-    /// attempt of its own, and a few seconds to record it.
+    /// How long a claim holds: long enough for a delivery queued behind every round of a
+    /// busy webhook's attempts ([`QUEUED_CAPS`] of them, and the round a claim of up to
+    /// the cap may add on top), one attempt of its own, and a few seconds to record it.
     pub fn lease(&self) -> Duration {
-        3 * (self.attempt_timeout + self.connect_timeout) + Duration::from_secs(5)
+        (QUEUED_CAPS + 2) * (self.attempt_timeout + self.connect_timeout) + Duration::from_secs(5)
     }
 }
 
