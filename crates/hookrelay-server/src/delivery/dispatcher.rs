@@ -2,10 +2,10 @@
 //!
 //! One dispatcher task claims due deliveries in batches and hands each to a worker.
 //! A webhook never has more than `max_in_flight_per_webhook` attempts in flight: its
-//! extra claimed deliveries wait in a per-webhook queue (up to [`QUEUED_CAPS`] times
-//! the cap, so a worker that finishes goes straight on to the webhook's next delivery
-//! without a round trip through the claim), and a worker that finishes takes the next
-//! one of the same webhook. Webhooks whose slots and queue are full are left out of
+//! extra claimed deliveries wait in a per-webhook queue (topped up to [`QUEUED_CAPS`]
+//! times the cap, so a worker that finishes goes straight on to the webhook's next
+//! delivery without waiting for a claim), and a worker that finishes takes the next one
+//! of the same webhook. Webhooks whose slots and queue are full are left out of
 //! claims, so a receiver that hangs holds its own slots and nobody else's.
 //!
 //! Workers do not record their attempts themselves: they hand the results to one
@@ -105,7 +105,7 @@ impl Shared {
         let cap = self.config.max_in_flight_per_webhook;
         self.slots()
             .iter()
-            .filter(|(_, s)| s.in_flight + s.queued.len() as u32 >= (1 + QUEUED_CAPS) * cap)
+            .filter(|(_, s)| s.in_flight + s.queued.len() as u32 >= (1 + QUEUED_CAPS).saturating_mul(cap))
             .map(|(id, _)| id.clone())
             .collect()
     }

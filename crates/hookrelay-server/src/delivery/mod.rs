@@ -41,16 +41,19 @@ pub struct DeliveryConfig {
     pub alert_policy: AlertPolicy,
 }
 
-/// How many caps' worth of claimed deliveries a busy webhook may hold waiting behind its
-/// attempts in flight: enough that its workers do not run dry while the next claim is
-/// on its way (a claim waits its turn on the store's writer). Two caps gave W1 ~10 %
-/// more than one; three gave less than two.
+/// How many caps' worth of claimed deliveries a busy webhook's queue is topped up to,
+/// behind its attempts in flight: enough that its workers do not run dry while the next
+/// claim is on its way (a claim waits its turn on the store's writer). One claim may add
+/// up to a cap on top, so the queue holds at most `(QUEUED_CAPS + 1) × cap − 1`. Two caps
+/// gave W1 ~10 % more than one; three gave less than two.
 pub(crate) const QUEUED_CAPS: u32 = 2;
 
 impl DeliveryConfig {
-    /// How long a claim holds: long enough for a delivery queued behind every round of a
-    /// busy webhook's attempts ([`QUEUED_CAPS`] of them, and the round a claim of up to
-    /// the cap may add on top), one attempt of its own, and a few seconds to record it.
+    /// How long a claim holds. The last delivery of a full queue starts within
+    /// `QUEUED_CAPS + 1` rounds of the webhook's attempts (the round in flight when it
+    /// was claimed, then its queue), and then needs a round of its own; each round is
+    /// bounded by the attempt timeout, and its share of the connect timeout and of the
+    /// 5 s pays for recording attempts and reloading the webhook between them.
     pub fn lease(&self) -> Duration {
         (QUEUED_CAPS + 2) * (self.attempt_timeout + self.connect_timeout) + Duration::from_secs(5)
     }
@@ -98,6 +101,47 @@ impl Engine {
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
             tracing::error!(%error, "delivery engine failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// When the last delivery of a webhook's fullest queue starts, with every attempt
+    /// ahead of it taking the whole attempt timeout on `cap` workers.
+    fn last_start(cap: u32, attempt: Duration) -> Duration {
+        // `cap` in flight, then a queue topped up from just below its mark by one claim.
+        let ahead = cap + (QUEUED_CAPS + 1) * cap - 2;
+        let mut workers = vec![Duration::ZERO; cap as usize];
+        for _ in 0..ahead {
+            let free = workers.iter_mut().min().expect("at least one worker");
+            *free += attempt;
+        }
+        *workers.iter().min().expect("at least one worker")
+    }
+
+    #[test]
+    fn a_lease_outlasts_the_longest_wait_in_a_full_queue() {
+        for (cap, attempt, connect) in [(1, 1, 1), (10, 15, 5), (7, 30, 0), (100, 2, 1)] {
+            let config = DeliveryConfig {
+                retry_schedule: RetrySchedule::default(),
+                attempt_timeout: Duration::from_secs(attempt),
+                connect_timeout: Duration::from_secs(connect),
+                max_in_flight_per_webhook: cap,
+                max_in_flight: 512,
+                allow_private_targets: false,
+                shutdown_grace: Duration::from_secs(10),
+                idle_poll: Duration::from_secs(5),
+                alert_policy: AlertPolicy::default(),
+            };
+            let done = last_start(cap, config.attempt_timeout) + config.attempt_timeout;
+            assert!(
+                done < config.lease(),
+                "cap {cap}: attempt ends at {done:?}, lease {:?}",
+                config.lease()
+            );
         }
     }
 }
