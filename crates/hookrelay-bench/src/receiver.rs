@@ -10,13 +10,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::serve::ListenerExt;
 use base64::prelude::{Engine, BASE64_STANDARD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::task::AbortHandle;
 
+/// The largest delivery body read (hookrelay's bodies are a few KiB).
+const MAX_BODY: usize = 1 << 20;
 /// How long a slow webhook takes to answer.
 pub const SLOW_DELAY: Duration = Duration::from_secs(2);
 
@@ -73,12 +76,24 @@ impl Receiver {
             malformed: AtomicU64::new(0),
         });
         let state = inner.clone();
-        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+        // The whole request, not extractors: a `HeaderMap` extractor would copy every
+        // header of every delivery.
+        let app = axum::Router::new().fallback(move |request: Request| {
             let inner = state.clone();
-            async move { answer(&inner, &uri, &headers, &body).await }
+            async move {
+                let (parts, body) = request.into_parts();
+                let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+                    return StatusCode::PAYLOAD_TOO_LARGE;
+                };
+                answer(&inner, &parts.uri, &parts.headers, &body).await
+            }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
+        // Answers go out at once, not held back to be merged with later writes.
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 eprintln!("receiver stopped: {error}");

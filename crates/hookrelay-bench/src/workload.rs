@@ -439,7 +439,7 @@ async fn publish_all(spec: &Spec, api: &Api, tag: &str) -> Publishing {
 
 async fn publish_one(api: &Api, tag: &str, n: usize) -> Result<Published, String> {
     let body = api::payment_event(tag, n);
-    api.publish(&format!("bench-{tag}-event-{n}"), &body)
+    api.publish(&format!("bench-{tag}-event-{n}"), body)
         .await
         .map_err(|error| format!("{error:#}"))
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use hookrelay_core::seal::{MasterKey, SecretCipher};
 use hookrelay_core::{token, SpaceId};
 use hookrelay_store::{Store, StoreError};
@@ -231,6 +232,13 @@ pub async fn run(
     // Deliveries left due by a previous run start at once.
     state.wakeup.wake();
     let pruner = tokio::spawn(prune_idempotency_keys(state.store.clone()));
+    // Answers go out as soon as they are written, not held back by Nagle's algorithm
+    // waiting for the client's acknowledgement.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
