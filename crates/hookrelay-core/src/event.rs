@@ -185,22 +185,28 @@ fn parse_object(fields: &Map<String, Value>, errors: &mut ValidationErrors) -> O
 /// order and number spelling stay exactly as the producer wrote them (re-serialising
 /// through `serde_json::Value` would sort keys and round large numbers).
 pub fn compact_json(raw: &str) -> String {
+    // Byte by byte, copying runs between whitespace: JSON's structure is ASCII, and the
+    // bytes of a multi-byte UTF-8 character are never ASCII, so none is split.
+    let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
     let (mut in_string, mut escaped) = (false, false);
-    for c in raw.chars() {
+    let mut run_start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
         if in_string {
-            out.push(c);
-            match (escaped, c) {
+            match (escaped, byte) {
                 (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_string = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
                 _ => {}
             }
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            in_string = c == '"';
-            out.push(c);
+        } else if matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            out.push_str(&raw[run_start..i]);
+            run_start = i + 1;
+        } else if byte == b'"' {
+            in_string = true;
         }
     }
+    out.push_str(&raw[run_start..]);
     out
 }
 
@@ -250,6 +256,16 @@ pub fn delivery_body(release: ApiRelease, event: &Event) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn compacting_removes_whitespace_between_tokens_only() {
+        let raw = "{ \"a b\" :\t[ 1 ,\n 2.50 ],\r\n \"q\\\" x\": \"Fr\u{e9}e town \u{1f600}\" , \"z\":{ } }";
+        assert_eq!(
+            compact_json(raw),
+            "{\"a b\":[1,2.50],\"q\\\" x\":\"Fr\u{e9}e town \u{1f600}\",\"z\":{}}"
+        );
+        assert_eq!(compact_json("{\"k\":\"v\"}"), "{\"k\":\"v\"}");
+    }
 
     #[test]
     fn parses_a_payment_event_and_renders_the_protocol_body() {
