@@ -40,6 +40,23 @@ impl std::io::Write for DigestWriter<'_> {
     }
 }
 
+/// The saved record for this key, if one exists and was saved for this request.
+pub async fn matching_record(
+    state: &AppState,
+    space: &SpaceId,
+    key: &str,
+    fingerprint: &[u8],
+) -> Result<Option<IdempotencyRecord>, ApiError> {
+    let not_before = Timestamp::now().plus_micros(-IDEMPOTENCY_WINDOW_MICROS);
+    match state.store.find_idempotency_record(space, key, not_before).await? {
+        None => Ok(None),
+        Some(record) if record.fingerprint == fingerprint => Ok(Some(record)),
+        Some(_) => Err(ApiError::IdempotencyConflict(
+            "this Idempotency-Key was already used for a different request; use a new key for a new request",
+        )),
+    }
+}
+
 /// The saved response for this key, if one exists and matches the request.
 pub async fn replay(
     state: &AppState,
@@ -47,14 +64,9 @@ pub async fn replay(
     key: &str,
     fingerprint: &[u8],
 ) -> Result<Option<Response>, ApiError> {
-    let not_before = Timestamp::now().plus_micros(-IDEMPOTENCY_WINDOW_MICROS);
-    match state.store.find_idempotency_record(space, key, not_before).await? {
-        None => Ok(None),
-        Some(record) if record.fingerprint == fingerprint => Ok(Some(saved_response(record))),
-        Some(_) => Err(ApiError::IdempotencyConflict(
-            "this Idempotency-Key was already used for a different request; use a new key for a new request",
-        )),
-    }
+    Ok(matching_record(state, space, key, fingerprint)
+        .await?
+        .map(|record| replayed(record.status, record.body)))
 }
 
 /// The answer when saving a change found its key already taken by a concurrent request:
@@ -84,9 +96,10 @@ pub fn record(space: &SpaceId, key: &str, fingerprint: Vec<u8>, body: Vec<u8>) -
     }
 }
 
-fn saved_response(record: IdempotencyRecord) -> Response {
-    let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, record.body).into_response();
+/// A saved answer sent again, marked as such.
+pub fn replayed(status: u16, body: Vec<u8>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("Idempotent-Replayed", HeaderValue::from_static("true"));

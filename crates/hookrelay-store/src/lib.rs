@@ -62,19 +62,6 @@ pub struct StoredEvent {
     pub delivery_count: u32,
 }
 
-/// Renders the response to a publish (and saved for its idempotency key) once the
-/// delivery count is known.
-pub type RenderPublished<'a> = &'a (dyn Fn(u32) -> Vec<u8> + Send + Sync);
-
-/// What publishing an event stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PublishedEvent {
-    /// Deliveries created: one per subscribed webhook.
-    pub delivery_count: u32,
-    /// The response, rendered once for the count.
-    pub response: Vec<u8>,
-}
-
 /// What a worker asks for when it claims work.
 #[derive(Clone, Debug)]
 pub struct ClaimRequest {
@@ -300,14 +287,9 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Saves an event and one pending delivery, due at once, for each enabled webhook of
-    /// its space subscribed to its name, in one transaction. With an idempotency record,
-    /// saves it too, with the response rendered from the delivery count.
-    async fn publish_event(
-        &self,
-        event: &Event,
-        idempotency: Option<IdempotencyRecord>,
-        render: RenderPublished<'_>,
-    ) -> Result<PublishedEvent, StoreError>;
+    /// its space subscribed to its name, in one transaction, with the idempotency record
+    /// if given; returns the number of deliveries.
+    async fn publish_event(&self, event: &Event, idempotency: Option<IdempotencyRecord>) -> Result<u32, StoreError>;
 
     /// An event of the space.
     async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;

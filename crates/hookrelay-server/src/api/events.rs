@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use hookrelay_core::event::{Event, EventDraft, EventObject};
-use hookrelay_core::{EventId, Timestamp};
+use hookrelay_core::{EventId, SpaceId, Timestamp};
 use hookrelay_store::{StoreError, StoredEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -68,21 +68,53 @@ async fn publish(
     // costs a rolled-back write; every first publish saves a read.
     let draft = EventDraft::parse_published(&body, &raw, &state.catalog)?;
     let event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
-    let record = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), Vec::new());
-    let render = |count: u32| success_bytes(&EventOut::new(&event, count));
-    match state.store.publish_event(&event, Some(record), &render).await {
-        Ok(published) => {
-            if published.delivery_count > 0 {
+    // The record keeps the event's id, not a copy of its answer: a replay renders the
+    // answer again from the stored event, and every publish writes its data once.
+    let pointer = event.id.as_str().as_bytes().to_vec();
+    let record = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), pointer);
+    match state.store.publish_event(&event, Some(record)).await {
+        Ok(delivery_count) => {
+            if delivery_count > 0 {
                 state.wakeup.wake();
             }
-            tracing::debug!(event = %event.id, name = %event.name, deliveries = published.delivery_count, "event published");
-            Ok(json_bytes_response(published.response))
+            tracing::debug!(event = %event.id, name = %event.name, deliveries = delivery_count, "event published");
+            Ok(json_bytes_response(success_bytes(&EventOut::new(
+                &event,
+                delivery_count,
+            ))))
         }
-        Err(StoreError::IdempotencyKeyTaken) => {
-            idempotency::replay_taken(&state, &tenant.space_id, &key, &fingerprint).await
-        }
+        Err(StoreError::IdempotencyKeyTaken) => replay_publish(&state, &tenant.space_id, &key, &fingerprint).await,
         Err(error) => Err(error.into()),
     }
+}
+
+/// The answer to a publish whose key an earlier publish of the same request took: that
+/// publish's answer, rendered again from its event. A record that holds a whole answer
+/// instead of an event id (saved by an earlier version) is sent as it is.
+async fn replay_publish(
+    state: &AppState,
+    space: &SpaceId,
+    key: &str,
+    fingerprint: &[u8],
+) -> Result<Response, ApiError> {
+    let Some(record) = idempotency::matching_record(state, space, key, fingerprint).await? else {
+        return Err(ApiError::IdempotencyConflict(
+            "a request with this Idempotency-Key is still in progress",
+        ));
+    };
+    let Some(id) = std::str::from_utf8(&record.body).ok().and_then(EventId::parse) else {
+        return Ok(idempotency::replayed(record.status, record.body));
+    };
+    // Saved in the transaction that saved the record, and events are never deleted.
+    let stored = state
+        .store
+        .get_event(space, &id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("event {id} of an idempotency record is missing").into()))?;
+    Ok(idempotency::replayed(
+        record.status,
+        success_bytes(&EventOut::from(&stored)),
+    ))
 }
 
 async fn fetch(

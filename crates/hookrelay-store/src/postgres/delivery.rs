@@ -23,8 +23,7 @@ use sqlx::{Postgres, Row, Transaction};
 use super::{alerts, webhook_columns, PostgresStore};
 use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency};
 use crate::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, PublishedEvent,
-    RenderPublished, StoreError, StoredEvent,
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
 };
 
 const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
@@ -184,8 +183,7 @@ impl PostgresStore {
         &self,
         event: &Event,
         idempotency: Option<IdempotencyRecord>,
-        render: RenderPublished<'_>,
-    ) -> Result<PublishedEvent, StoreError> {
+    ) -> Result<u32, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Not locked, as on SQLite: a webhook disabled or deleted meanwhile gets a
         // delivery that is cancelled when claimed, and publishing never waits for a patch.
@@ -199,9 +197,7 @@ impl PostgresStore {
         .fetch_all(&mut *tx)
         .await?;
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
-        let response = render(count);
-        if let Some(mut record) = idempotency {
-            record.body.clone_from(&response);
+        if let Some(record) = idempotency {
             let record = seal_idempotency(&self.cipher, record);
             self.save_idempotency(&mut tx, &record).await?;
         }
@@ -211,10 +207,7 @@ impl PostgresStore {
             notify_work(&mut tx).await?;
         }
         tx.commit().await?;
-        Ok(PublishedEvent {
-            delivery_count: count,
-            response,
-        })
+        Ok(count)
     }
 
     pub(super) async fn get_event_impl(

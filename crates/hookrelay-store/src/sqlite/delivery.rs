@@ -15,8 +15,7 @@ use std::sync::Arc;
 use super::{save_idempotency, SqliteStore};
 use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency};
 use crate::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, PublishedEvent,
-    RenderPublished, StoreError, StoredEvent,
+    AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
 };
 
 const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
@@ -144,18 +143,13 @@ impl SqliteStore {
         &self,
         event: &Event,
         idempotency: Option<IdempotencyRecord>,
-        render: RenderPublished<'_>,
-    ) -> Result<PublishedEvent, StoreError> {
+    ) -> Result<u32, StoreError> {
         // Subscribers are read before the write, off the writer's connection. A webhook
         // disabled or deleted meanwhile gets a delivery that is cancelled when claimed;
         // one created meanwhile was created after this event, as far as anyone can tell.
         let webhooks = self.subscribers(&event.space_id, &event.name).await?;
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
-        let response = render(count);
-        let record = idempotency.map(|mut record| {
-            record.body.clone_from(&response);
-            seal_idempotency(&self.cipher, record)
-        });
+        let record = idempotency.map(|record| seal_idempotency(&self.cipher, record));
         let event = event.clone();
         // No savepoint: the key is saved first, and a taken key fails before any change.
         self.writer
@@ -166,10 +160,7 @@ impl SqliteStore {
                 insert_event_and_deliveries(connection, &event, &webhooks)
             })
             .await?;
-        Ok(PublishedEvent {
-            delivery_count: count,
-            response,
-        })
+        Ok(count)
     }
 
     pub(super) async fn get_event_impl(

@@ -26,8 +26,8 @@ use hookrelay_core::AlertId;
 
 use crate::rows::{corrupt, decode_webhook, headers_context, idempotency_context, seal_idempotency, to_json, Columns};
 use crate::{
-    AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page,
-    PublishedEvent, RenderPublished, Store, StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+    AlertOutcome, AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, Store,
+    StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
 mod alerts;
@@ -433,13 +433,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn publish_event(
-        &self,
-        event: &Event,
-        idempotency: Option<IdempotencyRecord>,
-        render: RenderPublished<'_>,
-    ) -> Result<PublishedEvent, StoreError> {
-        self.publish_event_impl(event, idempotency, render).await
+    async fn publish_event(&self, event: &Event, idempotency: Option<IdempotencyRecord>) -> Result<u32, StoreError> {
+        self.publish_event_impl(event, idempotency).await
     }
 
     async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {

@@ -169,6 +169,10 @@ async fn a_retried_publish_creates_one_event() {
     };
     let (status, first) = send(post().json(&payment_event())).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["result"]["deliveryCount"], json!(1));
+    // The replay is the first answer, as it was then: a webhook subscribed since does not
+    // change its delivery count.
+    server.must_create(&simple_webhook("subscribed later")).await;
     let (status, again) = send(post().json(&payment_event())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, first);
