@@ -83,7 +83,8 @@ impl Receiver {
             async move {
                 let (parts, body) = request.into_parts();
                 let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-                    return StatusCode::PAYLOAD_TOO_LARGE;
+                    // Too large or cut off: not something hookrelay sends.
+                    return StatusCode::BAD_REQUEST;
                 };
                 answer(&inner, &parts.uri, &parts.headers, &body).await
             }

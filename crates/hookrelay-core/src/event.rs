@@ -265,6 +265,8 @@ mod tests {
             "{\"a b\":[1,2.50],\"q\\\" x\":\"Fr\u{e9}e town \u{1f600}\",\"z\":{}}"
         );
         assert_eq!(compact_json("{\"k\":\"v\"}"), "{\"k\":\"v\"}");
+        // An escaped backslash ends just before the closing quote.
+        assert_eq!(compact_json("{\"a\\\\\" : \"b\" }"), "{\"a\\\\\":\"b\"}");
     }
 
     #[test]

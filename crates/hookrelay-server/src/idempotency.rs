@@ -1,6 +1,7 @@
 //! `Idempotency-Key` semantics: the first successful response to a key is saved in
 //! the same transaction as the change it made, and replayed for 24 hours to the same
-//! request; the same key on a different request is a conflict.
+//! request; the same key on a different request is a conflict. (A publish saves its
+//! event's id instead, and its replay renders the answer from the event: `api::events`.)
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

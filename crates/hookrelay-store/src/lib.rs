@@ -38,7 +38,8 @@ pub struct IdempotencyRecord {
     pub fingerprint: Vec<u8>,
     /// The HTTP status that was answered.
     pub status: u16,
-    /// The response body that was answered.
+    /// The response body that was answered; for a publish, its event's id (the answer
+    /// is rendered again from the event).
     pub body: Vec<u8>,
     /// When the first request was made.
     pub create_time: Timestamp,
@@ -275,7 +276,7 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a webhook; `false` if it did not exist.
     async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError>;
 
-    /// The saved response for a key, if one was saved at or after `not_before`.
+    /// The record saved for a key, if one was saved at or after `not_before`.
     async fn find_idempotency_record(
         &self,
         space: &SpaceId,
@@ -283,7 +284,7 @@ pub trait Store: Send + Sync + 'static {
         not_before: Timestamp,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
-    /// Forgets saved responses older than `before`; returns how many.
+    /// Forgets records older than `before`; returns how many.
     async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Saves an event and one pending delivery, due at once, for each enabled webhook of

@@ -86,7 +86,7 @@ pub(crate) fn idempotency_context(space: &SpaceId, key: &str) -> Vec<u8> {
     format!("idempotency/{space}/{key}").into_bytes()
 }
 
-/// The record with its response sealed, as it is saved: saved responses can contain a
+/// The record with its body sealed, as it is saved: a saved response can contain a
 /// webhook's secret. Sealed before the write, so the writer does not spend its time on it.
 pub(crate) fn seal_idempotency(cipher: &SecretCipher, mut record: IdempotencyRecord) -> IdempotencyRecord {
     record.body = cipher.seal(&record.body, &idempotency_context(&record.space_id, &record.key));

@@ -63,9 +63,9 @@ async fn publish(
     JsonBody(body, raw): JsonBody,
 ) -> Result<Response, ApiError> {
     let fingerprint = idempotency::fingerprint("POST", "/v1/events", &body);
-    // No look for a saved response first: the write saves the key with the event, and
-    // fails if the key is taken, which is when a saved response is looked for. A retry
-    // costs a rolled-back write; every first publish saves a read.
+    // No look for a saved record first: the write saves the key with the event, and
+    // fails if the key is taken, which is when the record is looked for. A retry costs
+    // a rolled-back write; every first publish saves a read.
     let draft = EventDraft::parse_published(&body, &raw, &state.catalog)?;
     let event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
     // The record keeps the event's id, not a copy of its answer: a replay renders the
@@ -89,8 +89,7 @@ async fn publish(
 }
 
 /// The answer to a publish whose key an earlier publish of the same request took: that
-/// publish's answer, rendered again from its event. A record that holds a whole answer
-/// instead of an event id (saved by an earlier version) is sent as it is.
+/// publish's answer, rendered again from its event.
 async fn replay_publish(
     state: &AppState,
     space: &SpaceId,
@@ -102,8 +101,14 @@ async fn replay_publish(
             "a request with this Idempotency-Key is still in progress",
         ));
     };
-    let Some(id) = std::str::from_utf8(&record.body).ok().and_then(EventId::parse) else {
-        return Ok(idempotency::replayed(record.status, record.body));
+    let id = match saved_publish(&record.body) {
+        SavedPublish::Answer => return Ok(idempotency::replayed(record.status, record.body)),
+        SavedPublish::Event(id) => id,
+        SavedPublish::Unreadable => {
+            return Err(ApiError::Internal(
+                "a publish's idempotency record holds no event id".into(),
+            ))
+        }
     };
     // Saved in the transaction that saved the record, and events are never deleted.
     let stored = state
@@ -115,6 +120,27 @@ async fn replay_publish(
         record.status,
         success_bytes(&EventOut::from(&stored)),
     ))
+}
+
+/// What a publish's idempotency record holds.
+#[derive(Debug, PartialEq)]
+enum SavedPublish {
+    /// A whole JSON answer, as versions before the event id was kept saved it.
+    Answer,
+    /// The event's id.
+    Event(EventId),
+    /// Neither: never sent to a client.
+    Unreadable,
+}
+
+fn saved_publish(body: &[u8]) -> SavedPublish {
+    if body.first() == Some(&b'{') {
+        return SavedPublish::Answer;
+    }
+    match std::str::from_utf8(body).ok().and_then(EventId::parse) {
+        Some(id) => SavedPublish::Event(id),
+        None => SavedPublish::Unreadable,
+    }
 }
 
 async fn fetch(
@@ -146,4 +172,20 @@ async fn list(
         .await?;
     let items: Vec<EventOut<'_>> = found.items.iter().map(EventOut::from).collect();
     Ok(list_response(&items, found.next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{saved_publish, SavedPublish};
+    use hookrelay_core::EventId;
+
+    #[test]
+    fn publish_records_hold_an_event_id_or_an_earlier_versions_answer() {
+        let id = EventId::generate();
+        assert_eq!(saved_publish(id.as_str().as_bytes()), SavedPublish::Event(id));
+        assert_eq!(saved_publish(br#"{"success":true,"result":{}}"#), SavedPublish::Answer);
+        for unreadable in [&b""[..], b"whk-123", b"evt-", b"\xff\xfe", b"evt-a b"] {
+            assert_eq!(saved_publish(unreadable), SavedPublish::Unreadable, "{unreadable:?}");
+        }
+    }
 }
