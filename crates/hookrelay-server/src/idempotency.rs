@@ -78,12 +78,13 @@ pub async fn replay_taken(
     key: &str,
     fingerprint: &[u8],
 ) -> Result<Response, ApiError> {
-    replay(state, space, key, fingerprint)
-        .await?
-        .ok_or(ApiError::IdempotencyConflict(
-            "a request with this Idempotency-Key is still in progress",
-        ))
+    replay(state, space, key, fingerprint).await?.ok_or(IN_PROGRESS)
 }
+
+/// The answer when a key is taken but its record is not there to read: the request
+/// that took it has not committed yet.
+pub const IN_PROGRESS: ApiError =
+    ApiError::IdempotencyConflict("a request with this Idempotency-Key is still in progress");
 
 /// The record to save with a change made under `key`.
 pub fn record(space: &SpaceId, key: &str, fingerprint: Vec<u8>, body: Vec<u8>) -> IdempotencyRecord {

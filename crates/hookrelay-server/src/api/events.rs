@@ -97,9 +97,7 @@ async fn replay_publish(
     fingerprint: &[u8],
 ) -> Result<Response, ApiError> {
     let Some(record) = idempotency::matching_record(state, space, key, fingerprint).await? else {
-        return Err(ApiError::IdempotencyConflict(
-            "a request with this Idempotency-Key is still in progress",
-        ));
+        return Err(idempotency::IN_PROGRESS);
     };
     let id = match saved_publish(&record.body) {
         SavedPublish::Answer => return Ok(idempotency::replayed(record.status, record.body)),
