@@ -1,5 +1,7 @@
 //! Events: what producers publish, and the body every receiver gets for them.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -46,6 +48,18 @@ pub struct Event {
     pub create_time: Timestamp,
 }
 
+impl Event {
+    /// Whether `other` was published with the same name, object and `data`, the last
+    /// compared as parsed JSON (key order, whitespace and escapes aside), as idempotency
+    /// fingerprints compare the bodies of other requests; ids and times aside.
+    pub fn same_content(&self, other: &Event) -> bool {
+        let data = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).ok();
+        self.name == other.name
+            && self.object == other.object
+            && matches!((data(&self.data), data(&other.data)), (Some(a), Some(b)) if a == b)
+    }
+}
+
 /// A valid publish request.
 #[derive(Clone, Debug)]
 pub struct EventDraft {
@@ -68,6 +82,51 @@ impl EventDraft {
     /// `raw`, and only serialised from the parsed copy when it cannot be read there.
     pub fn parse_published(body: &Value, raw: &[u8], catalog: &EventCatalog) -> Result<Self, ValidationErrors> {
         Self::parse_inner(body, Some(raw), catalog)
+    }
+
+    /// A publish request read in one pass, for the common case of a valid body: `None`
+    /// when the body is not a valid request in every respect (malformed JSON, a broken
+    /// rule, an unknown or duplicated field, a `null`), for [`EventDraft::parse_published`]
+    /// to find out why. Building a JSON tree of the body, then reading `data` from it
+    /// again raw, cost about half of a publish's own CPU time.
+    pub fn read_valid(raw: &[u8], catalog: &EventCatalog) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body<'a> {
+            #[serde(borrow)]
+            name: Cow<'a, str>,
+            #[serde(borrow)]
+            object: Object<'a>,
+            #[serde(borrow)]
+            data: &'a RawValue,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Object<'a> {
+            #[serde(borrow)]
+            id: Cow<'a, str>,
+            #[serde(rename = "type", borrow)]
+            object_type: Cow<'a, str>,
+        }
+        let body: Body<'_> = serde_json::from_slice(raw).ok()?;
+        let text_ok = |text: &str, max: usize| {
+            !text.is_empty() && !text.chars().any(char::is_control) && text.chars().count() <= max
+        };
+        let valid = catalog.contains(&body.name)
+            && text_ok(&body.object.id, OBJECT_ID_MAX)
+            && text_ok(&body.object.object_type, OBJECT_TYPE_MAX)
+            && body.data.get().starts_with('{');
+        if !valid {
+            return None;
+        }
+        Some(Self {
+            name: body.name.into_owned(),
+            object: EventObject {
+                id: body.object.id.into_owned(),
+                object_type: body.object.object_type.into_owned(),
+            },
+            data: RawValue::from_string(compact_json(body.data.get())).ok()?,
+        })
     }
 
     fn parse_inner(body: &Value, raw: Option<&[u8]>, catalog: &EventCatalog) -> Result<Self, ValidationErrors> {
@@ -296,6 +355,70 @@ mod tests {
             draft.data.get(),
             r#"{"z":1,"a":123456789012345678901234567890,"s":"a \" b  c","f":1.10}"#
         );
+    }
+
+    #[test]
+    fn a_valid_body_reads_in_one_pass_as_the_tree_parse_reads_it() {
+        let catalog = EventCatalog::default();
+        let valid: [&[u8]; 3] = [
+            br#"{"name": "payment.completed", "object": {"id": "pmt-1", "type": "payment"}, "data": {"a": 1}}"#,
+            br#"{ "data" : { "z" : [1, {"y": "\u00e9"}], "a": 1.10 }, "object": {"type": "pay\u006dent", "id": "p\"1"}, "name": "payout.failed" }"#,
+            "{\"name\":\"payment.completed\",\"object\":{\"id\":\"\u{1f600}\",\"type\":\"t\"},\"data\":{}}".as_bytes(),
+        ];
+        for raw in valid {
+            let fast = EventDraft::read_valid(raw, &catalog).expect("a valid body reads");
+            let tree: Value = serde_json::from_slice(raw).unwrap();
+            let slow = EventDraft::parse_published(&tree, raw, &catalog).unwrap();
+            assert_eq!(
+                (&fast.name, &fast.object, fast.data.get()),
+                (&slow.name, &slow.object, slow.data.get())
+            );
+        }
+        let long_id = format!(
+            r#"{{"name":"payment.completed","object":{{"id":"{}","type":"t"}},"data":{{}}}}"#,
+            "x".repeat(OBJECT_ID_MAX + 1)
+        );
+        let invalid: [&[u8]; 11] = [
+            br#"{"name": "payment.completed", "object": {"id": "p", "type": "t"}, "data": {}"#,
+            br#"{"name": "payment.completed", "object": {"id": "p", "type": "t"}, "data": {}, "extra": 1}"#,
+            br#"{"name": "payment.completed", "name": "payout.failed", "object": {"id": "p", "type": "t"}, "data": {}}"#,
+            br#"{"name": null, "object": {"id": "p", "type": "t"}, "data": {}}"#,
+            br#"{"name": "no.such.event", "object": {"id": "p", "type": "t"}, "data": {}}"#,
+            br#"{"name": "webhook.test", "object": {"id": "p", "type": "t"}, "data": {}}"#,
+            br#"{"name": "payment.completed", "object": {"id": "", "type": "t"}, "data": {}}"#,
+            br#"{"name": "payment.completed", "object": {"id": "p\n", "type": "t"}, "data": {}}"#,
+            br#"{"name": "payment.completed", "object": {"id": "p", "type": "t", "x": 1}, "data": {}}"#,
+            br#"{"name": "payment.completed", "object": {"id": "p", "type": "t"}, "data": [1]}"#,
+            long_id.as_bytes(),
+        ];
+        for raw in invalid {
+            assert!(
+                EventDraft::read_valid(raw, &catalog).is_none(),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn events_have_the_same_content_when_their_data_parses_the_same() {
+        let event = |name: &str, id: &str, data: &str| Event {
+            id: EventId::generate(),
+            space_id: SpaceId::generate(),
+            name: name.to_owned(),
+            object: EventObject {
+                id: id.to_owned(),
+                object_type: "payment".to_owned(),
+            },
+            data: RawValue::from_string(data.to_owned()).unwrap(),
+            create_time: Timestamp::now(),
+        };
+        let first = event("payment.completed", "p", r#"{"a":1,"b":{"c":"\u00e9","d":[1,2]}}"#);
+        assert!(first.same_content(&event("payment.completed", "p", r#"{"b":{"d":[1,2],"c":"é"},"a":1}"#)));
+        assert!(!first.same_content(&event("payment.completed", "p", r#"{"a":2,"b":{"c":"é","d":[1,2]}}"#)));
+        assert!(!first.same_content(&event("payment.completed", "p", r#"{"a":1.0,"b":{"c":"é","d":[1,2]}}"#)));
+        assert!(!first.same_content(&event("payment.completed", "q", r#"{"a":1,"b":{"c":"é","d":[1,2]}}"#)));
+        assert!(!first.same_content(&event("payout.failed", "p", r#"{"a":1,"b":{"c":"é","d":[1,2]}}"#)));
     }
 
     #[test]

@@ -48,15 +48,28 @@ pub async fn matching_record(
     key: &str,
     fingerprint: &[u8],
 ) -> Result<Option<IdempotencyRecord>, ApiError> {
-    let not_before = Timestamp::now().plus_micros(-IDEMPOTENCY_WINDOW_MICROS);
-    match state.store.find_idempotency_record(space, key, not_before).await? {
+    match live_record(state, space, key).await? {
         None => Ok(None),
         Some(record) if record.fingerprint == fingerprint => Ok(Some(record)),
-        Some(_) => Err(ApiError::IdempotencyConflict(
-            "this Idempotency-Key was already used for a different request; use a new key for a new request",
-        )),
+        Some(_) => Err(CONFLICT),
     }
 }
+
+/// The saved record for this key within the window, whatever request saved it.
+pub async fn live_record(state: &AppState, space: &SpaceId, key: &str) -> Result<Option<IdempotencyRecord>, ApiError> {
+    let not_before = Timestamp::now().plus_micros(-IDEMPOTENCY_WINDOW_MICROS);
+    Ok(state.store.find_idempotency_record(space, key, not_before).await?)
+}
+
+/// The answer when a key was saved for a different request.
+pub const CONFLICT: ApiError = ApiError::IdempotencyConflict(
+    "this Idempotency-Key was already used for a different request; use a new key for a new request",
+);
+
+/// The fingerprint a publish saves. A publish is compared with the event it stored
+/// instead (`api::events`), so that nothing but a valid publish parses its body into a
+/// tree; being no digest (those are 32 bytes), it matches no other request's.
+pub const PUBLISH_FINGERPRINT: &[u8] = b"POST /v1/events: compared with the stored event";
 
 /// The saved response for this key, if one exists and matches the request.
 pub async fn replay(

@@ -100,7 +100,29 @@ fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
 #[derive(Debug)]
 pub struct JsonBody(pub Value, pub Bytes);
 
+impl JsonBody {
+    /// Parses bytes a [`JsonBytes`] read.
+    pub fn parse(bytes: Bytes) -> Result<Self, ApiError> {
+        let value = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        Ok(Self(value, bytes))
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let JsonBytes(bytes) = JsonBytes::from_request(request, state).await?;
+        Self::parse(bytes)
+    }
+}
+
+/// The bytes of a request body declared as JSON, of at most [`MAX_BODY_BYTES`], not yet
+/// parsed: for a handler that reads them into its own types first.
+#[derive(Debug)]
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
@@ -120,8 +142,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ApiError::InvalidJson(rejection.body_text())
             }
         })?;
-        let value = serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-        Ok(JsonBody(value, bytes))
+        Ok(Self(bytes))
     }
 }
 

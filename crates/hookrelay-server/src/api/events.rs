@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use crate::api::{list_response, success_bytes, PageQuery};
 use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
-use crate::request::{IdempotencyKey, JsonBody, Tenant};
+use crate::request::{IdempotencyKey, JsonBody, JsonBytes, Tenant};
 use crate::state::AppState;
 
 /// The event routes.
@@ -60,18 +60,26 @@ async fn publish(
     State(state): State<AppState>,
     tenant: Tenant,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body, raw): JsonBody,
+    JsonBytes(raw): JsonBytes,
 ) -> Result<Response, ApiError> {
-    let fingerprint = idempotency::fingerprint("POST", "/v1/events", &body);
+    // A valid body is read in one pass; anything else is parsed as a tree, which names
+    // every broken rule.
+    let draft = match EventDraft::read_valid(&raw, &state.catalog) {
+        Some(draft) => draft,
+        None => {
+            let JsonBody(body, raw) = JsonBody::parse(raw.clone())?;
+            EventDraft::parse_published(&body, &raw, &state.catalog)?
+        }
+    };
     // No look for a saved record first: the write saves the key with the event, and
     // fails if the key is taken, which is when the record is looked for. A retry costs
     // a rolled-back write; every first publish saves a read.
-    let draft = EventDraft::parse_published(&body, &raw, &state.catalog)?;
     let event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
     // The record keeps the event's id, not a copy of its answer: a replay renders the
     // answer again from the stored event, and every publish writes its data once.
     let pointer = event.id.as_str().as_bytes().to_vec();
-    let record = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), pointer);
+    let fingerprint = idempotency::PUBLISH_FINGERPRINT.to_vec();
+    let record = idempotency::record(&tenant.space_id, &key, fingerprint, pointer);
     match state.store.publish_event(&event, Some(record)).await {
         Ok(delivery_count) => {
             if delivery_count > 0 {
@@ -83,22 +91,31 @@ async fn publish(
                 delivery_count,
             ))))
         }
-        Err(StoreError::IdempotencyKeyTaken) => replay_publish(&state, &tenant.space_id, &key, &fingerprint).await,
+        Err(StoreError::IdempotencyKeyTaken) => replay_publish(&state, &tenant.space_id, &key, &event, &raw).await,
         Err(error) => Err(error.into()),
     }
 }
 
-/// The answer to a publish whose key an earlier publish of the same request took: that
-/// publish's answer, rendered again from its event.
+/// The answer to a publish whose key an earlier request took: that publish's answer,
+/// rendered again from its event, if it asked for the same event; a conflict otherwise.
 async fn replay_publish(
     state: &AppState,
     space: &SpaceId,
     key: &str,
-    fingerprint: &[u8],
+    asked: &Event,
+    raw: &[u8],
 ) -> Result<Response, ApiError> {
-    let Some(record) = idempotency::matching_record(state, space, key, fingerprint).await? else {
+    let Some(record) = idempotency::live_record(state, space, key).await? else {
         return Err(idempotency::IN_PROGRESS);
     };
+    let compare_with_event = record.fingerprint == idempotency::PUBLISH_FINGERPRINT;
+    // Saved by another kind of request, or by a version that digested the whole body.
+    if !compare_with_event {
+        let body: serde_json::Value = serde_json::from_slice(raw).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        if record.fingerprint != idempotency::fingerprint("POST", "/v1/events", &body) {
+            return Err(idempotency::CONFLICT);
+        }
+    }
     let id = match saved_publish(&record.body) {
         SavedPublish::Answer => return Ok(idempotency::replayed(record.status, record.body)),
         SavedPublish::Event(id) => id,
@@ -114,6 +131,9 @@ async fn replay_publish(
         .get_event(space, &id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("event {id} of an idempotency record is missing").into()))?;
+    if compare_with_event && !asked.same_content(&stored.event) {
+        return Err(idempotency::CONFLICT);
+    }
     Ok(idempotency::replayed(
         record.status,
         success_bytes(&EventOut::from(&stored)),

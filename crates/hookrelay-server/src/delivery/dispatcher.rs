@@ -31,7 +31,7 @@ use reqwest::Client;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use super::attempt::build_client;
+use super::attempt::{build_client, Target};
 use super::{DeliveryConfig, Wakeup, QUEUED_CAPS};
 use crate::error_chain;
 
@@ -300,6 +300,8 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
     let mut next = Some(first);
     let mut queued = false;
     let mut unrecorded = VecDeque::with_capacity(RECORD_WINDOW + 1);
+    // Made again only when the webhook changes.
+    let mut target: Option<Target> = None;
     while let Some(Claimed {
         mut delivery,
         webhook_epoch,
@@ -311,7 +313,11 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
         let unchanged = webhook_epoch.is_some() && webhook_epoch == shared.store.webhook_epoch();
         let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
         if current {
-            if let Some((recording, succeeded)) = attempt(&shared, &delivery).await {
+            let target = match target.take() {
+                Some(prepared) if prepared.serves(&delivery.webhook) => target.insert(prepared),
+                _ => target.insert(Target::new(delivery.webhook.clone(), &shared.config)),
+            };
+            if let Some((recording, succeeded)) = attempt(&shared, target, &delivery).await {
                 unrecorded.push_back(recording);
                 // Recording a failure may disable the webhook (410, failing too long):
                 // the next delivery waits for it, so it sees that.
@@ -387,8 +393,12 @@ async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> boo
 
 /// Attempts the delivery and hands the result to the recorder; the answer comes once it
 /// is recorded (`None`: the recorder has stopped), with whether the attempt succeeded.
-async fn attempt(shared: &Shared, delivery: &ClaimedDelivery) -> Option<(oneshot::Receiver<()>, bool)> {
-    let report = super::attempt::attempt(&shared.client, delivery, &shared.config).await;
+async fn attempt(
+    shared: &Shared,
+    target: &Target,
+    delivery: &ClaimedDelivery,
+) -> Option<(oneshot::Receiver<()>, bool)> {
+    let report = super::attempt::attempt(&shared.client, target, delivery, &shared.config).await;
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
     let next = next_step(

@@ -176,9 +176,41 @@ async fn a_retried_publish_creates_one_event() {
     let (status, again) = send(post().json(&payment_event())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, first);
-    let (status, answer) =
-        send(post().json(&json!({"name": "payment.failed", "object": {"id": "p", "type": "payment"}, "data": {}})))
-            .await;
+    // The same request serialised again (other key order, whitespace and escapes) is a
+    // retry; the answer keeps the first request's text of `data`.
+    let reserialised = r#"{ "data": {"amount": {"value": 1000, "currency": "S\u004cE"}},
+        "object": {"type": "payment", "id": "pmt-1"}, "name": "payment.completed" }"#;
+    let (status, again) = send(post().header("Content-Type", "application/json").body(reserialised)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+    // Any other request under the key is a conflict: another name, object or data.
+    let others = [
+        json!({"name": "payment.failed", "object": {"id": "pmt-1", "type": "payment"}, "data": {"amount": {"currency": "SLE", "value": 1000}}}),
+        json!({"name": "payment.completed", "object": {"id": "pmt-2", "type": "payment"}, "data": {"amount": {"currency": "SLE", "value": 1000}}}),
+        json!({"name": "payment.completed", "object": {"id": "pmt-1", "type": "payment"}, "data": {"amount": {"currency": "SLE", "value": 1001}}}),
+        json!({"name": "payment.completed", "object": {"id": "pmt-1", "type": "payment"}, "data": {"amount": {"currency": "SLE", "value": 1000}, "x": 1}}),
+    ];
+    for other in others {
+        let (status, answer) = send(post().json(&other)).await;
+        assert_error(status, &answer, StatusCode::CONFLICT, "idempotency_conflict", None);
+    }
+    // A key a webhook was created with is taken for publishing too.
+    let key_of_a_create = unique_key();
+    let (status, _) = send(
+        server
+            .request(Method::POST, "/v1/webhooks")
+            .header("Idempotency-Key", &key_of_a_create)
+            .json(&simple_webhook("created with a key")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = send(
+        server
+            .request(Method::POST, "/v1/events")
+            .header("Idempotency-Key", &key_of_a_create)
+            .json(&payment_event()),
+    )
+    .await;
     assert_error(status, &answer, StatusCode::CONFLICT, "idempotency_conflict", None);
     let list = server.get("/v1/events").await;
     assert_eq!(list["pagination"]["count"], json!(1));
