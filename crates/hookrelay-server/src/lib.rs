@@ -223,8 +223,7 @@ pub async fn run(
     let alerts = delivery::Wakeup::default();
     let alerter = alerter::Alerter::start(state.store.clone(), alerter, alerts.clone())
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
-    let engine = delivery::Engine::start(state.store.clone(), delivery, state.wakeup.clone(), alerts)
-        .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
+    let engine = delivery::Engine::start(state.store.clone(), delivery, state.wakeup.clone(), alerts);
     // Work stored by other nodes wakes this one (PostgreSQL); on SQLite this process
     // stores all work and wakes its own engine.
     let wakeup = state.wakeup.clone();

@@ -27,11 +27,10 @@ use hookrelay_core::delivery::{next_step, NextStep};
 use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
 use hookrelay_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Store};
 use rand::Rng;
-use reqwest::Client;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use super::attempt::{build_client, Target};
+use super::attempt::{build_client, Client, Target};
 use super::{DeliveryConfig, Wakeup, QUEUED_CAPS};
 use crate::error_chain;
 
@@ -112,13 +111,8 @@ impl Shared {
 }
 
 impl Dispatcher {
-    pub fn new(
-        store: Arc<dyn Store>,
-        config: DeliveryConfig,
-        wakeup: Wakeup,
-        alerts: Wakeup,
-    ) -> Result<Self, reqwest::Error> {
-        let client = build_client(&config)?;
+    pub fn new(store: Arc<dyn Store>, config: DeliveryConfig, wakeup: Wakeup, alerts: Wakeup) -> Self {
+        let client = build_client(&config);
         let owner = format!("pid-{}-{:08x}", std::process::id(), rand::thread_rng().gen::<u32>());
         let (recorder, results) = mpsc::channel(2 * RECORD_BATCH);
         let recording = tokio::spawn(record(
@@ -128,7 +122,7 @@ impl Dispatcher {
             wakeup.clone(),
             alerts,
         ));
-        Ok(Self {
+        Self {
             shared: Arc::new(Shared {
                 store,
                 client,
@@ -141,7 +135,7 @@ impl Dispatcher {
                 recorder,
             }),
             recording,
-        })
+        }
     }
 
     pub async fn run(self, mut stop: watch::Receiver<bool>) {

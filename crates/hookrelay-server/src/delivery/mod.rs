@@ -83,16 +83,11 @@ pub struct Engine {
 impl Engine {
     /// Starts claiming and delivering.
     /// `alerts` is woken when recording attempts queues alerts.
-    pub fn start(
-        store: Arc<dyn Store>,
-        config: DeliveryConfig,
-        wakeup: Wakeup,
-        alerts: Wakeup,
-    ) -> Result<Self, reqwest::Error> {
+    pub fn start(store: Arc<dyn Store>, config: DeliveryConfig, wakeup: Wakeup, alerts: Wakeup) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let dispatcher = dispatcher::Dispatcher::new(store, config, wakeup, alerts)?;
+        let dispatcher = dispatcher::Dispatcher::new(store, config, wakeup, alerts);
         let task = tokio::spawn(dispatcher.run(stopped));
-        Ok(Self { task, stop })
+        Self { task, stop }
     }
 
     /// Stops claiming, lets attempts in flight finish within the grace period, and

@@ -3,10 +3,13 @@
 //! checking the URL alone would leave.
 
 use std::error::Error;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use hookrelay_core::net::is_public;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use hyper_util::client::legacy::connect::dns::Name;
 
 /// Every address the name resolved to is one deliveries may not reach.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +30,19 @@ pub struct GuardedResolver {
     pub allow_private: bool,
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type Resolving = Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, BoxError>> + Send>>;
+type BoxError = Box<dyn Error + Send + Sync>;
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Resolving {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_owned();
@@ -54,11 +68,11 @@ impl Resolve for GuardedResolver {
             if allowed.is_empty() {
                 return Err(boxed(BlockedAddress(host)));
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }
 
-fn boxed(error: impl Error + Send + Sync + 'static) -> Box<dyn Error + Send + Sync> {
+fn boxed(error: impl Error + Send + Sync + 'static) -> BoxError {
     Box::new(error)
 }
