@@ -224,3 +224,84 @@ async fn a_retried_publish_creates_one_event() {
     .await;
     assert_error(status, &answer, StatusCode::CONFLICT, "idempotency_conflict", None);
 }
+
+/// A publish's record as versions before the stored-event comparison saved it: the
+/// fingerprint a digest of method, path and the body as parsed JSON (keys sorted).
+fn digest_fingerprint(body: &serde_json::Value) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(format!("POST\n/v1/events\n{body}")).to_vec()
+}
+
+#[tokio::test]
+async fn publishes_recorded_by_earlier_versions_still_replay() {
+    use hookrelay_core::event::EventDraft;
+    use hookrelay_core::seal::{MasterKey, SecretCipher};
+    use hookrelay_core::{SpaceId, Timestamp};
+    use hookrelay_store::{DatabaseLocation, IdempotencyRecord};
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let master = "33".repeat(32);
+    let launch = Launch {
+        env: vec![("HOOKRELAY_MASTER_KEY".into(), master.clone())],
+        ..Launch::default()
+    };
+    let server = TestServer::launch_in(dir.path(), launch.clone()).await;
+    server.must_create(&simple_webhook("subscribed")).await;
+    let database = server.database.clone();
+    assert!(server.stop().await.success());
+
+    // Two publishes saved the way earlier versions saved them: one record holding the
+    // event's id, one holding the whole answer.
+    let store = hookrelay_store::open(
+        &DatabaseLocation::parse(&database).unwrap(),
+        SecretCipher::new(&MasterKey::parse(&master).unwrap()),
+    )
+    .await
+    .unwrap();
+    let space = SpaceId::parse(SPACE).unwrap();
+    let body = payment_event();
+    let draft = EventDraft::parse(&body, &Default::default()).unwrap();
+    let record = |key: &str, answer: Vec<u8>| IdempotencyRecord {
+        space_id: space.clone(),
+        key: key.to_owned(),
+        fingerprint: digest_fingerprint(&body),
+        status: 200,
+        body: answer,
+        create_time: Timestamp::now(),
+    };
+    let by_id = draft.clone().into_event(space.clone(), Timestamp::now());
+    let id_record = record("old-id-record", by_id.id.as_str().as_bytes().to_vec());
+    store.publish_event(&by_id, Some(id_record)).await.unwrap();
+    let old_answer = br#"{"success":true,"messages":[],"result":{"id":"evt-saved-whole"}}"#.to_vec();
+    let by_answer = draft.into_event(space.clone(), Timestamp::now());
+    store
+        .publish_event(&by_answer, Some(record("old-answer-record", old_answer.clone())))
+        .await
+        .unwrap();
+    drop(store);
+
+    let server = TestServer::launch_in(dir.path(), launch).await;
+    let publish = |key: &str, body: &serde_json::Value| {
+        server
+            .request(Method::POST, "/v1/events")
+            .header("Idempotency-Key", key)
+            .json(body)
+    };
+    let (status, replayed) = send(publish("old-id-record", &body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replayed["result"]["id"], json!(by_id.id.as_str()));
+    assert_eq!(replayed["result"]["deliveryCount"], json!(1));
+    let response = publish("old-answer-record", &body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["idempotent-replayed"], "true");
+    assert_eq!(response.bytes().await.unwrap().as_ref(), old_answer.as_slice());
+    // Another request under those keys is still a conflict.
+    let mut other = payment_event();
+    other["data"]["amount"]["value"] = json!(1001);
+    for key in ["old-id-record", "old-answer-record"] {
+        let (status, answer) = send(publish(key, &other)).await;
+        assert_error(status, &answer, StatusCode::CONFLICT, "idempotency_conflict", None);
+    }
+    let list = server.get("/v1/events").await;
+    assert_eq!(list["pagination"]["count"], json!(2), "no event was published twice");
+}
