@@ -96,7 +96,7 @@ impl EventDraft {
             #[serde(borrow)]
             name: Cow<'a, str>,
             #[serde(borrow)]
-            object: Object<'a>,
+            object: &'a RawValue,
             #[serde(borrow)]
             data: &'a RawValue,
         }
@@ -108,22 +108,34 @@ impl EventDraft {
             #[serde(rename = "type", borrow)]
             object_type: Cow<'a, str>,
         }
+        // serde reads a struct from a JSON array too: the body and `object` must be
+        // objects, as the tree parse requires.
+        let is_object = |text: &[u8]| text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        if !is_object(raw) {
+            return None;
+        }
         let body: Body<'_> = serde_json::from_slice(raw).ok()?;
+        if !is_object(body.object.get().as_bytes()) || !is_object(body.data.get().as_bytes()) {
+            return None;
+        }
+        let object: Object<'_> = serde_json::from_str(body.object.get()).ok()?;
         let text_ok = |text: &str, max: usize| {
             !text.is_empty() && !text.chars().any(char::is_control) && text.chars().count() <= max
         };
         let valid = catalog.contains(&body.name)
-            && text_ok(&body.object.id, OBJECT_ID_MAX)
-            && text_ok(&body.object.object_type, OBJECT_TYPE_MAX)
-            && body.data.get().starts_with('{');
+            && text_ok(&object.id, OBJECT_ID_MAX)
+            && text_ok(&object.object_type, OBJECT_TYPE_MAX)
+            // Raw text is only scanned for its extent: `data` must also be JSON that
+            // parses (escapes, number range, nesting depth), as the tree parse checks.
+            && serde_json::from_str::<Checked>(body.data.get()).is_ok();
         if !valid {
             return None;
         }
         Some(Self {
             name: body.name.into_owned(),
             object: EventObject {
-                id: body.object.id.into_owned(),
-                object_type: body.object.object_type.into_owned(),
+                id: object.id.into_owned(),
+                object_type: object.object_type.into_owned(),
             },
             data: RawValue::from_string(compact_json(body.data.get())).ok()?,
         })
@@ -238,6 +250,61 @@ fn parse_object(fields: &Map<String, Value>, errors: &mut ValidationErrors) -> O
         id: id?,
         object_type: object_type?,
     })
+}
+
+/// Any JSON value, parsed as fully as into a `serde_json::Value` (string escapes, number
+/// range, nesting depth) but kept nowhere: a check that allocates nothing for unescaped
+/// strings.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
+        while items.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<Checked, A::Error> {
+        while entries.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
 }
 
 /// `raw` JSON with the whitespace between tokens removed, and nothing else changed: key
@@ -378,7 +445,18 @@ mod tests {
             r#"{{"name":"payment.completed","object":{{"id":"{}","type":"t"}},"data":{{}}}}"#,
             "x".repeat(OBJECT_ID_MAX + 1)
         );
-        let invalid: [&[u8]; 11] = [
+        let deep = format!(
+            r#"{{"name":"payment.completed","object":{{"id":"p","type":"t"}},"data":{{"a":{}1{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let invalid: [&[u8]; 17] = [
+            br#"["payment.completed", ["p", "t"], {}]"#,
+            br#"{"name": "payment.completed", "object": ["p", "t"], "data": {}}"#,
+            br#"{"name": "payment.completed", "object": {"id": "p", "type": "t"}, "data": {"s": "\ud800"}}"#,
+            br#"{"name": "payment.completed", "object": {"id": "p", "type": "t"}, "data": {"n": 1e400}}"#,
+            br#"{"name": "payment.completed", "object": {"id": "p", "type": "t"}, "data": {"\ud800": 1}}"#,
+            deep.as_bytes(),
             br#"{"name": "payment.completed", "object": {"id": "p", "type": "t"}, "data": {}"#,
             br#"{"name": "payment.completed", "object": {"id": "p", "type": "t"}, "data": {}, "extra": 1}"#,
             br#"{"name": "payment.completed", "name": "payout.failed", "object": {"id": "p", "type": "t"}, "data": {}}"#,

@@ -7,12 +7,15 @@
 //! a fifth of the delivery side's CPU time.
 
 use std::error::Error as _;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
-use axum::http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use axum::http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use axum::http::{Method, Request, Response, StatusCode, Uri};
 use hookrelay_core::delivery::{AttemptOutcome, DeliveryAttempt, ErrorKind, RESPONSE_BODY_KEPT, RETRY_AFTER_MAX};
 use hookrelay_core::event::delivery_body;
@@ -23,7 +26,7 @@ use hookrelay_core::Timestamp;
 use hookrelay_store::ClaimedDelivery;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::Url;
@@ -39,29 +42,78 @@ const DELIVERY_ATTEMPT: HeaderName = HeaderName::from_static("monime-delivery-at
 const AGENT: &str = concat!("hookrelay/", env!("CARGO_PKG_VERSION"));
 
 /// The HTTP client every attempt shares.
-pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
+pub type Client =
+    hyper_util::client::legacy::Client<TimedConnect<HttpsConnector<HttpConnector<GuardedResolver>>>, Full<Bytes>>;
 
-/// The HTTP client every attempt shares: pooled connections over HTTP/1.1, TLS with the
-/// Mozilla roots, names resolved by the address guard, the connect timeout from the
-/// configuration. Nothing follows redirects and nothing goes through a proxy (a proxy
-/// would bypass the guard). The attempt timeout is not the client's: [`send`] puts one
-/// deadline over the request and the body, instead of a second timer per request.
+/// The HTTP client every attempt shares: pooled connections over HTTP/1.1 (TCP
+/// keepalive on, as a silently dropped pooled connection would otherwise hang until the
+/// attempt timeout), TLS with the Mozilla roots, names resolved by the address guard,
+/// setting up a connection bounded by the connect timeout. Nothing follows redirects and
+/// nothing goes through a proxy (a proxy would bypass the guard). The attempt timeout is
+/// not the client's: [`send`] puts one deadline over the request and the body, instead
+/// of a second timer per request.
 pub fn build_client(config: &DeliveryConfig) -> Client {
     let mut http = HttpConnector::new_with_resolver(GuardedResolver {
         allow_private: config.allow_private_targets,
     });
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(config.connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    http.set_keepalive(Some(Duration::from_secs(15)));
+    http.set_keepalive_interval(Some(Duration::from_secs(15)));
+    http.set_keepalive_retries(Some(3));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports rustls's default protocol versions")
         .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let https = HttpsConnector::from((http, tls));
+    let connect = TimedConnect {
+        inner: https,
+        timeout: config.connect_timeout,
+    };
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_timer(TokioTimer::new())
-        .build(https)
+        .build(connect)
+}
+
+/// A connector whose whole set-up (name lookup, TCP, TLS handshake) is bounded by one
+/// timeout; the HTTP connector's own bounds only each TCP connect.
+#[derive(Clone, Debug)]
+pub struct TimedConnect<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<C> tower_service::Service<Uri> for TimedConnect<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Response: Send + 'static,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting timed out").into()),
+            }
+        })
+    }
 }
 
 /// What an attempt did.
@@ -112,9 +164,10 @@ fn prepare(webhook: &Webhook, config: &DeliveryConfig) -> Result<Prepared, Error
         tracing::error!(webhook = %webhook.id, "stored signing key is unusable");
         return Err(ErrorKind::Request);
     };
-    let mut headers = HeaderMap::with_capacity(6 + webhook.headers.len());
+    let mut headers = HeaderMap::with_capacity(7 + webhook.headers.len());
     headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.append(USER_AGENT, HeaderValue::from_static(AGENT));
+    headers.append(ACCEPT, HeaderValue::from_static("*/*"));
     let id = HeaderValue::from_str(webhook.id.as_str()).map_err(|_| ErrorKind::Request)?;
     headers.append(WEBHOOK_ID, id);
     for (name, value) in &webhook.headers {
@@ -317,7 +370,7 @@ mod tests {
         let config = DeliveryConfig {
             retry_schedule: RetrySchedule::default(),
             attempt_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_millis(300),
             max_in_flight_per_webhook: 1,
             max_in_flight: 1,
             allow_private_targets: allow_private,
@@ -353,5 +406,25 @@ mod tests {
         );
         // A name that cannot resolve (`.invalid` never does).
         assert_eq!(failure("http://no-such-host.invalid/", true).await, ErrorKind::Dns);
+        // A listener that accepts and never answers the TLS handshake: setting up the
+        // connection, not only its TCP connect, is bounded by the connect timeout.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let (stream, _) = silent.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(stream);
+        });
+        let started = std::time::Instant::now();
+        assert_eq!(
+            failure(&format!("https://127.0.0.1:{port}/"), true).await,
+            ErrorKind::Timeout
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        held.abort();
     }
 }

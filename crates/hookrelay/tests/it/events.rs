@@ -127,6 +127,34 @@ async fn publish_rules() {
             Some((field, rule)),
         );
     }
+    // Shapes a struct reader would take (arrays for objects), and `data` that is not
+    // JSON a parser keeps (a lone surrogate, a number out of range).
+    let raw_rows = [
+        (r#"["payment.completed", ["p", "payment"], {}]"#, "validation_failed"),
+        (
+            r#"{"name": "payment.completed", "object": ["p", "payment"], "data": {}}"#,
+            "validation_failed",
+        ),
+        (
+            r#"{"name": "payment.completed", "object": {"id": "p", "type": "payment"}, "data": {"s": "\ud800"}}"#,
+            "invalid_json",
+        ),
+        (
+            r#"{"name": "payment.completed", "object": {"id": "p", "type": "payment"}, "data": {"n": 1e400}}"#,
+            "invalid_json",
+        ),
+    ];
+    for (body, code) in raw_rows {
+        let (status, answer) = send(
+            server
+                .request(Method::POST, "/v1/events")
+                .header("Idempotency-Key", unique_key())
+                .header("Content-Type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, code, None);
+    }
     let (status, answer) = send(server.request(Method::POST, "/v1/events").json(&payment_event())).await;
     assert_error(
         status,
