@@ -792,14 +792,7 @@ async fn event_data_arrives_exactly_as_published() {
     // Keys out of order, a number no f64 holds, a decimal with a trailing zero.
     let body = r#"{"name": "payment.completed", "object": {"id": "pmt-9", "type": "payment"},
                    "data": {"zeta": 1, "amount": 123456789012345678901234567890, "rate": 1.10}}"#;
-    let (status, answer) = send(
-        server
-            .request(Method::POST, "/v1/events")
-            .header("Idempotency-Key", unique_key())
-            .header("Content-Type", "application/json")
-            .body(body),
-    )
-    .await;
+    let (status, answer) = send(server.publish_text(body)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let got = receiver.wait_for(1, WAIT).await;
     let delivered = std::str::from_utf8(&got[0].body).unwrap();

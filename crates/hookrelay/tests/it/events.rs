@@ -145,14 +145,7 @@ async fn publish_rules() {
         ),
     ];
     for (body, code) in raw_rows {
-        let (status, answer) = send(
-            server
-                .request(Method::POST, "/v1/events")
-                .header("Idempotency-Key", unique_key())
-                .header("Content-Type", "application/json")
-                .body(body),
-        )
-        .await;
+        let (status, answer) = send(server.publish_text(body)).await;
         assert_error(status, &answer, StatusCode::BAD_REQUEST, code, None);
     }
     let (status, answer) = send(server.request(Method::POST, "/v1/events").json(&payment_event())).await;

@@ -171,6 +171,14 @@ impl TestServer {
             .header("Monime-Space-Id", SPACE)
     }
 
+    /// `POST /v1/events` of `body` exactly as written, under a fresh idempotency key.
+    pub fn publish_text(&self, body: &'static str) -> RequestBuilder {
+        self.request(Method::POST, "/v1/events")
+            .header("Idempotency-Key", unique_key())
+            .header("Content-Type", "application/json")
+            .body(body)
+    }
+
     /// A request with no headers at all.
     pub fn bare(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, format!("{}{}", self.base, path))
