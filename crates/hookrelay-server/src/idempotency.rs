@@ -66,9 +66,10 @@ pub const CONFLICT: ApiError = ApiError::IdempotencyConflict(
     "this Idempotency-Key was already used for a different request; use a new key for a new request",
 );
 
-/// The fingerprint a publish saves. A publish is compared with the event it stored
-/// instead (`api::events`), so that nothing but a valid publish parses its body into a
-/// tree; being no digest (those are 32 bytes), it matches no other request's.
+/// The fingerprint a publish saves. A retried publish is compared with the event it
+/// stored instead (`api::events`), so that the first publish of a valid body never
+/// parses it into a tree; being no digest (those are 32 bytes), it matches no other
+/// request's.
 pub const PUBLISH_FINGERPRINT: &[u8] = b"POST /v1/events: compared with the stored event";
 
 /// The saved response for this key, if one exists and matches the request.

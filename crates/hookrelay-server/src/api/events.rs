@@ -1,6 +1,7 @@
 //! `/v1/events`: producers publish events here; each is stored with one delivery per
 //! enabled webhook of the space subscribed to it, in one transaction.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -103,7 +104,7 @@ async fn replay_publish(
     space: &SpaceId,
     key: &str,
     asked: &Event,
-    raw: &[u8],
+    raw: &Bytes,
 ) -> Result<Response, ApiError> {
     let Some(record) = idempotency::live_record(state, space, key).await? else {
         return Err(idempotency::IN_PROGRESS);
@@ -111,7 +112,7 @@ async fn replay_publish(
     let compare_with_event = record.fingerprint == idempotency::PUBLISH_FINGERPRINT;
     // Saved by another kind of request, or by a version that digested the whole body.
     if !compare_with_event {
-        let body: serde_json::Value = serde_json::from_slice(raw).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        let JsonBody(body, _) = JsonBody::parse(raw.clone())?;
         if record.fingerprint != idempotency::fingerprint("POST", "/v1/events", &body) {
             return Err(idempotency::CONFLICT);
         }

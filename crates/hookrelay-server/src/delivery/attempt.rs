@@ -136,7 +136,8 @@ pub struct Target {
 struct Prepared {
     uri: Uri,
     key: SignatureKey,
-    /// `Content-Type`, `Monime-Webhook-Id` and the webhook's own headers.
+    /// `Content-Type`, `User-Agent`, `Accept`, `Monime-Webhook-Id` and the webhook's own
+    /// headers.
     headers: HeaderMap,
 }
 
