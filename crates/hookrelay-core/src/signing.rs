@@ -4,15 +4,18 @@
 //! Header: `Monime-Signature: t=<unix seconds>,v1=<base64 signature>`; signed content:
 //! `<t>_<raw body>`. HS256 is HMAC-SHA-256 keyed with the secret's UTF-8 bytes; ES256
 //! is ECDSA P-256 / SHA-256 in the 64-byte IEEE P1363 (r‖s) form.
+//!
+//! HMAC is ring's: its SHA-256 is assembly with AVX2 and SHA-NI paths, where RustCrypto's
+//! `sha2` has only the SHA-NI one, and signing a ~1 KiB body took twice as long with it
+//! on a CPU without SHA-NI (signing was a tenth of the server's CPU in fan-out).
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use hmac::{Hmac, Mac};
 use p256::ecdsa::{
     signature::{Signer, Verifier},
     Signature, SigningKey, VerifyingKey,
 };
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
-use sha2::Sha256;
+use ring::hmac;
 
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "Monime-Signature";
@@ -22,8 +25,8 @@ pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 /// A key that signs deliveries.
 #[derive(Clone)]
 pub enum SignatureKey {
-    /// The shared HS256 secret.
-    Hs256(Vec<u8>),
+    /// The shared HS256 secret, as an HMAC key (its pads hashed once, not per signature).
+    Hs256(hmac::Key),
     /// The server's ES256 private key.
     Es256(Box<SigningKey>),
 }
@@ -61,16 +64,21 @@ pub fn signed_content(timestamp: i64, body: &[u8]) -> Vec<u8> {
 }
 
 impl SignatureKey {
+    /// An HS256 key from the secret's bytes.
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self::Hs256(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
     /// The raw signature bytes over `<t>_<body>`.
     pub fn sign_raw(&self, timestamp: i64, body: &[u8]) -> Vec<u8> {
         match self {
-            Self::Hs256(secret) => {
+            Self::Hs256(key) => {
                 // The MAC takes `<t>_<body>` in parts: no copy of the body per attempt.
-                let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+                let mut mac = hmac::Context::with_key(key);
                 mac.update(timestamp.to_string().as_bytes());
                 mac.update(b"_");
                 mac.update(body);
-                mac.finalize().into_bytes().to_vec()
+                mac.sign().as_ref().to_vec()
             }
             Self::Es256(key) => {
                 let signature: Signature = key.sign(&signed_content(timestamp, body));
@@ -100,10 +108,9 @@ impl VerificationKey {
         let content = signed_content(timestamp, body);
         match self {
             Self::Hs256(secret) => {
-                let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-                mac.update(&content);
-                // verify_slice compares in constant time.
-                mac.verify_slice(&signature).map_err(|_| VerifyError::SignatureMismatch)
+                // Compares in constant time.
+                hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, secret), &content, &signature)
+                    .map_err(|_| VerifyError::SignatureMismatch)
             }
             Self::Es256(key) => {
                 let signature = Signature::from_slice(&signature).map_err(|_| VerifyError::SignatureMismatch)?;
@@ -163,7 +170,7 @@ mod tests {
     #[test]
     fn hs256_matches_an_independent_vector() {
         // printf '1700000000_{"a":1}' | openssl dgst -sha256 -hmac 'whsec-0123456789abcdef0123456789abcdef' -binary | base64
-        let key = SignatureKey::Hs256(b"whsec-0123456789abcdef0123456789abcdef".to_vec());
+        let key = SignatureKey::hs256(b"whsec-0123456789abcdef0123456789abcdef");
         assert_eq!(
             key.header_value(1_700_000_000, br#"{"a":1}"#),
             "t=1700000000,v1=TZUvG93ZedhCOwcfwQ2c3r7pLi7pkFGOrRdIsdlTGSE="

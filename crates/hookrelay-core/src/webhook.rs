@@ -138,7 +138,7 @@ impl VerificationMethod {
     /// The key that signs deliveries, or `None` if stored key material is corrupt.
     pub fn signature_key(&self) -> Option<signing::SignatureKey> {
         match self {
-            Self::Hs256 { secret } => Some(signing::SignatureKey::Hs256(secret.as_bytes().to_vec())),
+            Self::Hs256 { secret } => Some(signing::SignatureKey::hs256(secret.as_bytes())),
             Self::Es256 { private_key, .. } => {
                 signing::es256_signing_key(private_key).map(|k| signing::SignatureKey::Es256(Box::new(k)))
             }

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{next_step, NextStep};
-use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
+use hookrelay_core::{DeliveryId, Timestamp, Webhook, WebhookId};
 use hookrelay_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Store};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -49,6 +49,9 @@ const RECORD_BATCH: usize = 512;
 const BUSY_RECHECK: Duration = Duration::from_millis(100);
 /// Attempts of a worker that may be awaiting their record while it makes the next one.
 const RECORD_WINDOW: usize = 1;
+/// Prepared targets kept for workers to come; past this many (webhooks deleted over a
+/// long run), the cache starts again empty.
+const TARGET_CACHE: usize = 4096;
 
 pub struct Dispatcher {
     shared: Arc<Shared>,
@@ -72,6 +75,9 @@ struct Shared {
     owner: String,
     /// Where workers send what their attempts did.
     recorder: mpsc::Sender<ToRecorder>,
+    /// Each webhook's prepared target, for the next worker that starts on it: under
+    /// fan-out, workers come and go with nearly every delivery.
+    targets: Mutex<HashMap<WebhookId, Arc<Target>>>,
 }
 
 #[derive(Default)]
@@ -108,6 +114,20 @@ impl Shared {
             .map(|(id, _)| id.clone())
             .collect()
     }
+
+    /// A target for `webhook` as it is: the cached one if it still serves, else a new one.
+    fn target(&self, webhook: &Arc<Webhook>) -> Arc<Target> {
+        let mut targets = self.targets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(target) = targets.get(&webhook.id).filter(|t| t.serves(webhook)) {
+            return target.clone();
+        }
+        let target = Arc::new(Target::new(webhook.clone(), &self.config));
+        if targets.len() >= TARGET_CACHE {
+            targets.clear();
+        }
+        targets.insert(webhook.id.clone(), target.clone());
+        target
+    }
 }
 
 impl Dispatcher {
@@ -133,6 +153,7 @@ impl Dispatcher {
                 stopping: AtomicBool::new(false),
                 owner,
                 recorder,
+                targets: Mutex::new(HashMap::new()),
             }),
             recording,
         }
@@ -294,8 +315,8 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
     let mut next = Some(first);
     let mut queued = false;
     let mut unrecorded = VecDeque::with_capacity(RECORD_WINDOW + 1);
-    // Made again only when the webhook changes.
-    let mut target: Option<Target> = None;
+    // Looked up again only when the webhook changes.
+    let mut target: Option<Arc<Target>> = None;
     while let Some(Claimed {
         mut delivery,
         webhook_epoch,
@@ -309,7 +330,7 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
         if current {
             let target = match target.take() {
                 Some(prepared) if prepared.serves(&delivery.webhook) => target.insert(prepared),
-                _ => target.insert(Target::new(delivery.webhook.clone(), &shared.config)),
+                _ => target.insert(shared.target(&delivery.webhook)),
             };
             if let Some((recording, succeeded)) = attempt(&shared, target, &delivery).await {
                 unrecorded.push_back(recording);
