@@ -87,8 +87,11 @@ impl SecretCipher {
 
     /// Seals `plaintext`, bound to `context` (e.g. the owning row's id).
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Vec<u8> {
+        // From the thread's CSPRNG (ChaCha, seeded and reseeded from the OS), as ids are:
+        // `OsRng` is a system call per seal, and every publish seals its idempotency record.
+        // A random 192-bit nonce only has to be unique, which either gives.
         let mut nonce = [0u8; NONCE_LEN];
-        OsRng.fill_bytes(&mut nonce);
+        rand::thread_rng().fill_bytes(&mut nonce);
         let ciphertext = self
             .aead
             .encrypt(
