@@ -75,7 +75,7 @@ pub const UPDATE_FIELDS: &[&str] = &[
 ];
 
 /// The API release whose object schemas a webhook receives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ApiRelease {
     /// `caph`, the current release.
     Caph,

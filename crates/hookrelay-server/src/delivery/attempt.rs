@@ -18,10 +18,10 @@ use axum::body::Bytes;
 use axum::http::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use axum::http::{Method, Request, Response, StatusCode, Uri};
 use hookrelay_core::delivery::{AttemptOutcome, DeliveryAttempt, ErrorKind, RESPONSE_BODY_KEPT, RETRY_AFTER_MAX};
-use hookrelay_core::event::delivery_body;
+use hookrelay_core::event::{delivery_body, Event};
 use hookrelay_core::net::is_public;
 use hookrelay_core::signing::SignatureKey;
-use hookrelay_core::webhook::Webhook;
+use hookrelay_core::webhook::{ApiRelease, Webhook};
 use hookrelay_core::Timestamp;
 use hookrelay_store::ClaimedDelivery;
 use http_body_util::{BodyExt, Full};
@@ -179,17 +179,50 @@ fn prepare(webhook: &Webhook, config: &DeliveryConfig) -> Result<Prepared, Error
     Ok(Prepared { uri, key, headers })
 }
 
-/// Attempts a claimed delivery once, through `target` (which serves its webhook).
+/// The body a delivery sends, made once per event and API release and shared by the
+/// deliveries of a fan-out (the signature stays per webhook).
+#[derive(Clone)]
+pub struct Body {
+    release: ApiRelease,
+    bytes: Bytes,
+}
+
+impl Body {
+    /// The body of `event` for webhooks on `release`.
+    pub fn new(release: ApiRelease, event: &Event) -> Self {
+        Self {
+            release,
+            bytes: Bytes::from(delivery_body(release, event)),
+        }
+    }
+
+    /// These bytes, if made for `release`; else the body made again for it (a queued
+    /// delivery's webhook may have changed its release since the claim).
+    fn for_release(&self, release: ApiRelease, event: &Event) -> Bytes {
+        if self.release == release {
+            self.bytes.clone()
+        } else {
+            Self::new(release, event).bytes
+        }
+    }
+}
+
+/// Attempts a claimed delivery once, through `target` (which serves its webhook), with
+/// `body` made for its event.
 pub async fn attempt(
     client: &Client,
     target: &Target,
     claimed: &ClaimedDelivery,
+    body: &Body,
     config: &DeliveryConfig,
 ) -> AttemptReport {
     let start_time = Timestamp::now();
     let started = Instant::now();
     let result = match &target.prepared {
-        Ok(prepared) => send(client, prepared, claimed, config).await,
+        Ok(prepared) => {
+            let body = body.for_release(claimed.webhook.api_release, &claimed.event);
+            send(client, prepared, claimed, body, config).await
+        }
         Err(kind) => Err(*kind),
     };
     let duration_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
@@ -229,9 +262,9 @@ async fn send(
     client: &Client,
     target: &Prepared,
     claimed: &ClaimedDelivery,
+    body: Bytes,
     config: &DeliveryConfig,
 ) -> Result<(StatusCode, Option<Duration>, String), ErrorKind> {
-    let body = delivery_body(claimed.webhook.api_release, &claimed.event);
     let signature = target.key.header_value(unix_now(), &body);
     let mut headers = target.headers.clone();
     // Base64 and decimal digits, and an id of `[A-Za-z0-9_-]`: always valid header text.
@@ -242,7 +275,7 @@ async fn send(
     let event_id = HeaderValue::from_str(claimed.event.id.as_str()).map_err(|_| ErrorKind::Request)?;
     headers.append(EVENT_ID, event_id);
     headers.append(DELIVERY_ATTEMPT, HeaderValue::from(claimed.attempt));
-    let mut request = Request::new(Full::new(Bytes::from(body)));
+    let mut request = Request::new(Full::new(body));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = target.uri.clone();
     *request.headers_mut() = headers;

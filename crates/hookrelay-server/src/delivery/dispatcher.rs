@@ -24,13 +24,15 @@ use std::time::Duration;
 
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{next_step, NextStep};
+use hookrelay_core::event::Event;
+use hookrelay_core::webhook::ApiRelease;
 use hookrelay_core::{DeliveryId, Timestamp, Webhook, WebhookId};
 use hookrelay_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Store};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use super::attempt::{build_client, Client, Target};
+use super::attempt::{build_client, Body, Client, Target};
 use super::{DeliveryConfig, Wakeup, QUEUED_CAPS};
 use crate::error_chain;
 
@@ -86,10 +88,12 @@ struct WebhookSlots {
     queued: VecDeque<Claimed>,
 }
 
-/// A claimed delivery and the store's webhook epoch read before it was claimed.
+/// A claimed delivery, the store's webhook epoch read before it was claimed, and the
+/// body it sends (shared with the claim's other deliveries of its event).
 struct Claimed {
     delivery: ClaimedDelivery,
     webhook_epoch: Option<u64>,
+    body: Body,
 }
 
 enum ToRecorder {
@@ -210,11 +214,19 @@ impl Dispatcher {
         };
         let full = claimed.len() as u32 == request.limit;
         let claimed_any = !claimed.is_empty();
+        // One body per event and release: a fan-out's deliveries share their event.
+        let mut bodies: HashMap<(*const Event, ApiRelease), Body> = HashMap::new();
         for delivery in claimed {
+            let release = delivery.webhook.api_release;
+            let body = bodies
+                .entry((Arc::as_ptr(&delivery.event), release))
+                .or_insert_with(|| Body::new(release, &delivery.event))
+                .clone();
             self.dispatch(
                 Claimed {
                     delivery,
                     webhook_epoch,
+                    body,
                 },
                 tracker,
             );
@@ -320,6 +332,7 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
     while let Some(Claimed {
         mut delivery,
         webhook_epoch,
+        body,
     }) = next
     {
         // A queued delivery waited behind other attempts: send it with the webhook as it
@@ -332,7 +345,7 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
                 Some(prepared) if prepared.serves(&delivery.webhook) => target.insert(prepared),
                 _ => target.insert(shared.target(&delivery.webhook)),
             };
-            if let Some((recording, succeeded)) = attempt(&shared, target, &delivery).await {
+            if let Some((recording, succeeded)) = attempt(&shared, target, &delivery, &body).await {
                 unrecorded.push_back(recording);
                 // Recording a failure may disable the webhook (410, failing too long):
                 // the next delivery waits for it, so it sees that.
@@ -412,8 +425,9 @@ async fn attempt(
     shared: &Shared,
     target: &Target,
     delivery: &ClaimedDelivery,
+    body: &Body,
 ) -> Option<(oneshot::Receiver<()>, bool)> {
-    let report = super::attempt::attempt(&shared.client, target, delivery, &shared.config).await;
+    let report = super::attempt::attempt(&shared.client, target, delivery, body, &shared.config).await;
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
     let next = next_step(
