@@ -391,6 +391,24 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_body_is_made_again_for_another_release() {
+        let draft = hookrelay_core::event::EventDraft::parse(
+            &serde_json::json!({"name": "payment.completed", "object": {"id": "p", "type": "payment"}, "data": {}}),
+            &hookrelay_core::EventCatalog::default(),
+        )
+        .unwrap();
+        let event = draft.into_event(hookrelay_core::SpaceId::generate(), Timestamp::now());
+        let body = Body::new(ApiRelease::Caph, &event);
+        for release in [ApiRelease::Caph, ApiRelease::Siriusb] {
+            assert_eq!(
+                body.for_release(release, &event),
+                delivery_body(release, &event),
+                "{release:?}"
+            );
+        }
+    }
+
+    #[test]
     fn literal_private_hosts_are_blocked() {
         let blocked = |url: &str| names_blocked_ip(&Url::parse(url).unwrap());
         assert!(blocked("http://127.0.0.1:8080/x"));
