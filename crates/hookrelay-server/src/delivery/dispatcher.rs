@@ -24,9 +24,8 @@ use std::time::Duration;
 
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{next_step, NextStep};
-use hookrelay_core::event::Event;
 use hookrelay_core::webhook::ApiRelease;
-use hookrelay_core::{DeliveryId, Timestamp, Webhook, WebhookId};
+use hookrelay_core::{DeliveryId, EventId, Timestamp, Webhook, WebhookId};
 use hookrelay_store::{AttemptResult, ClaimRequest, ClaimedDelivery, Store};
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -51,8 +50,8 @@ const RECORD_BATCH: usize = 512;
 const BUSY_RECHECK: Duration = Duration::from_millis(100);
 /// Attempts of a worker that may be awaiting their record while it makes the next one.
 const RECORD_WINDOW: usize = 1;
-/// Prepared targets kept for workers to come; past this many (webhooks deleted over a
-/// long run), the cache starts again empty.
+/// Prepared targets kept for workers to come; past this many (more webhooks busy than
+/// that), the cache starts again empty.
 const TARGET_CACHE: usize = 4096;
 
 pub struct Dispatcher {
@@ -79,7 +78,7 @@ struct Shared {
     recorder: mpsc::Sender<ToRecorder>,
     /// Each webhook's prepared target, for the next worker that starts on it: under
     /// fan-out, workers come and go with nearly every delivery.
-    targets: Mutex<HashMap<WebhookId, Arc<Target>>>,
+    targets: Mutex<KeptTargets>,
 }
 
 #[derive(Default)]
@@ -119,19 +118,46 @@ impl Shared {
             .collect()
     }
 
-    /// A target for `webhook` as it is: the cached one if it still serves, else a new one.
+    /// A target for `webhook` as it is: the kept one if it still serves, else a new one.
+    /// Targets are kept only while no webhook changes (the store's epoch), so those of
+    /// deleted, disabled or re-keyed webhooks, secrets included, are dropped at the next
+    /// worker start after the change; a store without an epoch (PostgreSQL) keeps none.
     fn target(&self, webhook: &Arc<Webhook>) -> Arc<Target> {
-        let mut targets = self.targets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(target) = targets.get(&webhook.id).filter(|t| t.serves(webhook)) {
-            return target.clone();
+        let epoch = self.store.webhook_epoch();
+        if epoch.is_some() {
+            let mut kept = self.targets();
+            if kept.epoch != epoch {
+                kept.by_webhook.clear();
+                kept.epoch = epoch;
+            }
+            if let Some(target) = kept.by_webhook.get(&webhook.id).filter(|t| t.serves(webhook)) {
+                return target.clone();
+            }
         }
+        // Made outside the lock: it parses the URL and opens the key.
         let target = Arc::new(Target::new(webhook.clone(), &self.config));
-        if targets.len() >= TARGET_CACHE {
-            targets.clear();
+        if epoch.is_some() {
+            let mut kept = self.targets();
+            if kept.epoch == epoch {
+                if kept.by_webhook.len() >= TARGET_CACHE {
+                    kept.by_webhook.clear();
+                }
+                kept.by_webhook.insert(webhook.id.clone(), target.clone());
+            }
         }
-        targets.insert(webhook.id.clone(), target.clone());
         target
     }
+
+    fn targets(&self) -> MutexGuard<'_, KeptTargets> {
+        self.targets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Prepared targets, under the webhook epoch they were kept in.
+#[derive(Default)]
+struct KeptTargets {
+    epoch: Option<u64>,
+    by_webhook: HashMap<WebhookId, Arc<Target>>,
 }
 
 impl Dispatcher {
@@ -157,7 +183,7 @@ impl Dispatcher {
                 stopping: AtomicBool::new(false),
                 owner,
                 recorder,
-                targets: Mutex::new(HashMap::new()),
+                targets: Mutex::new(KeptTargets::default()),
             }),
             recording,
         }
@@ -215,11 +241,11 @@ impl Dispatcher {
         let full = claimed.len() as u32 == request.limit;
         let claimed_any = !claimed.is_empty();
         // One body per event and release: a fan-out's deliveries share their event.
-        let mut bodies: HashMap<(*const Event, ApiRelease), Body> = HashMap::new();
+        let mut bodies: HashMap<(EventId, ApiRelease), Body> = HashMap::new();
         for delivery in claimed {
             let release = delivery.webhook.api_release;
             let body = bodies
-                .entry((Arc::as_ptr(&delivery.event), release))
+                .entry((delivery.event.id.clone(), release))
                 .or_insert_with(|| Body::new(release, &delivery.event))
                 .clone();
             self.dispatch(

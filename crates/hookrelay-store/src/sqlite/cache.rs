@@ -4,11 +4,14 @@
 //! older epoch is never used. So the hot paths (publishing, claiming, sending a
 //! queued delivery) neither read the webhooks table nor open sealed secrets again for
 //! webhooks that did not change.
+//!
+//! Also the events this process published lately ([`RecentEvents`]), for claims.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use hookrelay_core::event::Event;
 use hookrelay_core::{SpaceId, Webhook, WebhookId};
 
 /// Entries kept at most; past it the cache starts afresh (a very large install just
@@ -97,6 +100,50 @@ impl WebhookCache {
     }
 }
 
+/// Events kept for claims at most; the oldest is dropped for a new one.
+const RECENT_EVENTS: usize = 4096;
+
+/// The events this process published last, by id. A delivery is mostly claimed soon
+/// after its event is published, and reading the event back on the writer's connection,
+/// then parsing its data again, was a third of a one-webhook claim. Events never change
+/// once stored, so a kept copy cannot go stale; one not kept is read as before.
+#[derive(Debug, Default)]
+pub(super) struct RecentEvents {
+    kept: Mutex<KeptEvents>,
+}
+
+#[derive(Debug, Default)]
+struct KeptEvents {
+    by_id: HashMap<String, Arc<Event>>,
+    /// Ids, oldest first.
+    order: VecDeque<String>,
+}
+
+impl RecentEvents {
+    fn lock(&self) -> MutexGuard<'_, KeptEvents> {
+        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps a stored event (call after its commit).
+    pub(super) fn put(&self, event: Arc<Event>) {
+        let mut kept = self.lock();
+        if kept.order.len() >= RECENT_EVENTS {
+            if let Some(oldest) = kept.order.pop_front() {
+                kept.by_id.remove(&oldest);
+            }
+        }
+        let id = event.id.as_str().to_owned();
+        kept.order.push_back(id.clone());
+        kept.by_id.insert(id, event);
+    }
+
+    /// The events of `ids` that are kept, in the same order (`None` where not kept).
+    pub(super) fn get_all<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<Option<Arc<Event>>> {
+        let kept = self.lock();
+        ids.into_iter().map(|id| kept.by_id.get(id).cloned()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +165,28 @@ mod tests {
             create_time: Timestamp::from_micros(0),
             update_time: Timestamp::from_micros(0),
         })
+    }
+
+    #[test]
+    fn recent_events_keep_the_newest() {
+        let recent = RecentEvents::default();
+        let event = |n: usize| {
+            let mut event = hookrelay_core::event::EventDraft::parse(
+                &serde_json::json!({"name": "payment.completed", "object": {"id": "p", "type": "payment"}, "data": {}}),
+                &hookrelay_core::EventCatalog::default(),
+            )
+            .unwrap()
+            .into_event(SpaceId::parse("spc-cache").unwrap(), Timestamp::from_micros(0));
+            event.id = hookrelay_core::EventId::parse(&format!("evt-{n}")).unwrap();
+            Arc::new(event)
+        };
+        for n in 0..=RECENT_EVENTS {
+            recent.put(event(n));
+        }
+        let found = recent.get_all(["evt-0", "evt-1", &format!("evt-{RECENT_EVENTS}"), "evt-x"]);
+        let ids: Vec<Option<&str>> = found.iter().map(|e| e.as_deref().map(|e| e.id.as_str())).collect();
+        let newest = format!("evt-{RECENT_EVENTS}");
+        assert_eq!(ids, [None, Some("evt-1"), Some(newest.as_str()), None]);
     }
 
     #[test]

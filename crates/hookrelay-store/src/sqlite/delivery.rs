@@ -31,7 +31,13 @@ struct ClaimedRow {
     attempt_count: i64,
     update_time: i64,
     event_id: String,
-    event: Option<Arc<EventRow>>,
+    event: Option<ClaimedEvent>,
+}
+
+/// A claimed delivery's event: kept from its publishing, or read back.
+enum ClaimedEvent {
+    Kept(Arc<Event>),
+    Read(Arc<EventRow>),
 }
 
 /// The columns of an event a delivery sends.
@@ -150,16 +156,20 @@ impl SqliteStore {
         let webhooks = self.subscribers(&event.space_id, &event.name).await?;
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
         let record = idempotency.map(|record| seal_idempotency(&self.cipher, record));
-        let event = event.clone();
+        let event = Arc::new(event.clone());
+        let stored = event.clone();
         // No savepoint: the key is saved first, and a taken key fails before any change.
         self.writer
             .write_without_savepoint(move |connection| {
                 if let Some(record) = &record {
                     save_idempotency(connection, record)?;
                 }
-                insert_event_and_deliveries(connection, &event, &webhooks)
+                insert_event_and_deliveries(connection, &stored, &webhooks)
             })
             .await?;
+        if count > 0 {
+            self.recent_events.put(event);
+        }
         Ok(count)
     }
 
@@ -226,6 +236,7 @@ impl SqliteStore {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let skip = json_ids(request.skip_webhooks.iter().map(WebhookId::as_str));
         let request_copy = request.clone();
+        let recent = self.recent_events.clone();
         // In a savepoint: rows are decoded after they are leased, and a row that cannot be
         // decoded must fail this claim alone, not the writes that share its commit.
         let rows: Vec<ClaimedRow> = self
@@ -278,13 +289,19 @@ impl SqliteStore {
                     )?
                     .collect::<Result<Vec<_>, _>>()?;
                 claimed.sort_unstable_by_key(|row| (row.due, row.seq));
-                // What to send, read here: the writer's connection answers without a
-                // hop to another thread, and a fan-out's deliveries share their event.
+                // What to send: kept since it was published, or else read here (the
+                // writer's connection answers without a hop to another thread); a
+                // fan-out's deliveries share their event.
+                let kept = recent.get_all(claimed.iter().map(|row| row.event_id.as_str()));
                 let mut read = connection.prepare_cached(
                     "SELECT space_id, name, object_id, object_type, data, create_time FROM events WHERE id = ?",
                 )?;
                 let mut events: HashMap<String, Arc<EventRow>> = HashMap::new();
-                for row in &mut claimed {
+                for (row, kept) in claimed.iter_mut().zip(kept) {
+                    if let Some(event) = kept {
+                        row.event = Some(ClaimedEvent::Kept(event));
+                        continue;
+                    }
                     let event = match events.get(&row.event_id) {
                         Some(event) => event.clone(),
                         None => {
@@ -302,7 +319,7 @@ impl SqliteStore {
                             event
                         }
                     };
-                    row.event = Some(event);
+                    row.event = Some(ClaimedEvent::Read(event));
                 }
                 Ok(claimed)
             })
@@ -322,10 +339,13 @@ impl SqliteStore {
                 cancelled.push(row.delivery_id);
                 continue;
             };
-            let event = match events.get(&row.event_id) {
-                Some(event) => event.clone(),
-                None => {
-                    let stored = row.event.as_deref().expect("every claimed row gets its event");
+            let event = match (events.get(&row.event_id), &row.event) {
+                (_, Some(ClaimedEvent::Kept(event))) => event.clone(),
+                (Some(event), _) => event.clone(),
+                (None, stored) => {
+                    let Some(ClaimedEvent::Read(stored)) = stored else {
+                        unreachable!("every claimed row gets its event");
+                    };
                     let event = Arc::new(Event {
                         id: EventId::parse(&row.event_id).ok_or_else(|| corrupt("event id", &row.event_id))?,
                         space_id: SpaceId::parse(&stored.space_id)

@@ -35,7 +35,7 @@ mod cache;
 mod delivery;
 mod writer;
 
-use cache::WebhookCache;
+use cache::{RecentEvents, WebhookCache};
 use writer::Writer;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -51,6 +51,8 @@ pub struct SqliteStore {
     cipher: SecretCipher,
     /// Webhooks and subscriptions as last read; its epoch is [`Store::webhook_epoch`].
     cache: Arc<WebhookCache>,
+    /// The events published last, for claims.
+    recent_events: Arc<RecentEvents>,
 }
 
 impl SqliteStore {
@@ -81,6 +83,7 @@ impl SqliteStore {
             readers,
             cipher,
             cache: Arc::default(),
+            recent_events: Arc::default(),
         })
     }
 
