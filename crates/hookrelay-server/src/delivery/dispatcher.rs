@@ -119,14 +119,17 @@ impl Shared {
     }
 
     /// A target for `webhook` as it is: the kept one if it still serves, else a new one.
-    /// Targets are kept only while no webhook changes (the store's epoch), so those of
-    /// deleted, disabled or re-keyed webhooks, secrets included, are dropped at the next
-    /// worker start after the change; a store without an epoch (PostgreSQL) keeps none.
-    fn target(&self, webhook: &Arc<Webhook>) -> Arc<Target> {
+    /// Targets are kept only while no webhook changes (the store's epoch), and only for
+    /// a webhook as claimed under the current epoch, so those of deleted, disabled or
+    /// re-keyed webhooks, keys included, are dropped at the next worker start after the
+    /// change (recorded failures move the epoch too, and then targets are made again). A
+    /// store without an epoch (PostgreSQL) keeps none.
+    fn target(&self, webhook: &Arc<Webhook>, claimed_epoch: Option<u64>) -> Arc<Target> {
         let epoch = self.store.webhook_epoch();
         if epoch.is_some() {
             let mut kept = self.targets();
-            if kept.epoch != epoch {
+            // Epochs only grow: a worker that read an older one changes nothing.
+            if kept.epoch < epoch {
                 kept.by_webhook.clear();
                 kept.epoch = epoch;
             }
@@ -136,7 +139,7 @@ impl Shared {
         }
         // Made outside the lock: it parses the URL and opens the key.
         let target = Arc::new(Target::new(webhook.clone(), &self.config));
-        if epoch.is_some() {
+        if epoch.is_some() && claimed_epoch == epoch {
             let mut kept = self.targets();
             if kept.epoch == epoch {
                 if kept.by_webhook.len() >= TARGET_CACHE {
@@ -369,7 +372,7 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
         if current {
             let target = match target.take() {
                 Some(prepared) if prepared.serves(&delivery.webhook) => target.insert(prepared),
-                _ => target.insert(shared.target(&delivery.webhook)),
+                _ => target.insert(shared.target(&delivery.webhook, webhook_epoch)),
             };
             if let Some((recording, succeeded)) = attempt(&shared, target, &delivery, &body).await {
                 unrecorded.push_back(recording);

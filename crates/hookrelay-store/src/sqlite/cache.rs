@@ -100,8 +100,11 @@ impl WebhookCache {
     }
 }
 
-/// Events kept for claims at most; the oldest is dropped for a new one.
+/// Events kept for claims at most, and their `data` bytes at most; the oldest are
+/// dropped for new ones. A large event (up to the 1 MiB body limit) takes the place of
+/// many small ones instead of growing the memory kept.
 const RECENT_EVENTS: usize = 4096;
+const RECENT_EVENT_BYTES: usize = 8 << 20;
 
 /// The events this process published last, by id. A delivery is mostly claimed soon
 /// after its event is published, and reading the event back on the writer's connection,
@@ -117,6 +120,8 @@ struct KeptEvents {
     by_id: HashMap<String, Arc<Event>>,
     /// Ids, oldest first.
     order: VecDeque<String>,
+    /// The `data` bytes of the events kept.
+    bytes: usize,
 }
 
 impl RecentEvents {
@@ -126,15 +131,27 @@ impl RecentEvents {
 
     /// Keeps a stored event (call after its commit).
     pub(super) fn put(&self, event: Arc<Event>) {
-        let mut kept = self.lock();
-        if kept.order.len() >= RECENT_EVENTS {
-            if let Some(oldest) = kept.order.pop_front() {
-                kept.by_id.remove(&oldest);
-            }
+        let size = event.data.get().len();
+        if size > RECENT_EVENT_BYTES {
+            return;
         }
-        let id = event.id.as_str().to_owned();
-        kept.order.push_back(id.clone());
-        kept.by_id.insert(id, event);
+        let mut dropped = Vec::new();
+        {
+            let mut kept = self.lock();
+            while kept.order.len() >= RECENT_EVENTS || kept.bytes + size > RECENT_EVENT_BYTES {
+                let Some(oldest) = kept.order.pop_front() else { break };
+                if let Some(old) = kept.by_id.remove(&oldest) {
+                    kept.bytes -= old.data.get().len();
+                    dropped.push(old);
+                }
+            }
+            let id = event.id.as_str().to_owned();
+            kept.order.push_back(id.clone());
+            kept.bytes += size;
+            kept.by_id.insert(id, event);
+        }
+        // Freed after the lock is let go: the writer thread may be waiting on it.
+        drop(dropped);
     }
 
     /// The events of `ids` that are kept, in the same order (`None` where not kept).
@@ -187,6 +204,22 @@ mod tests {
         let ids: Vec<Option<&str>> = found.iter().map(|e| e.as_deref().map(|e| e.id.as_str())).collect();
         let newest = format!("evt-{RECENT_EVENTS}");
         assert_eq!(ids, [None, Some("evt-1"), Some(newest.as_str()), None]);
+
+        // Large events push out as many bytes as they bring.
+        let big = |n: usize| {
+            let mut event = (*event(n)).clone();
+            event.data = serde_json::value::RawValue::from_string(format!("\"{}\"", "x".repeat(3 << 20))).unwrap();
+            Arc::new(event)
+        };
+        for n in [90_001, 90_002, 90_003] {
+            recent.put(big(n));
+        }
+        let found = recent.get_all(["evt-90001", "evt-90002", "evt-90003", &newest]);
+        assert_eq!(
+            found.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [false, true, true, false]
+        );
+        assert!(recent.lock().bytes <= RECENT_EVENT_BYTES);
     }
 
     #[test]

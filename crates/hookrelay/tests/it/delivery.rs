@@ -784,8 +784,24 @@ async fn delivery_history_filters_by_status_and_pages() {
 
 #[tokio::test]
 async fn event_data_arrives_exactly_as_published() {
-    let server = delivering_server(&[]).await;
+    // The first attempt sends the event as kept in memory since it was published; it
+    // fails, and the retry is made by a restarted server, which reads the event back.
+    let dir = tempfile::TempDir::new().unwrap();
+    let launch = Launch {
+        args: [
+            "--allow-private-targets",
+            "--retry-schedule",
+            "0s,1s",
+            "--attempt-timeout",
+            "1s",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Launch::default()
+    };
+    let server = TestServer::launch_in(dir.path(), launch.clone()).await;
     let receiver = Receiver::start().await;
+    receiver.script(|n| if n == 0 { Reply::Status(500) } else { Reply::Status(200) });
     server
         .must_create(&with_url(simple_webhook("exact"), &receiver.url))
         .await;
@@ -794,10 +810,18 @@ async fn event_data_arrives_exactly_as_published() {
                    "data": {"zeta": 1, "amount": 123456789012345678901234567890, "rate": 1.10}}"#;
     let (status, answer) = send(server.publish_text(body)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let got = receiver.wait_for(1, WAIT).await;
+    receiver.wait_for(1, WAIT).await;
+    server.stop().await;
+    let _restarted = TestServer::launch_in(dir.path(), launch).await;
+    let got = receiver.wait_for(2, WAIT).await;
     let delivered = std::str::from_utf8(&got[0].body).unwrap();
     assert!(
         delivered.ends_with(r#""data":{"zeta":1,"amount":123456789012345678901234567890,"rate":1.10}}"#),
         "{delivered}"
+    );
+    assert_eq!(
+        std::str::from_utf8(&got[1].body).unwrap(),
+        delivered,
+        "the retry after the restart sends the same bytes"
     );
 }
