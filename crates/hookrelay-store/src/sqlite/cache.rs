@@ -118,8 +118,8 @@ pub(super) struct RecentEvents {
 #[derive(Debug, Default)]
 struct KeptEvents {
     by_id: HashMap<String, Arc<Event>>,
-    /// Ids, oldest first.
-    order: VecDeque<String>,
+    /// The same events, oldest first.
+    order: VecDeque<Arc<Event>>,
     /// The `data` bytes of the events kept.
     bytes: usize,
 }
@@ -140,15 +140,13 @@ impl RecentEvents {
             let mut kept = self.lock();
             while kept.order.len() >= RECENT_EVENTS || kept.bytes + size > RECENT_EVENT_BYTES {
                 let Some(oldest) = kept.order.pop_front() else { break };
-                if let Some(old) = kept.by_id.remove(&oldest) {
-                    kept.bytes -= old.data.get().len();
-                    dropped.push(old);
-                }
+                kept.by_id.remove(oldest.id.as_str());
+                kept.bytes -= oldest.data.get().len();
+                dropped.push(oldest);
             }
-            let id = event.id.as_str().to_owned();
-            kept.order.push_back(id.clone());
             kept.bytes += size;
-            kept.by_id.insert(id, event);
+            kept.by_id.insert(event.id.as_str().to_owned(), event.clone());
+            kept.order.push_back(event);
         }
         // Freed after the lock is let go: the writer thread may be waiting on it.
         drop(dropped);
