@@ -1828,3 +1828,54 @@ async fn a_retry_while_an_attempt_is_in_flight_outlives_its_record() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn work_stored_on_one_node_wakes_the_others() {
+    with_database(|url| async move {
+        let cipher = new_cipher();
+        let publisher = open(&url, &cipher).await;
+        let listener = open(&url, &cipher).await;
+        let (woken, mut wakes) = tokio::sync::mpsc::unbounded_channel();
+        listener
+            .watch_for_work(Arc::new(move || {
+                let _ = woken.send(());
+            }))
+            .await
+            .unwrap();
+        let (space, w) = space_with_webhook(&publisher).await;
+        // Publishing: one event, then a burst, each told once it is committed.
+        assert_eq!(publish(&publisher, &event(&space, "payment.completed", T0)).await, 1);
+        woken_by(&mut wakes, "a publish").await;
+        let burst: Vec<Event> = (0..20).map(|i| event(&space, "payment.completed", T0 + i)).collect();
+        let published = futures_util::future::join_all(burst.iter().map(|e| publish(&publisher, e))).await;
+        assert_eq!(published, vec![1; 20]);
+        woken_by(&mut wakes, "a burst of publishes").await;
+        let pending = listener
+            .claim_deliveries(&claim_at(T0 + 100, 100, 100, &[], "listener"))
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 21, "everything published is there for the woken node");
+
+        // A test event and a manual retry store due work too.
+        let test = event(&space, "webhook.test", T0 + 200);
+        let delivery = publisher.publish_test_event(&test, &w.id).await.unwrap();
+        woken_by(&mut wakes, "a test event").await;
+        let retried = publisher
+            .retry_delivery(&space, &w.id, &delivery.id, Timestamp::from_micros(T0 + 300))
+            .await
+            .unwrap();
+        assert!(retried.is_some());
+        woken_by(&mut wakes, "a manual retry").await;
+    })
+    .await;
+}
+
+/// Waits until the other node is woken, then lets the wake-ups of the same burst pass.
+async fn woken_by(wakes: &mut tokio::sync::mpsc::UnboundedReceiver<()>, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), wakes.recv())
+        .await
+        .unwrap_or_else(|_| panic!("the other node was not woken after {what}"));
+    // A burst may be told in one notification or several; the next step starts from none.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while wakes.try_recv().is_ok() {}
+}

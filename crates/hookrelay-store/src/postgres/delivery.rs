@@ -203,10 +203,10 @@ impl PostgresStore {
         }
         insert_event(&mut tx, event, count).await?;
         insert_deliveries(&mut tx, event, &webhooks).await?;
-        if count > 0 {
-            notify_work(&mut tx).await?;
-        }
         tx.commit().await?;
+        if count > 0 {
+            self.notifier.work_stored();
+        }
         Ok(count)
     }
 
@@ -251,8 +251,8 @@ impl PostgresStore {
         let mut tx = self.pool.begin().await?;
         insert_event(&mut tx, event, 1).await?;
         let ids = insert_deliveries(&mut tx, event, &[webhook.as_str().to_owned()]).await?;
-        notify_work(&mut tx).await?;
         tx.commit().await?;
+        self.notifier.work_stored();
         Ok(Delivery {
             id: ids.into_iter().next().expect("one delivery inserted"),
             space_id: event.space_id.clone(),
@@ -562,21 +562,8 @@ impl PostgresStore {
         .bind(id.as_str())
         .fetch_one(&mut *tx)
         .await?;
-        notify_work(&mut tx).await?;
         tx.commit().await?;
+        self.notifier.work_stored();
         decode_delivery(&row).map(Some)
     }
-}
-
-/// The channel on which nodes tell each other that work is due.
-pub(crate) const WORK_CHANNEL: &str = "hookrelay_work";
-
-/// Tells every node listening that new deliveries are due (sent when the transaction
-/// commits, so nobody looks before the rows are visible).
-async fn notify_work(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(WORK_CHANNEL)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }

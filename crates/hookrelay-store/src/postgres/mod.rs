@@ -29,6 +29,9 @@ use crate::{
 
 mod alerts;
 mod delivery;
+mod notify;
+
+use notify::{WorkNotifier, WORK_CHANNEL};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -66,6 +69,8 @@ static WEBHOOK_COLUMNS: LazyLock<String> = LazyLock::new(|| webhook_columns("web
 pub struct PostgresStore {
     pool: PgPool,
     cipher: SecretCipher,
+    /// Tells other nodes, after the commit, that a write stored due work.
+    notifier: Arc<WorkNotifier>,
 }
 
 impl PostgresStore {
@@ -79,7 +84,8 @@ impl PostgresStore {
             .await?;
         // Nodes starting together are serialised by the migrator's advisory lock.
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, cipher })
+        let notifier = Arc::new(WorkNotifier::start(pool.clone()));
+        Ok(Self { pool, cipher, notifier })
     }
 
     pub(crate) fn decode_webhook(&self, row: &PgRow) -> Result<Webhook, StoreError> {
@@ -395,7 +401,7 @@ impl Store for PostgresStore {
 
     async fn watch_for_work(&self, wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), StoreError> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(delivery::WORK_CHANNEL).await?;
+        listener.listen(WORK_CHANNEL).await?;
         tokio::spawn(async move {
             loop {
                 match listener.recv().await {
