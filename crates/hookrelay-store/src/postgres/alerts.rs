@@ -93,6 +93,34 @@ pub(super) async fn apply_health(
     Ok(queued)
 }
 
+/// Health after attempts that all succeeded, for webhooks with no failure among the
+/// attempts being recorded: the same as [`apply_health`] on each success in turn (the
+/// first clears the webhook's failure record and, if its owners were told it was
+/// failing, tells them it recovered; the rest find nothing), in one statement.
+/// `successes` pairs each webhook with its first success's finish time.
+pub(super) async fn recover_all(
+    tx: &mut Transaction<'_, Postgres>,
+    successes: &[(&WebhookId, Timestamp)],
+) -> Result<u32, StoreError> {
+    let ids: Vec<&str> = successes.iter().map(|(webhook, _)| webhook.as_str()).collect();
+    let alerted: Vec<String> = sqlx::query_as::<_, (String, bool)>(
+        "DELETE FROM webhook_health WHERE webhook_id = ANY($1) RETURNING webhook_id, alerted",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .filter_map(|(id, alerted)| alerted.then_some(id))
+    .collect();
+    let mut queued = 0;
+    for (webhook, now) in successes {
+        if alerted.iter().any(|id| id == webhook.as_str()) {
+            queued += queue(tx, webhook, AlertKind::Recovered, &WebhookHealth::default(), *now).await?;
+        }
+    }
+    Ok(queued)
+}
+
 /// Disables the webhook if it is still enabled, cancelling its pending deliveries;
 /// returns whether it did. `update_time` moves strictly forward, as a PATCH moves it.
 async fn disable_webhook(

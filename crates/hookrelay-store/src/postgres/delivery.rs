@@ -359,8 +359,10 @@ impl PostgresStore {
         }
     }
 
-    /// Records attempts in the caller's order, as SQLite does: health counts failures
-    /// and successes in the order they are given.
+    /// Records attempts with the effect of recording them one by one in the caller's
+    /// order, as SQLite does (health counts failures and successes in that order), in a
+    /// few statements over the whole batch: a round trip per attempt was most of a
+    /// record's time.
     async fn record_attempts_once(&self, results: &[AttemptResult], policy: &AlertPolicy) -> Result<u32, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Every webhook the results touch is locked first (see the lock order above):
@@ -376,61 +378,128 @@ impl PostgresStore {
                 .await?
                 .into_iter()
                 .collect();
-        let mut alerts = 0;
-        for result in results {
-            let attempt = &result.attempt;
-            // Waits for a concurrent insert of the same attempt; if that one commits,
-            // this result is the one ignored.
-            let inserted = sqlx::query(
-                "INSERT INTO delivery_attempts
-                     (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            )
-            .bind(result.delivery_id.as_str())
-            .bind(i64::from(attempt.attempt))
-            .bind(attempt.start_time.as_micros())
-            .bind(i64::from(attempt.duration_ms))
-            .bind(attempt.status_code.map(i64::from))
-            .bind(attempt.error_kind.map(ErrorKind::as_str))
-            .bind(attempt.response_body.as_deref().map(str::as_bytes))
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                continue;
-            }
-            let (status, next_time) = match result.next {
+        // Waits for a concurrent insert of the same attempt; if that one commits, this
+        // result is one of those ignored.
+        let inserted: HashSet<(String, i64)> = sqlx::query_as(
+            "INSERT INTO delivery_attempts
+                 (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[],
+                                  $7::bytea[])
+             ON CONFLICT DO NOTHING
+             RETURNING delivery_id, attempt",
+        )
+        .bind(results.iter().map(|r| r.delivery_id.as_str()).collect::<Vec<_>>())
+        .bind(results.iter().map(|r| i64::from(r.attempt.attempt)).collect::<Vec<_>>())
+        .bind(
+            results
+                .iter()
+                .map(|r| r.attempt.start_time.as_micros())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            results
+                .iter()
+                .map(|r| i64::from(r.attempt.duration_ms))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            results
+                .iter()
+                .map(|r| r.attempt.status_code.map(i64::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            results
+                .iter()
+                .map(|r| r.attempt.error_kind.map(ErrorKind::as_str))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            results
+                .iter()
+                .map(|r| r.attempt.response_body.as_deref().map(str::as_bytes))
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let recorded: Vec<&AttemptResult> = results
+            .iter()
+            .filter(|r| inserted.contains(&(r.delivery_id.as_str().to_owned(), i64::from(r.attempt.attempt))))
+            .collect();
+        if recorded.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        // A delivery cancelled while its attempt was in flight stays cancelled unless that
+        // attempt settled it. One retried meanwhile (pending, and changed since its claim)
+        // stays pending, due when the retry asked.
+        let next: Vec<(DeliveryStatus, Option<i64>)> = recorded
+            .iter()
+            .map(|r| match r.next {
                 NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
                 NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
                 NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
-            };
-            // A delivery cancelled while its attempt was in flight stays cancelled unless
-            // that attempt settled it. One retried meanwhile (pending, and changed since
-            // its claim) stays pending, due when the retry asked.
-            sqlx::query(
-                "UPDATE deliveries SET
-                     status = CASE WHEN status = 'cancelled' AND $1 = 'pending' THEN 'cancelled'
-                                   WHEN status = 'pending' AND update_time <> $6 THEN 'pending'
-                                   ELSE $1 END,
-                     next_attempt_time = CASE WHEN status = 'cancelled' THEN NULL
-                                              WHEN status = 'pending' AND update_time <> $6 THEN next_attempt_time
-                                              ELSE $2 END,
-                     attempt_count = GREATEST(attempt_count, $3), lease_until = NULL, lease_owner = NULL,
-                     update_time = $4
-                 WHERE id = $5",
-            )
-            .bind(status.as_str())
-            .bind(next_time)
-            .bind(i64::from(attempt.attempt))
-            .bind(result.finish_time.as_micros())
-            .bind(result.delivery_id.as_str())
-            .bind(result.claimed_update_time.as_micros())
-            .execute(&mut *tx)
-            .await?;
-            // Health also disables the webhook on 410 Gone, and cancels its pending
-            // deliveries. A webhook deleted meanwhile has no health to keep.
-            if existing.contains(result.webhook_id.as_str()) {
-                alerts += alerts::apply_health(&mut tx, result, policy).await?;
+            })
+            .collect();
+        sqlx::query(
+            "UPDATE deliveries AS d SET
+                 status = CASE WHEN d.status = 'cancelled' AND r.status = 'pending' THEN 'cancelled'
+                               WHEN d.status = 'pending' AND d.update_time <> r.claimed THEN 'pending'
+                               ELSE r.status END,
+                 next_attempt_time = CASE WHEN d.status = 'cancelled' THEN NULL
+                                          WHEN d.status = 'pending' AND d.update_time <> r.claimed
+                                              THEN d.next_attempt_time
+                                          ELSE r.next_time END,
+                 attempt_count = GREATEST(d.attempt_count, r.attempt), lease_until = NULL, lease_owner = NULL,
+                 update_time = r.finish
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+                 AS r(id, status, next_time, attempt, finish, claimed)
+             WHERE d.id = r.id",
+        )
+        .bind(recorded.iter().map(|r| r.delivery_id.as_str()).collect::<Vec<_>>())
+        .bind(next.iter().map(|(status, _)| status.as_str()).collect::<Vec<_>>())
+        .bind(next.iter().map(|(_, time)| *time).collect::<Vec<_>>())
+        .bind(
+            recorded
+                .iter()
+                .map(|r| i64::from(r.attempt.attempt))
+                .collect::<Vec<_>>(),
+        )
+        .bind(recorded.iter().map(|r| r.finish_time.as_micros()).collect::<Vec<_>>())
+        .bind(
+            recorded
+                .iter()
+                .map(|r| r.claimed_update_time.as_micros())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+        // Health, which also disables the webhook on 410 Gone and cancels its pending
+        // deliveries. A webhook deleted meanwhile has no health to keep. Webhooks whose
+        // attempts here all succeeded are settled together; the others attempt by attempt.
+        let with_failures: HashSet<&str> = recorded
+            .iter()
+            .filter(|r| !matches!(r.next, NextStep::Succeeded))
+            .map(|r| r.webhook_id.as_str())
+            .collect();
+        let mut recovering: Vec<(&WebhookId, Timestamp)> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut alerts = 0;
+        for result in &recorded {
+            let webhook = result.webhook_id.as_str();
+            if !existing.contains(webhook) {
+                continue;
             }
+            if with_failures.contains(webhook) {
+                alerts += alerts::apply_health(&mut tx, result, policy).await?;
+            } else if seen.insert(webhook) {
+                recovering.push((&result.webhook_id, result.finish_time));
+            }
+        }
+        if !recovering.is_empty() {
+            alerts += alerts::recover_all(&mut tx, &recovering).await?;
         }
         tx.commit().await?;
         Ok(alerts)
