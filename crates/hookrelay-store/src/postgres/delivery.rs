@@ -18,6 +18,7 @@ use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorK
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
 use serde_json::value::RawValue;
+use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{alerts, webhook_columns, PostgresStore};
@@ -50,51 +51,52 @@ macro_rules! pending_webhooks {
     };
 }
 
-/// Leases due deliveries: oldest due first, at most `$4` of any one webhook (so one
-/// webhook's backlog cannot crowd out the others), at most `$3` in all; the same choice
-/// as SQLite's claim, which PostgreSQL's `FOR UPDATE` cannot make in one window query.
+/// Leases due deliveries and reads what sending them needs, in one statement: oldest
+/// due first, at most `$4` of any one webhook (so one webhook's backlog cannot crowd out
+/// the others), at most `$3` in all; the same choice as SQLite's claim, which
+/// PostgreSQL's `FOR UPDATE` cannot make in one window query.
 ///
 /// Only the `$3` webhooks whose oldest due delivery comes first can contribute (each
 /// of them has a delivery ahead of any other webhook's), so only their first `$4` rows
 /// are locked. `SKIP LOCKED` passes over rows another node is claiming at this moment,
 /// and a row leased since this statement's snapshot fails the re-checked lease test.
-const CLAIM: &str = concat!(
-    pending_webhooks!(),
-    ", firsts AS (
-        SELECT live.webhook_id FROM live CROSS JOIN LATERAL (
-            SELECT d.next_attempt_time, d.seq FROM deliveries d
-            WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
-              AND (d.lease_until IS NULL OR d.lease_until < $1)
-            ORDER BY d.next_attempt_time, d.seq LIMIT 1
-        ) first
-        ORDER BY first.next_attempt_time, first.seq LIMIT $3
-    ), locked AS (
-        SELECT l.seq, l.next_attempt_time FROM firsts CROSS JOIN LATERAL (
-            SELECT d.seq, d.next_attempt_time FROM deliveries d
-            WHERE d.webhook_id = firsts.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
-              AND (d.lease_until IS NULL OR d.lease_until < $1)
-            ORDER BY d.next_attempt_time, d.seq LIMIT $4
-            FOR UPDATE SKIP LOCKED
-        ) l
-    ), chosen AS (
-        SELECT seq FROM locked ORDER BY next_attempt_time, seq LIMIT $3
-    )
-    UPDATE deliveries SET lease_until = $5, lease_owner = $6
-    FROM chosen WHERE deliveries.seq = chosen.seq
-    RETURNING deliveries.id"
-);
-
-/// A claimed delivery with its event and (current) webhook. The webhook's columns keep
-/// their own names so the webhook decoder reads them as it reads the webhooks table.
-static CLAIMED_QUERY: LazyLock<String> = LazyLock::new(|| {
+/// Each leased delivery comes back with its event and its webhook as they are now
+/// (NULL columns for a webhook deleted meanwhile); the webhook's columns keep their own
+/// names so the webhook decoder reads them as it reads the webhooks table.
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT d.id AS delivery_id, d.attempt_count, d.update_time AS delivery_update_time, e.id AS event_id, e.space_id AS event_space_id,
-                e.name AS event_name, e.object_id, e.object_type, e.data, e.create_time AS event_time, {}
-         FROM deliveries d
-         JOIN events e ON e.id = d.event_id
-         LEFT JOIN webhooks w ON w.id = d.webhook_id
-         WHERE d.id = ANY($1)
-         ORDER BY d.next_attempt_time, d.seq",
+        "{}, firsts AS (
+            SELECT live.webhook_id FROM live CROSS JOIN LATERAL (
+                SELECT d.next_attempt_time, d.seq FROM deliveries d
+                WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
+                  AND (d.lease_until IS NULL OR d.lease_until < $1)
+                ORDER BY d.next_attempt_time, d.seq LIMIT 1
+            ) first
+            ORDER BY first.next_attempt_time, first.seq LIMIT $3
+        ), locked AS (
+            SELECT l.seq, l.next_attempt_time FROM firsts CROSS JOIN LATERAL (
+                SELECT d.seq, d.next_attempt_time FROM deliveries d
+                WHERE d.webhook_id = firsts.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
+                  AND (d.lease_until IS NULL OR d.lease_until < $1)
+                ORDER BY d.next_attempt_time, d.seq LIMIT $4
+                FOR UPDATE SKIP LOCKED
+            ) l
+        ), chosen AS (
+            SELECT seq FROM locked ORDER BY next_attempt_time, seq LIMIT $3
+        ), claimed AS (
+            UPDATE deliveries SET lease_until = $5, lease_owner = $6
+            FROM chosen WHERE deliveries.seq = chosen.seq
+            RETURNING deliveries.id, deliveries.attempt_count, deliveries.update_time, deliveries.event_id,
+                      deliveries.webhook_id, deliveries.next_attempt_time, deliveries.seq
+        )
+        SELECT c.id AS delivery_id, c.attempt_count, c.update_time AS delivery_update_time,
+               e.id AS event_id, e.space_id AS event_space_id, e.name AS event_name, e.object_id,
+               e.object_type, e.data, e.create_time AS event_time, {}
+        FROM claimed c
+        JOIN events e ON e.id = c.event_id
+        LEFT JOIN webhooks w ON w.id = c.webhook_id
+        ORDER BY c.next_attempt_time, c.seq",
+        pending_webhooks!(),
         webhook_columns("w")
     )
 });
@@ -272,53 +274,44 @@ impl PostgresStore {
         request: &ClaimRequest,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let skip: Vec<&str> = request.skip_webhooks.iter().map(WebhookId::as_str).collect();
-        let mut tx = self.pool.begin().await?;
-        let claimed: Vec<String> = sqlx::query_scalar(CLAIM)
+        // One statement, so one round trip and its own commit: a claim is the engine's
+        // most frequent query, and under load every round trip waits for a CPU.
+        let rows = sqlx::query(&CLAIM)
             .bind(request.now.as_micros())
             .bind(&skip)
             .bind(i64::from(request.limit))
             .bind(i64::from(request.per_webhook))
             .bind(request.lease_until.as_micros())
             .bind(&request.owner)
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
-        if claimed.is_empty() {
-            tx.commit().await?;
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(&CLAIMED_QUERY).bind(&claimed).fetch_all(&mut *tx).await?;
         let mut ready = Vec::with_capacity(rows.len());
         let mut cancelled = Vec::new();
+        let mut undecodable = None;
         for row in &rows {
-            let delivery_id: String = row.try_get("delivery_id")?;
-            let enabled: Option<bool> = row.try_get("enabled")?;
-            if enabled != Some(true) {
-                cancelled.push(delivery_id);
-                continue;
+            match self.decode_claimed(row) {
+                Ok(Some(delivery)) => ready.push(delivery),
+                Ok(None) => cancelled.push(row.try_get::<String, _>("delivery_id")?),
+                Err(error) => {
+                    undecodable = Some(error);
+                    break;
+                }
             }
-            let attempts: i64 = row.try_get("attempt_count")?;
-            let event_id: String = row.try_get("event_id")?;
-            let event_space: String = row.try_get("event_space_id")?;
-            let data: String = row.try_get("data")?;
-            ready.push(ClaimedDelivery {
-                delivery_id: DeliveryId::parse(&delivery_id).ok_or_else(|| corrupt("delivery id", &delivery_id))?,
-                attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
-                event: Arc::new(Event {
-                    id: EventId::parse(&event_id).ok_or_else(|| corrupt("event id", &event_id))?,
-                    space_id: SpaceId::parse(&event_space).ok_or_else(|| corrupt("space id", &event_space))?,
-                    name: row.try_get("event_name")?,
-                    object: EventObject {
-                        id: row.try_get("object_id")?,
-                        object_type: row.try_get("object_type")?,
-                    },
-                    data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
-                    create_time: Timestamp::from_micros(row.try_get("event_time")?),
-                }),
-                webhook: Arc::new(self.decode_webhook(row)?),
-                update_time: Timestamp::from_micros(row.try_get("delivery_update_time")?),
-            });
+        }
+        if let Some(error) = undecodable {
+            // As if the claim had not been made: nothing else waits for its lease.
+            let ids: Vec<String> = rows.iter().filter_map(|row| row.try_get("delivery_id").ok()).collect();
+            sqlx::query(
+                "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($1) AND lease_owner = $2",
+            )
+            .bind(&ids)
+            .bind(&request.owner)
+            .execute(&self.pool)
+            .await?;
+            return Err(error);
         }
         if !cancelled.is_empty() {
+            // Their webhook was disabled or deleted after they were published.
             sqlx::query(
                 "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
                      lease_owner = NULL, update_time = $1
@@ -326,11 +319,40 @@ impl PostgresStore {
             )
             .bind(request.now.as_micros())
             .bind(&cancelled)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
         }
-        tx.commit().await?;
         Ok(ready)
+    }
+
+    /// A claimed row as a delivery to attempt; `None` when its webhook is disabled or gone.
+    fn decode_claimed(&self, row: &PgRow) -> Result<Option<ClaimedDelivery>, StoreError> {
+        let delivery_id: String = row.try_get("delivery_id")?;
+        let enabled: Option<bool> = row.try_get("enabled")?;
+        if enabled != Some(true) {
+            return Ok(None);
+        }
+        let attempts: i64 = row.try_get("attempt_count")?;
+        let event_id: String = row.try_get("event_id")?;
+        let event_space: String = row.try_get("event_space_id")?;
+        let data: String = row.try_get("data")?;
+        Ok(Some(ClaimedDelivery {
+            delivery_id: DeliveryId::parse(&delivery_id).ok_or_else(|| corrupt("delivery id", &delivery_id))?,
+            attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
+            event: Arc::new(Event {
+                id: EventId::parse(&event_id).ok_or_else(|| corrupt("event id", &event_id))?,
+                space_id: SpaceId::parse(&event_space).ok_or_else(|| corrupt("space id", &event_space))?,
+                name: row.try_get("event_name")?,
+                object: EventObject {
+                    id: row.try_get("object_id")?,
+                    object_type: row.try_get("object_type")?,
+                },
+                data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
+                create_time: Timestamp::from_micros(row.try_get("event_time")?),
+            }),
+            webhook: Arc::new(self.decode_webhook(row)?),
+            update_time: Timestamp::from_micros(row.try_get("delivery_update_time")?),
+        }))
     }
 
     pub(super) async fn release_deliveries_impl(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
