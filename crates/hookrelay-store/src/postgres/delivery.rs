@@ -113,44 +113,26 @@ fn is_transient(error: &StoreError) -> bool {
     }
 }
 
-async fn insert_event(
-    tx: &mut Transaction<'_, Postgres>,
-    event: &Event,
-    delivery_count: u32,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(event.id.as_str())
-    .bind(event.space_id.as_str())
-    .bind(&event.name)
-    .bind(&event.object.id)
-    .bind(&event.object.object_type)
-    .bind(event.data.get())
-    .bind(i64::from(delivery_count))
-    .bind(event.create_time.as_micros())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Inserts one pending delivery of `event` per webhook, due at once; returns their ids.
-/// One statement whatever the count: the ids travel as two arrays.
-async fn insert_deliveries(
+/// Inserts the event and one pending delivery of it per webhook, due at once, in one
+/// statement whatever the count (the ids travel as two arrays); returns the deliveries'
+/// ids.
+async fn insert_event_and_deliveries(
     tx: &mut Transaction<'_, Postgres>,
     event: &Event,
     webhooks: &[String],
 ) -> Result<Vec<DeliveryId>, StoreError> {
     let ids: Vec<DeliveryId> = webhooks.iter().map(|_| DeliveryId::generate()).collect();
-    if ids.is_empty() {
-        return Ok(ids);
-    }
+    let delivery_count = i64::try_from(ids.len()).map_err(|_| corrupt("webhook count", "too many"))?;
     sqlx::query(
-        "INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
+        "WITH event AS (
+             INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
+             VALUES ($4, $3, $6, $7, $8, $9, $10, $5)
+             RETURNING id
+         )
+         INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
              create_time, update_time)
-         SELECT new.id, $3, new.webhook_id, $4, 'pending', 0, $5, $5, $5
-         FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS new (id, webhook_id, n)
+         SELECT new.id, $3, new.webhook_id, event.id, 'pending', 0, $5, $5, $5
+         FROM event, UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS new (id, webhook_id, n)
          ORDER BY new.n",
     )
     .bind(ids.iter().map(DeliveryId::as_str).collect::<Vec<_>>())
@@ -158,6 +140,11 @@ async fn insert_deliveries(
     .bind(event.space_id.as_str())
     .bind(event.id.as_str())
     .bind(event.create_time.as_micros())
+    .bind(&event.name)
+    .bind(&event.object.id)
+    .bind(&event.object.object_type)
+    .bind(event.data.get())
+    .bind(delivery_count)
     .execute(&mut **tx)
     .await?;
     Ok(ids)
@@ -203,8 +190,7 @@ impl PostgresStore {
             let record = seal_idempotency(&self.cipher, record);
             self.save_idempotency(&mut tx, &record).await?;
         }
-        insert_event(&mut tx, event, count).await?;
-        insert_deliveries(&mut tx, event, &webhooks).await?;
+        insert_event_and_deliveries(&mut tx, event, &webhooks).await?;
         tx.commit().await?;
         if count > 0 {
             self.notifier.work_stored();
@@ -251,8 +237,7 @@ impl PostgresStore {
         webhook: &WebhookId,
     ) -> Result<Delivery, StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_event(&mut tx, event, 1).await?;
-        let ids = insert_deliveries(&mut tx, event, &[webhook.as_str().to_owned()]).await?;
+        let ids = insert_event_and_deliveries(&mut tx, event, &[webhook.as_str().to_owned()]).await?;
         tx.commit().await?;
         self.notifier.work_stored();
         Ok(Delivery {
