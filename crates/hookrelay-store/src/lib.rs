@@ -307,7 +307,8 @@ pub trait Store: Send + Sync + 'static {
     async fn publish_test_event(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError>;
 
     /// Claims due deliveries. Deliveries whose webhook has been disabled or deleted are
-    /// cancelled instead of returned.
+    /// cancelled instead of returned (on PostgreSQL after the claim commits, by a second
+    /// statement; should that fail, a later claim cancels them once their lease runs out).
     async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError>;
 
     /// Gives claimed deliveries back without attempting them.

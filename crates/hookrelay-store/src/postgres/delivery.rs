@@ -150,6 +150,58 @@ async fn insert_event_and_deliveries(
     Ok(ids)
 }
 
+/// Moves the deliveries of recorded attempts on, in one statement. A delivery cancelled
+/// while its attempt was in flight stays cancelled unless that attempt settled it. One
+/// retried meanwhile (pending, and changed since its claim) stays pending, due when the
+/// retry asked.
+async fn move_deliveries_on(tx: &mut Transaction<'_, Postgres>, recorded: &[&AttemptResult]) -> Result<(), StoreError> {
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let next: Vec<(DeliveryStatus, Option<i64>)> = recorded
+        .iter()
+        .map(|r| match r.next {
+            NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
+            NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
+            NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
+        })
+        .collect();
+    sqlx::query(
+        "UPDATE deliveries AS d SET
+             status = CASE WHEN d.status = 'cancelled' AND r.status = 'pending' THEN 'cancelled'
+                           WHEN d.status = 'pending' AND d.update_time <> r.claimed THEN 'pending'
+                           ELSE r.status END,
+             next_attempt_time = CASE WHEN d.status = 'cancelled' THEN NULL
+                                      WHEN d.status = 'pending' AND d.update_time <> r.claimed
+                                          THEN d.next_attempt_time
+                                      ELSE r.next_time END,
+             attempt_count = GREATEST(d.attempt_count, r.attempt), lease_until = NULL, lease_owner = NULL,
+             update_time = r.finish
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+             AS r(id, status, next_time, attempt, finish, claimed)
+         WHERE d.id = r.id",
+    )
+    .bind(recorded.iter().map(|r| r.delivery_id.as_str()).collect::<Vec<_>>())
+    .bind(next.iter().map(|(status, _)| status.as_str()).collect::<Vec<_>>())
+    .bind(next.iter().map(|(_, time)| *time).collect::<Vec<_>>())
+    .bind(
+        recorded
+            .iter()
+            .map(|r| i64::from(r.attempt.attempt))
+            .collect::<Vec<_>>(),
+    )
+    .bind(recorded.iter().map(|r| r.finish_time.as_micros()).collect::<Vec<_>>())
+    .bind(
+        recorded
+            .iter()
+            .map(|r| r.claimed_update_time.as_micros())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Cancels a webhook's pending deliveries (it was disabled or deleted).
 pub(super) async fn cancel_pending(
     tx: &mut Transaction<'_, Postgres>,
@@ -286,18 +338,25 @@ impl PostgresStore {
         if let Some(error) = undecodable {
             // As if the claim had not been made: nothing else waits for its lease.
             let ids: Vec<String> = rows.iter().filter_map(|row| row.try_get("delivery_id").ok()).collect();
-            sqlx::query(
-                "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($1) AND lease_owner = $2",
+            if let Err(release) = sqlx::query(
+                "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
+                 WHERE id = ANY($1) AND lease_owner = $2 AND lease_until = $3",
             )
             .bind(&ids)
             .bind(&request.owner)
+            .bind(request.lease_until.as_micros())
             .execute(&self.pool)
-            .await?;
+            .await
+            {
+                tracing::warn!(error = %release, "giving back an undecodable claim failed; its leases run out");
+            }
             return Err(error);
         }
         if !cancelled.is_empty() {
-            // Their webhook was disabled or deleted after they were published.
-            sqlx::query(
+            // Their webhook was disabled or deleted after they were published. Should this
+            // fail, the claimed deliveries still go out, and these are cancelled by a later
+            // claim once their lease runs out.
+            if let Err(error) = sqlx::query(
                 "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
                      lease_owner = NULL, update_time = $1
                  WHERE id = ANY($2) AND status = 'pending'",
@@ -305,7 +364,10 @@ impl PostgresStore {
             .bind(request.now.as_micros())
             .bind(&cancelled)
             .execute(&self.pool)
-            .await?;
+            .await
+            {
+                tracing::warn!(%error, "cancelling deliveries of a disabled webhook failed; a later claim will");
+            }
         }
         Ok(ready)
     }
@@ -387,7 +449,7 @@ impl PostgresStore {
                 .collect();
         // Waits for a concurrent insert of the same attempt; if that one commits, this
         // result is one of those ignored.
-        let inserted: HashSet<(String, i64)> = sqlx::query_as(
+        let mut inserted: HashSet<(String, i64)> = sqlx::query_as(
             "INSERT INTO delivery_attempts
                  (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
              SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[],
@@ -431,77 +493,38 @@ impl PostgresStore {
         .await?
         .into_iter()
         .collect();
+        // Each attempt once: a result repeated in the batch (its lease ran out and it was
+        // claimed again before either was recorded) is ignored, as one already stored is.
         let recorded: Vec<&AttemptResult> = results
             .iter()
-            .filter(|r| inserted.contains(&(r.delivery_id.as_str().to_owned(), i64::from(r.attempt.attempt))))
+            .filter(|r| inserted.remove(&(r.delivery_id.as_str().to_owned(), i64::from(r.attempt.attempt))))
             .collect();
-        if recorded.is_empty() {
-            tx.commit().await?;
-            return Ok(0);
-        }
-        // A delivery cancelled while its attempt was in flight stays cancelled unless that
-        // attempt settled it. One retried meanwhile (pending, and changed since its claim)
-        // stays pending, due when the retry asked.
-        let next: Vec<(DeliveryStatus, Option<i64>)> = recorded
-            .iter()
-            .map(|r| match r.next {
-                NextStep::Succeeded => (DeliveryStatus::Succeeded, None),
-                NextStep::RetryAt(time) => (DeliveryStatus::Pending, Some(time.as_micros())),
-                NextStep::Failed { .. } => (DeliveryStatus::Failed, None),
-            })
-            .collect();
-        sqlx::query(
-            "UPDATE deliveries AS d SET
-                 status = CASE WHEN d.status = 'cancelled' AND r.status = 'pending' THEN 'cancelled'
-                               WHEN d.status = 'pending' AND d.update_time <> r.claimed THEN 'pending'
-                               ELSE r.status END,
-                 next_attempt_time = CASE WHEN d.status = 'cancelled' THEN NULL
-                                          WHEN d.status = 'pending' AND d.update_time <> r.claimed
-                                              THEN d.next_attempt_time
-                                          ELSE r.next_time END,
-                 attempt_count = GREATEST(d.attempt_count, r.attempt), lease_until = NULL, lease_owner = NULL,
-                 update_time = r.finish
-             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
-                 AS r(id, status, next_time, attempt, finish, claimed)
-             WHERE d.id = r.id",
-        )
-        .bind(recorded.iter().map(|r| r.delivery_id.as_str()).collect::<Vec<_>>())
-        .bind(next.iter().map(|(status, _)| status.as_str()).collect::<Vec<_>>())
-        .bind(next.iter().map(|(_, time)| *time).collect::<Vec<_>>())
-        .bind(
-            recorded
-                .iter()
-                .map(|r| i64::from(r.attempt.attempt))
-                .collect::<Vec<_>>(),
-        )
-        .bind(recorded.iter().map(|r| r.finish_time.as_micros()).collect::<Vec<_>>())
-        .bind(
-            recorded
-                .iter()
-                .map(|r| r.claimed_update_time.as_micros())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await?;
-        // Health, which also disables the webhook on 410 Gone and cancels its pending
-        // deliveries. A webhook deleted meanwhile has no health to keep. Webhooks whose
-        // attempts here all succeeded are settled together; the others attempt by attempt.
+        // A webhook with a failure here may be disabled by it, which cancels its pending
+        // deliveries: its results go one by one, each delivery moved on and then its health
+        // applied, in order. The others' deliveries move on together, and those that only
+        // succeeded settle their health together.
         let with_failures: HashSet<&str> = recorded
             .iter()
             .filter(|r| !matches!(r.next, NextStep::Succeeded))
             .map(|r| r.webhook_id.as_str())
             .collect();
+        let (in_order, together): (Vec<&AttemptResult>, Vec<&AttemptResult>) = recorded
+            .iter()
+            .partition(|r| with_failures.contains(r.webhook_id.as_str()));
+        move_deliveries_on(&mut tx, &together).await?;
+        let mut alerts = 0;
+        for result in in_order {
+            move_deliveries_on(&mut tx, &[result]).await?;
+            // A webhook deleted meanwhile has no health to keep.
+            if existing.contains(result.webhook_id.as_str()) {
+                alerts += alerts::apply_health(&mut tx, result, policy).await?;
+            }
+        }
         let mut recovering: Vec<(&WebhookId, Timestamp)> = Vec::new();
         let mut seen: HashSet<&str> = HashSet::new();
-        let mut alerts = 0;
-        for result in &recorded {
+        for result in together {
             let webhook = result.webhook_id.as_str();
-            if !existing.contains(webhook) {
-                continue;
-            }
-            if with_failures.contains(webhook) {
-                alerts += alerts::apply_health(&mut tx, result, policy).await?;
-            } else if seen.insert(webhook) {
+            if existing.contains(webhook) && seen.insert(webhook) {
                 recovering.push((&result.webhook_id, result.finish_time));
             }
         }
