@@ -101,6 +101,14 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// What a claimed row holds.
+enum ClaimedRow {
+    /// A delivery to attempt.
+    Ready(ClaimedDelivery),
+    /// The id of a delivery whose webhook was disabled or deleted since it was published.
+    WebhookGone(String),
+}
+
 /// How often a transaction that lost a deadlock is tried again.
 const DEADLOCK_RETRIES: u32 = 3;
 
@@ -327,8 +335,8 @@ impl PostgresStore {
         let mut undecodable = None;
         for row in &rows {
             match self.decode_claimed(row) {
-                Ok(Some(delivery)) => ready.push(delivery),
-                Ok(None) => cancelled.push(row.try_get::<String, _>("delivery_id")?),
+                Ok(ClaimedRow::Ready(delivery)) => ready.push(delivery),
+                Ok(ClaimedRow::WebhookGone(delivery_id)) => cancelled.push(delivery_id),
                 Err(error) => {
                     undecodable = Some(error);
                     break;
@@ -372,18 +380,19 @@ impl PostgresStore {
         Ok(ready)
     }
 
-    /// A claimed row as a delivery to attempt; `None` when its webhook is disabled or gone.
-    fn decode_claimed(&self, row: &PgRow) -> Result<Option<ClaimedDelivery>, StoreError> {
+    /// A claimed row as a delivery to attempt, or the id of one whose webhook is disabled
+    /// or gone.
+    fn decode_claimed(&self, row: &PgRow) -> Result<ClaimedRow, StoreError> {
         let delivery_id: String = row.try_get("delivery_id")?;
         let enabled: Option<bool> = row.try_get("enabled")?;
         if enabled != Some(true) {
-            return Ok(None);
+            return Ok(ClaimedRow::WebhookGone(delivery_id));
         }
         let attempts: i64 = row.try_get("attempt_count")?;
         let event_id: String = row.try_get("event_id")?;
         let event_space: String = row.try_get("event_space_id")?;
         let data: String = row.try_get("data")?;
-        Ok(Some(ClaimedDelivery {
+        Ok(ClaimedRow::Ready(ClaimedDelivery {
             delivery_id: DeliveryId::parse(&delivery_id).ok_or_else(|| corrupt("delivery id", &delivery_id))?,
             attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
             event: Arc::new(Event {
