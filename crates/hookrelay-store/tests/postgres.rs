@@ -1020,10 +1020,11 @@ async fn an_attempt_twice_in_one_batch_counts_once() {
                 .unwrap();
             assert_eq!(claimed.len(), 1, "{backend}");
             let first = result(&claimed[0], NextStep::Succeeded, Some(200), T0 + 2 * SECOND);
+            // Were it counted, this exhausted delivery would raise a failing alert at once.
             let again = result(
                 &claimed[0],
-                NextStep::RetryAt(Timestamp::from_micros(T0 + 60 * SECOND)),
-                Some(503),
+                NextStep::Failed { disable_webhook: false },
+                Some(500),
                 T0 + 3 * SECOND,
             );
             store.record_attempts(&[first.clone(), again], &POLICY).await.unwrap();
