@@ -99,18 +99,16 @@ impl PostgresStore {
         tx: &mut Transaction<'_, Postgres>,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        // An expired record for the same key gives way to the new one.
-        sqlx::query("DELETE FROM idempotency_keys WHERE space_id = $1 AND key = $2 AND create_time < $3")
-            .bind(record.space_id.as_str())
-            .bind(&record.key)
-            .bind(record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS)
-            .execute(&mut **tx)
-            .await?;
-        // A concurrent insert of the same key makes this one wait for it: if it commits,
-        // nothing is inserted here and the key is taken.
+        // One statement: an expired record for the same key gives way to the new one,
+        // a live one keeps the key. A concurrent insert of the same key makes this one wait
+        // for it: if it commits, its record is live and the key is taken.
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (space_id, key) DO UPDATE
+                 SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body,
+                     create_time = EXCLUDED.create_time
+                 WHERE idempotency_keys.create_time < $7",
         )
         .bind(record.space_id.as_str())
         .bind(&record.key)
@@ -118,6 +116,7 @@ impl PostgresStore {
         .bind(i64::from(record.status))
         .bind(&record.body)
         .bind(record.create_time.as_micros())
+        .bind(record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS)
         .execute(&mut **tx)
         .await?;
         if inserted.rows_affected() == 0 {
