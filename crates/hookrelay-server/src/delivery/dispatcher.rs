@@ -1,12 +1,15 @@
 //! The claim loop and the attempt workers.
 //!
 //! One dispatcher task claims due deliveries in batches and hands each to a worker.
-//! A webhook never has more than `max_in_flight_per_webhook` attempts in flight: its
-//! extra claimed deliveries wait in a per-webhook queue (topped up to [`QUEUED_CAPS`]
-//! times the cap, so a worker that finishes goes straight on to the webhook's next
-//! delivery without waiting for a claim), and a worker that finishes takes the next one
-//! of the same webhook. Webhooks whose slots and queue are full are left out of
-//! claims, so a receiver that hangs holds its own slots and nobody else's.
+//! A webhook never has more attempts in flight than its limit, which adapts to how its
+//! receiver answers between one and `max_in_flight_per_webhook` (see [`super::limit`]):
+//! its extra claimed deliveries wait in a per-webhook queue (topped up to
+//! [`QUEUED_CAPS`] times the limit, so a worker that finishes goes straight on to the
+//! webhook's next delivery without waiting for a claim), and a worker that finishes
+//! takes the next one of the same webhook. Webhooks whose slots and queue are full are
+//! left out of claims, so a receiver that hangs holds its own slots and nobody else's.
+//! A queued delivery whose lease could run out during its attempt (its webhook's limit
+//! fell while it waited) is given back instead of sent.
 //!
 //! Workers do not record their attempts themselves: they hand the results to one
 //! recorder task, which records whatever has gathered in one store call. A worker
@@ -17,10 +20,10 @@
 //! of unrecorded ones. An attempt's delivery stays leased until it is recorded, so
 //! nothing else takes it.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{next_step, NextStep};
@@ -32,6 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::attempt::{build_client, Body, Client, Target};
+use super::limit::{InFlightLimit, LoadSignal, INITIAL_IN_FLIGHT};
 use super::{DeliveryConfig, Wakeup, QUEUED_CAPS};
 use crate::error_chain;
 
@@ -58,6 +62,8 @@ pub struct Dispatcher {
     shared: Arc<Shared>,
     /// The recorder task.
     recording: tokio::task::JoinHandle<()>,
+    /// How many webhooks the last claim that found work took deliveries of.
+    webhooks_last_claimed: AtomicUsize,
 }
 
 /// What the dispatcher and its workers share.
@@ -79,20 +85,40 @@ struct Shared {
     /// Each webhook's prepared target, for the next worker that starts on it: under
     /// fan-out, workers come and go with nearly every delivery.
     targets: Mutex<KeptTargets>,
+    /// Every worker, so shutdown can wait for them.
+    workers: TaskTracker,
 }
 
-#[derive(Default)]
 struct WebhookSlots {
     in_flight: u32,
     queued: VecDeque<Claimed>,
+    limit: InFlightLimit,
 }
 
-/// A claimed delivery, the store's webhook epoch read before it was claimed, and the
-/// body it sends (shared with the claim's other deliveries of its event).
+impl WebhookSlots {
+    fn new(ceiling: u32) -> Self {
+        Self {
+            in_flight: 0,
+            queued: VecDeque::new(),
+            limit: InFlightLimit::new(ceiling),
+        }
+    }
+
+    /// Whether the webhook should not be claimed for: its slots are taken and its queue
+    /// is full.
+    fn saturated(&self) -> bool {
+        self.in_flight + self.queued.len() as u32 >= (1 + QUEUED_CAPS).saturating_mul(self.limit.current())
+    }
+}
+
+/// A claimed delivery, the store's webhook epoch read before it was claimed, the body
+/// it sends (shared with the claim's other deliveries of its event), and when its lease
+/// ends.
 struct Claimed {
     delivery: ClaimedDelivery,
     webhook_epoch: Option<u64>,
     body: Body,
+    lease_until: Timestamp,
 }
 
 enum ToRecorder {
@@ -110,10 +136,9 @@ impl Shared {
     /// Webhooks that should not be claimed for: their slots are taken and their queue
     /// is full.
     fn saturated(&self) -> Vec<WebhookId> {
-        let cap = self.config.max_in_flight_per_webhook;
         self.slots()
             .iter()
-            .filter(|(_, s)| s.in_flight + s.queued.len() as u32 >= (1 + QUEUED_CAPS).saturating_mul(cap))
+            .filter(|(_, s)| s.saturated())
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -187,15 +212,16 @@ impl Dispatcher {
                 owner,
                 recorder,
                 targets: Mutex::new(KeptTargets::default()),
+                workers: TaskTracker::new(),
             }),
             recording,
+            webhooks_last_claimed: AtomicUsize::new(1),
         }
     }
 
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let tracker = TaskTracker::new();
         while !*stop.borrow() {
-            let pause = match self.claim_round(&tracker).await {
+            let pause = match self.claim_round().await {
                 Round::Full => continue,
                 Round::Partial { claimed: true } => Some(BUSY_RECHECK.min(self.shared.config.idle_poll)),
                 Round::Partial { claimed: false } => self.idle_wait().await,
@@ -214,10 +240,10 @@ impl Dispatcher {
                 _ = stop.changed() => {}
             }
         }
-        self.drain(tracker).await;
+        self.drain().await;
     }
 
-    async fn claim_round(&self, tracker: &TaskTracker) -> Round {
+    async fn claim_round(&self) -> Round {
         let shared = &self.shared;
         let free = shared.permits.available_permits() as u32;
         if free == 0 {
@@ -231,7 +257,7 @@ impl Dispatcher {
             lease_until: now.plus_micros(shared.config.lease().as_micros() as i64),
             owner: shared.owner.clone(),
             limit: free.min(CLAIM_BATCH),
-            per_webhook: shared.config.max_in_flight_per_webhook,
+            per_webhook: self.share_per_webhook(free.min(CLAIM_BATCH)),
             skip_webhooks: shared.saturated(),
         };
         let claimed = match shared.store.claim_deliveries(&request).await {
@@ -243,6 +269,10 @@ impl Dispatcher {
         };
         let full = claimed.len() as u32 == request.limit;
         let claimed_any = !claimed.is_empty();
+        if claimed_any {
+            let webhooks: HashSet<&WebhookId> = claimed.iter().map(|d| &d.webhook.id).collect();
+            self.webhooks_last_claimed.store(webhooks.len(), Ordering::Relaxed);
+        }
         // One body per event and release: a fan-out's deliveries share their event.
         let mut bodies: HashMap<(EventId, ApiRelease), Body> = HashMap::new();
         for delivery in claimed {
@@ -251,14 +281,12 @@ impl Dispatcher {
                 .entry((delivery.event.id.clone(), release))
                 .or_insert_with(|| Body::new(release, &delivery.event))
                 .clone();
-            self.dispatch(
-                Claimed {
-                    delivery,
-                    webhook_epoch,
-                    body,
-                },
-                tracker,
-            );
+            self.dispatch(Claimed {
+                delivery,
+                webhook_epoch,
+                body,
+                lease_until: request.lease_until,
+            });
         }
         if full {
             Round::Full
@@ -267,16 +295,30 @@ impl Dispatcher {
         }
     }
 
+    /// The most deliveries of one webhook a claim of `limit` takes: the claim shared
+    /// among as many webhooks as the last one found work for, between the initial limit
+    /// and the ceiling. One webhook with a backlog fills its queue in a few claims; many
+    /// share each claim as before, and the claim's query, which reads up to this many
+    /// candidates of every webhook with work, stays small (at the ceiling for every
+    /// webhook, W3 lost a quarter of its rate).
+    fn share_per_webhook(&self, limit: u32) -> u32 {
+        let ceiling = self.shared.config.max_in_flight_per_webhook;
+        let webhooks = self.webhooks_last_claimed.load(Ordering::Relaxed).max(1) as u32;
+        (limit / webhooks).clamp(INITIAL_IN_FLIGHT.min(ceiling), ceiling)
+    }
+
     /// Starts a worker for the delivery, or queues it behind its webhook's attempts.
-    fn dispatch(&self, delivery: Claimed, tracker: &TaskTracker) {
+    fn dispatch(&self, delivery: Claimed) {
         let shared = &self.shared;
         let mut webhooks = shared.slots();
-        let slots = webhooks.entry(delivery.delivery.webhook.id.clone()).or_default();
-        if slots.in_flight < shared.config.max_in_flight_per_webhook {
+        let slots = webhooks
+            .entry(delivery.delivery.webhook.id.clone())
+            .or_insert_with(|| WebhookSlots::new(shared.config.max_in_flight_per_webhook));
+        if slots.in_flight < slots.limit.current() {
             if let Ok(permit) = shared.permits.clone().try_acquire_owned() {
                 slots.in_flight += 1;
                 drop(webhooks);
-                tracker.spawn(work(shared.clone(), delivery, permit));
+                shared.workers.spawn(work(shared.clone(), delivery, permit, false));
                 return;
             }
         }
@@ -302,9 +344,10 @@ impl Dispatcher {
     }
 
     /// Stops: gives back deliveries that never started, waits for attempts in flight.
-    async fn drain(self, tracker: TaskTracker) {
+    async fn drain(self) {
         let recording = self.recording;
         let shared = &self.shared;
+        let tracker = &shared.workers;
         shared.stopping.store(true, Ordering::SeqCst);
         let unstarted: Vec<DeliveryId> = shared
             .slots()
@@ -350,36 +393,45 @@ enum Round {
     StoreFailed,
 }
 
-/// Attempts `first`, then the webhook's queued deliveries, one at a time.
-async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit) {
+/// Attempts `first` (itself queued, or fresh from a claim), then the webhook's queued
+/// deliveries, one at a time.
+async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit, mut queued: bool) {
     let webhook_id = first.delivery.webhook.id.clone();
     let mut next = Some(first);
-    let mut queued = false;
     let mut unrecorded = VecDeque::with_capacity(RECORD_WINDOW + 1);
+    // What the last attempt's answer said about the receiver's load, and when it was sent.
+    let mut answer = None;
     // Looked up again only when the webhook changes.
     let mut target: Option<Arc<Target>> = None;
     while let Some(Claimed {
         mut delivery,
         webhook_epoch,
         body,
+        lease_until,
     }) = next
     {
-        // A queued delivery waited behind other attempts: send it with the webhook as it
-        // is now, and not at all if the webhook was disabled or deleted meanwhile (its
-        // delivery was cancelled then). Unless no webhook changed since the claim.
-        let unchanged = webhook_epoch.is_some() && webhook_epoch == shared.store.webhook_epoch();
-        let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
-        if current {
-            let target = match target.take() {
-                Some(prepared) if prepared.serves(&delivery.webhook) => target.insert(prepared),
-                _ => target.insert(shared.target(&delivery.webhook, webhook_epoch)),
-            };
-            if let Some((recording, succeeded)) = attempt(&shared, target, &delivery, &body).await {
-                unrecorded.push_back(recording);
-                // Recording a failure may disable the webhook (410, failing too long):
-                // the next delivery waits for it, so it sees that.
-                if !succeeded {
-                    await_all(&mut unrecorded).await;
+        if queued && !lease_outlasts_attempt(lease_until, &shared.config) {
+            give_back(&shared, &delivery).await;
+        } else {
+            // A queued delivery waited behind other attempts: send it with the webhook as
+            // it is now, and not at all if the webhook was disabled or deleted meanwhile
+            // (its delivery was cancelled then). Unless no webhook changed since the claim.
+            let unchanged = webhook_epoch.is_some() && webhook_epoch == shared.store.webhook_epoch();
+            let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
+            if current {
+                let target = match target.take() {
+                    Some(prepared) if prepared.serves(&delivery.webhook) => target.insert(prepared),
+                    _ => target.insert(shared.target(&delivery.webhook, webhook_epoch)),
+                };
+                let sent = Instant::now();
+                if let Some(finished) = attempt(&shared, target, &delivery, &body).await {
+                    answer = Some((finished.signal, sent));
+                    unrecorded.push_back(finished.recording);
+                    // Recording a failure may disable the webhook (410, failing too long):
+                    // the next delivery waits for it, so it sees that.
+                    if !finished.succeeded {
+                        await_all(&mut unrecorded).await;
+                    }
                 }
             }
         }
@@ -389,16 +441,36 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit)
             }
         }
         queued = true;
-        next = take_queued(&shared, &webhook_id, false);
+        next = take_queued(&shared, &webhook_id, answer.take(), false);
         if next.is_none() {
             // The slot is held until the last records are in, so a webhook never has
-            // more than twice its cap of attempts unrecorded.
+            // more than twice its limit of attempts unrecorded.
             await_all(&mut unrecorded).await;
-            next = take_queued(&shared, &webhook_id, true);
+            next = take_queued(&shared, &webhook_id, None, true);
         }
     }
     drop(permit);
     shared.wakeup.wake();
+}
+
+/// Whether an attempt started now ends, at its timeout, while the delivery is still
+/// leased (with a connect timeout to spare for recording it).
+fn lease_outlasts_attempt(lease_until: Timestamp, config: &DeliveryConfig) -> bool {
+    let needed = (config.attempt_timeout + config.connect_timeout).as_micros() as i64;
+    lease_until.as_micros() - Timestamp::now().as_micros() >= needed
+}
+
+/// Gives a claimed delivery back to the store unattempted; the next claim takes it
+/// with a lease of its own.
+async fn give_back(shared: &Shared, delivery: &ClaimedDelivery) {
+    tracing::info!(delivery = %delivery.delivery_id, webhook = %delivery.webhook.id, "giving back a queued delivery whose lease would run out during its attempt");
+    if let Err(error) = shared
+        .store
+        .release_deliveries(std::slice::from_ref(&delivery.delivery_id))
+        .await
+    {
+        tracing::warn!(error = %error_chain(&error), delivery = %delivery.delivery_id, "giving back a delivery failed; its lease will run out");
+    }
 }
 
 /// Waits until every result in `unrecorded` is recorded.
@@ -408,26 +480,53 @@ async fn await_all(unrecorded: &mut VecDeque<oneshot::Receiver<()>>) {
     }
 }
 
-/// The webhook's next queued delivery (none when stopping). With `or_leave`, a worker
-/// finding none gives its slot back, under the same lock, so nothing is queued behind a
-/// worker that is leaving.
-fn take_queued(shared: &Shared, webhook_id: &WebhookId, or_leave: bool) -> Option<Claimed> {
-    let mut webhooks = shared.slots();
-    let slots = webhooks.get_mut(webhook_id).expect("a working webhook has slots");
-    let next = if shared.stopping.load(Ordering::SeqCst) {
-        None
-    } else {
-        slots.queued.pop_front()
-    };
-    if next.is_none() && or_leave {
-        slots.in_flight -= 1;
-        if slots.in_flight == 0 && slots.queued.is_empty() {
-            webhooks.remove(webhook_id);
+/// The webhook's next queued delivery for this worker, after taking in what its last
+/// attempt's answer said (`answer`: the signal and when the attempt was sent). None when
+/// stopping, or when the webhook has more workers than its limit now allows. When the
+/// limit rose, workers are started for queued deliveries up to it. With `or_leave`, a
+/// worker finding none gives its slot back, under the same lock, so nothing is queued
+/// behind a worker that is leaving (one that leaves over the limit leaves others at it).
+fn take_queued(
+    shared: &Arc<Shared>,
+    webhook_id: &WebhookId,
+    answer: Option<(LoadSignal, Instant)>,
+    or_leave: bool,
+) -> Option<Claimed> {
+    let mut started = Vec::new();
+    let next = {
+        let mut webhooks = shared.slots();
+        let slots = webhooks.get_mut(webhook_id).expect("a working webhook has slots");
+        let rose = answer.is_some_and(|(signal, sent)| slots.limit.answered(signal, sent, Instant::now()));
+        let stopping = shared.stopping.load(Ordering::SeqCst);
+        let next = if stopping || slots.in_flight > slots.limit.current() {
+            None
+        } else {
+            slots.queued.pop_front()
+        };
+        if rose && !stopping {
+            while slots.in_flight < slots.limit.current() && !slots.queued.is_empty() {
+                let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+                    break;
+                };
+                if let Some(delivery) = slots.queued.pop_front() {
+                    slots.in_flight += 1;
+                    started.push((delivery, permit));
+                }
+            }
         }
+        if next.is_none() && or_leave {
+            slots.in_flight -= 1;
+            if slots.in_flight == 0 && slots.queued.is_empty() {
+                webhooks.remove(webhook_id);
+            }
+        }
+        next
+    };
+    for (delivery, permit) in started {
+        shared.workers.spawn(work(shared.clone(), delivery, permit, true));
     }
     next
 }
-
 /// Reloads the delivery's webhook; `false` when it is gone or disabled.
 async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> bool {
     match shared
@@ -450,13 +549,9 @@ async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> boo
 
 /// Attempts the delivery and hands the result to the recorder; the answer comes once it
 /// is recorded (`None`: the recorder has stopped), with whether the attempt succeeded.
-async fn attempt(
-    shared: &Shared,
-    target: &Target,
-    delivery: &ClaimedDelivery,
-    body: &Body,
-) -> Option<(oneshot::Receiver<()>, bool)> {
+async fn attempt(shared: &Shared, target: &Target, delivery: &ClaimedDelivery, body: &Body) -> Option<Finished> {
     let report = super::attempt::attempt(&shared.client, target, delivery, body, &shared.config).await;
+    let signal = LoadSignal::of(report.outcome, &report.entry);
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
     let next = next_step(
@@ -496,7 +591,20 @@ async fn attempt(
         tracing::warn!(delivery = %delivery.delivery_id, "the recorder has stopped; the delivery will be attempted again when its lease runs out");
         return None;
     }
-    Some((recording, succeeded))
+    Some(Finished {
+        recording,
+        succeeded,
+        signal,
+    })
+}
+
+/// An attempt handed to the recorder.
+struct Finished {
+    /// Answered once the attempt is recorded.
+    recording: oneshot::Receiver<()>,
+    succeeded: bool,
+    /// What the answer said about the receiver's load.
+    signal: LoadSignal,
 }
 
 /// The recorder task: records attempt results in batches until flushed.

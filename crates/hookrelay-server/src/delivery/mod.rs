@@ -5,6 +5,7 @@
 
 mod attempt;
 mod dispatcher;
+mod limit;
 mod resolver;
 
 use std::sync::Arc;
@@ -41,19 +42,23 @@ pub struct DeliveryConfig {
     pub alert_policy: AlertPolicy,
 }
 
-/// How many caps' worth of claimed deliveries a busy webhook's queue is topped up to,
+/// How many limits' worth of claimed deliveries a busy webhook's queue is topped up to,
 /// behind its attempts in flight: enough that its workers do not run dry while the next
 /// claim is on its way (a claim waits its turn on the store's writer). One claim may add
-/// up to a cap on top, so the queue holds at most `(QUEUED_CAPS + 1) × cap − 1`. Two caps
-/// gave W1 ~10 % more than one; three gave less than two.
+/// up to the ceiling on top, so at the ceiling the queue holds at most
+/// `(QUEUED_CAPS + 1) × ceiling − 1`. Two gave W1 ~10 % more than one; three gave less
+/// than two (with a fixed cap of ten).
 pub(crate) const QUEUED_CAPS: u32 = 2;
 
 impl DeliveryConfig {
-    /// How long a claim holds. The last delivery of a full queue starts within
-    /// `QUEUED_CAPS + 1` rounds of the webhook's attempts (the round in flight when it
-    /// was claimed, then its queue), and then needs a round of its own; each round is
-    /// bounded by the attempt timeout, and its share of the connect timeout and of the
-    /// 5 s pays for recording attempts and reloading the webhook between them.
+    /// How long a claim holds. For a webhook at its ceiling, the last delivery of a full
+    /// queue starts within `QUEUED_CAPS + 1` rounds of the webhook's attempts (the round
+    /// in flight when it was claimed, then its queue), and then needs a round of its
+    /// own; each round is bounded by the attempt timeout, and its share of the connect
+    /// timeout and of the 5 s pays for recording attempts and reloading the webhook
+    /// between them. Below its ceiling a webhook's rounds are narrower than a claim may
+    /// fill, so a worker gives back a queued delivery whose lease would run out during
+    /// its attempt instead of sending it.
     pub fn lease(&self) -> Duration {
         (QUEUED_CAPS + 2) * (self.attempt_timeout + self.connect_timeout) + Duration::from_secs(5)
     }

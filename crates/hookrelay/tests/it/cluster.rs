@@ -129,6 +129,9 @@ async fn three_nodes_lose_nothing_when_one_is_killed() {
         "2s",
         "--connect-timeout",
         "1s",
+        // Pinned, so the bound on repeats below stays tight.
+        "--max-in-flight-per-webhook",
+        "10",
     ];
     let Some((mut nodes, _dirs)) = cluster(3, &args).await else {
         eprintln!("skipped: set HOOKRELAY_TEST_POSTGRES to run the cluster tests");

@@ -509,7 +509,78 @@ async fn a_hanging_receiver_does_not_delay_a_healthy_one() {
         took < Duration::from_secs(3),
         "healthy deliveries took {took:?} behind a hanging receiver"
     );
-    assert_eq!(hanging.count(), 10, "at most 10 attempts in flight to one webhook");
+    assert_eq!(
+        hanging.count(),
+        10,
+        "a webhook starts at 10 attempts in flight, and no answer raises that"
+    );
+}
+
+/// How many requests were open at the receiver when each arrived, itself included (an
+/// answer counts as closed when it is ready, so this may miss a request being written).
+fn open_at_arrival(received: &[crate::receiver::Received]) -> Vec<usize> {
+    received
+        .iter()
+        .map(|request| {
+            received
+                .iter()
+                .filter(|other| other.at <= request.at && other.answered.is_none_or(|done| done > request.at))
+                .count()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_receiver_that_keeps_up_gets_more_attempts_at_once_up_to_the_ceiling() {
+    let server = delivering_server(&["--max-in-flight-per-webhook", "14"]).await;
+    let receiver = Receiver::start().await;
+    receiver.script(|_| Reply::After(Duration::from_millis(100)));
+    server
+        .must_create(&with_url(simple_webhook("fast"), &receiver.url))
+        .await;
+    const EVENTS: usize = 300;
+    for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(20) {
+        let ids: Vec<String> = chunk.iter().map(|i| format!("pmt-{i}")).collect();
+        futures::future::join_all(ids.iter().map(|id| server.publish("payment.completed", id, json!({})))).await;
+    }
+    let received = receiver.wait_for(EVENTS, Duration::from_secs(60)).await;
+    let open = open_at_arrival(&received);
+    let most = open.iter().copied().max().unwrap();
+    assert!(
+        most > 10 && most <= 14,
+        "at most {most} requests open at once; a receiver answering in 100 ms should earn more than the initial 10, never more than the ceiling of 14"
+    );
+    // The limit rises only after a whole round of answers: the first two rounds'
+    // requests went out with at most ten open.
+    assert!(
+        open[..20].iter().all(|&n| n <= 10),
+        "the first requests went out above the initial limit: {:?}",
+        &open[..20]
+    );
+}
+
+#[tokio::test]
+async fn an_overloaded_receiver_gets_fewer_attempts_at_once() {
+    let server = delivering_server(&["--retry-schedule", "1h"]).await;
+    let receiver = Receiver::start().await;
+    receiver.script(|_| Reply::StatusAfter(503, Duration::from_millis(100)));
+    server
+        .must_create(&with_url(simple_webhook("overloaded"), &receiver.url))
+        .await;
+    const EVENTS: usize = 40;
+    let ids: Vec<String> = (0..EVENTS).map(|i| format!("pmt-{i}")).collect();
+    futures::future::join_all(ids.iter().map(|id| server.publish("payment.completed", id, json!({})))).await;
+    let received = receiver.wait_for(EVENTS, WAIT).await;
+    let open = open_at_arrival(&received);
+    assert!(
+        open.iter().all(|&n| n <= 10),
+        "more than the initial 10 at once to a failing receiver: {open:?}"
+    );
+    // Ten fail (limit 5), five fail (2), two fail (1): the rest go one at a time.
+    assert!(
+        open[EVENTS - 15..].iter().all(|&n| n == 1),
+        "a receiver answering 503 still got several requests at once: {open:?}"
+    );
 }
 
 #[tokio::test]
@@ -584,6 +655,9 @@ async fn a_killed_server_loses_nothing() {
         "2s",
         "--connect-timeout",
         "1s",
+        // Pinned, so the bound on repeats below stays tight.
+        "--max-in-flight-per-webhook",
+        "10",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -36,6 +36,8 @@ pub enum Reply {
     StatusWith(u16, Vec<(&'static str, String)>),
     /// Answer 200 after this long (longer than the attempt timeout: a hang).
     After(Duration),
+    /// Answer this status after this long.
+    StatusAfter(u16, Duration),
 }
 
 type Script = Box<dyn Fn(usize) -> Reply + Send + Sync>;
@@ -116,12 +118,14 @@ async fn answer(inner: Arc<Inner>, headers: HeaderMap, body: Bytes) -> Response 
         (n, script(n))
     };
     inner.arrived.notify_waiters();
-    if let Reply::After(delay) = &reply {
+    if let Reply::After(delay) | Reply::StatusAfter(_, delay) = &reply {
         tokio::time::sleep(*delay).await;
     }
     inner.received.lock().unwrap()[n].answered = Some(Instant::now());
     match reply {
-        Reply::Status(code) => (StatusCode::from_u16(code).unwrap(), format!("answer {code}")).into_response(),
+        Reply::Status(code) | Reply::StatusAfter(code, _) => {
+            (StatusCode::from_u16(code).unwrap(), format!("answer {code}")).into_response()
+        }
         Reply::StatusWith(code, headers) => {
             let mut response = (StatusCode::from_u16(code).unwrap(), format!("answer {code}")).into_response();
             for (name, value) in headers {
