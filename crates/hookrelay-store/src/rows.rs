@@ -61,6 +61,50 @@ columns_for!(PgRow, try_get);
 // Rows read on the SQLite writer's own connection.
 columns_for!(rusqlite::Row<'_>, get);
 
+/// How long a claimed delivery whose row cannot be read (a corrupt value, a secret that
+/// does not open) is set aside, leased to nobody's use, before a claim tries it again: it
+/// must not stop the deliveries due after it, and should it be mended, it goes out.
+pub(crate) const UNREADABLE_SET_ASIDE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// A claimed delivery that could not be read, and why.
+pub(crate) struct Unreadable {
+    pub delivery_id: String,
+    pub cause: String,
+}
+
+impl Unreadable {
+    pub fn new(delivery_id: String, error: &StoreError) -> Self {
+        let mut cause = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(inner) = source {
+            cause.push_str(": ");
+            cause.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        Self { delivery_id, cause }
+    }
+
+    /// Tells the operator, once per claim that meets them: the first few one by one
+    /// (a wrong master key makes every delivery unreadable), then how many in all.
+    pub fn log(unreadable: &[Self]) {
+        const NAMED: usize = 5;
+        for row in unreadable.iter().take(NAMED) {
+            tracing::error!(
+                delivery = %row.delivery_id,
+                cause = %row.cause,
+                set_aside_secs = UNREADABLE_SET_ASIDE.as_secs(),
+                "a claimed delivery cannot be read; it is set aside and tried again later, the others go on"
+            );
+        }
+        if unreadable.len() > NAMED {
+            tracing::error!(
+                unreadable = unreadable.len(),
+                "claimed deliveries that cannot be read were set aside (the first {NAMED} are named above)"
+            );
+        }
+    }
+}
+
 /// A stored value that does not decode.
 pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what}: {value:?}"))

@@ -1944,3 +1944,111 @@ async fn settle(wakes: &mut tokio::sync::mpsc::UnboundedReceiver<()>) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     while wakes.try_recv().is_ok() {}
 }
+
+/// A claimed delivery whose row cannot be read (here a corrupt attempt count, and a
+/// webhook whose sealed secret was tampered with) is set aside for five minutes, and the
+/// deliveries due after it go out: one bad row must not stop every claim. Mended, it goes
+/// out at its next turn.
+#[tokio::test]
+async fn an_unreadable_delivery_is_set_aside_and_the_others_go_on() {
+    with_database(|url| async move {
+        let cipher = new_cipher();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hr.db");
+        for backend in ["SQLite", "PostgreSQL"] {
+            // Opened again after each change made behind its back: SQLite keeps
+            // webhooks and fresh events in memory.
+            let reopen = || async {
+                let store: Arc<dyn Store> = match backend {
+                    "SQLite" => Arc::new(SqliteStore::open(&path, cipher.clone()).await.unwrap()),
+                    _ => Arc::new(open(&url, &cipher).await),
+                };
+                store
+            };
+            let raw = |sql: String| {
+                let (path, url) = (path.clone(), url.clone());
+                async move {
+                    if backend == "SQLite" {
+                        let connection = rusqlite::Connection::open(&path).unwrap();
+                        connection.busy_timeout(Duration::from_secs(5)).unwrap();
+                        connection.execute_batch(&sql).unwrap();
+                    } else {
+                        let mut connection = PgConnection::connect(&url).await.unwrap();
+                        connection.execute(sql.as_str()).await.unwrap();
+                    }
+                }
+            };
+            let store = reopen().await;
+            let (space, good) = space_with_webhook(store.as_ref()).await;
+            let tampered = webhook(&space, &["payout.failed"], T0);
+            store.create_webhook(&tampered, None).await.unwrap();
+            let broken = event(&space, "payment.completed", T0);
+            let sound = event(&space, "payment.completed", T0 + 1);
+            let to_tampered = event(&space, "payout.failed", T0 + 2);
+            for e in [&broken, &sound, &to_tampered] {
+                publish(store.as_ref(), e).await;
+            }
+            drop(store);
+            raw(format!(
+                "UPDATE deliveries SET attempt_count = -5 WHERE event_id = '{}'",
+                broken.id.as_str()
+            ))
+            .await;
+            raw(format!(
+                "UPDATE webhooks SET secret_sealed = headers_sealed WHERE id = '{}'",
+                tampered.id.as_str()
+            ))
+            .await;
+            let store = reopen().await;
+
+            let t = T0 + SECOND;
+            let claimed = store
+                .claim_deliveries(&claim_at(t, 10, 10, &[], "n"))
+                .await
+                .unwrap_or_else(|e| panic!("{backend}: the claim failed: {e}"));
+            let events: Vec<&EventId> = claimed.iter().map(|d| &d.event.id).collect();
+            assert_eq!(events, [&sound.id], "{backend}: the readable delivery alone");
+            assert_eq!(claimed[0].webhook.id, good.id, "{backend}");
+            // Set aside: not claimed again within five minutes (the lease of 60 s is long
+            // over), then claimed and set aside again while still unreadable.
+            let later = store
+                .claim_deliveries(&claim_at(t + 4 * 60 * SECOND, 10, 10, &[], "n"))
+                .await
+                .unwrap();
+            assert!(
+                later.iter().all(|d| d.event.id == sound.id),
+                "{backend}: an unreadable delivery came back within five minutes"
+            );
+            let again = store
+                .claim_deliveries(&claim_at(t + 6 * 60 * SECOND, 10, 10, &[], "n"))
+                .await
+                .unwrap_or_else(|e| panic!("{backend}: the claim failed: {e}"));
+            assert!(
+                again.iter().all(|d| d.event.id == sound.id),
+                "{backend}: still unreadable, still set aside"
+            );
+
+            // Mended, the delivery goes out at its next turn.
+            drop(store);
+            raw(format!(
+                "UPDATE deliveries SET attempt_count = 0 WHERE event_id = '{}'",
+                broken.id.as_str()
+            ))
+            .await;
+            let store = reopen().await;
+            let mended = store
+                .claim_deliveries(&claim_at(t + 12 * 60 * SECOND, 10, 10, &[], "n"))
+                .await
+                .unwrap();
+            assert!(
+                mended.iter().any(|d| d.event.id == broken.id),
+                "{backend}: the mended delivery was not claimed"
+            );
+            assert!(
+                mended.iter().all(|d| d.event.id != to_tampered.id),
+                "{backend}: the tampered webhook's delivery went out"
+            );
+        }
+    })
+    .await;
+}

@@ -22,7 +22,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{alerts, webhook_columns, PostgresStore};
-use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency};
+use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency, Unreadable, UNREADABLE_SET_ASIDE};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
 };
@@ -332,19 +332,46 @@ impl PostgresStore {
             .await?;
         let mut ready = Vec::with_capacity(rows.len());
         let mut cancelled = Vec::new();
-        let mut undecodable = None;
+        let mut unreadable = Vec::new();
+        let mut nameless = None;
         for row in &rows {
             match self.decode_claimed(row) {
                 Ok(ClaimedRow::Ready(delivery)) => ready.push(delivery),
                 Ok(ClaimedRow::WebhookGone(delivery_id)) => cancelled.push(delivery_id),
-                Err(error) => {
-                    undecodable = Some(error);
-                    break;
-                }
+                Err(error) => match row.try_get::<String, _>("delivery_id") {
+                    Ok(delivery_id) => unreadable.push(Unreadable::new(delivery_id, &error)),
+                    Err(_) => {
+                        nameless = Some(error);
+                        break;
+                    }
+                },
             }
         }
-        if let Some(error) = undecodable {
-            // As if the claim had not been made: nothing else waits for its lease.
+        if !unreadable.is_empty() && nameless.is_none() {
+            // Set aside under this claim's lease, made longer, so the deliveries due
+            // after them go on.
+            // Should this fail, they come back when the claim's own lease runs out.
+            let ids: Vec<&str> = unreadable.iter().map(|u| u.delivery_id.as_str()).collect();
+            if let Err(error) =
+                sqlx::query("UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3")
+                    .bind(
+                        request
+                            .now
+                            .plus_micros(UNREADABLE_SET_ASIDE.as_micros() as i64)
+                            .as_micros(),
+                    )
+                    .bind(&ids)
+                    .bind(&request.owner)
+                    .execute(&self.pool)
+                    .await
+            {
+                tracing::warn!(%error, "setting unreadable deliveries aside failed; they are tried again when their lease runs out");
+            }
+            Unreadable::log(&unreadable);
+        }
+        if let Some(error) = nameless {
+            // Not even the delivery's id reads: as if the claim had not been made, so
+            // nothing else waits for its lease.
             let ids: Vec<String> = rows.iter().filter_map(|row| row.try_get("delivery_id").ok()).collect();
             if let Err(release) = sqlx::query(
                 "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL

@@ -4,7 +4,7 @@
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
 use hookrelay_core::event::{Event, EventObject};
-use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
+use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId};
 use rusqlite::{params, Connection};
 use serde_json::value::RawValue;
 use sqlx::Row;
@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{save_idempotency, SqliteStore};
-use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency};
+use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency, Unreadable, UNREADABLE_SET_ASIDE};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
 };
@@ -21,9 +21,8 @@ use crate::{
 const EVENT_COLUMNS: &str = "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time";
 const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id, d.event_id, e.name AS event_name, d.status, \
      d.attempt_count, d.next_attempt_time, d.create_time, d.update_time";
-/// A delivery as claimed, with its event; its webhook comes from
-/// [`SqliteStore::webhooks_by_id`].
-struct ClaimedRow {
+/// A delivery as leased by a claim, before its event is found.
+struct LeasedRow {
     due: Option<i64>,
     seq: i64,
     delivery_id: String,
@@ -31,7 +30,76 @@ struct ClaimedRow {
     attempt_count: i64,
     update_time: i64,
     event_id: String,
-    event: Option<ClaimedEvent>,
+}
+
+/// A delivery as claimed, with its event; its webhook comes from
+/// [`SqliteStore::webhooks_by_id`].
+struct ClaimedRow {
+    delivery_id: String,
+    webhook_id: String,
+    attempt_count: i64,
+    update_time: i64,
+    event_id: String,
+    event: ClaimedEvent,
+}
+
+/// A claimed delivery's stored event, read once per claim however many deliveries share
+/// it.
+fn read_event(
+    read: &mut rusqlite::CachedStatement<'_>,
+    events: &mut HashMap<String, Arc<EventRow>>,
+    event_id: &str,
+) -> Result<Arc<EventRow>, StoreError> {
+    if let Some(event) = events.get(event_id) {
+        return Ok(event.clone());
+    }
+    let event = Arc::new(read.query_row([event_id], |found| {
+        Ok(EventRow {
+            space_id: found.get(0)?,
+            name: found.get(1)?,
+            object_id: found.get(2)?,
+            object_type: found.get(3)?,
+            data: found.get(4)?,
+            create_time: found.get(5)?,
+        })
+    })?);
+    events.insert(event_id.to_owned(), event.clone());
+    Ok(event)
+}
+
+/// A claimed row as a delivery to attempt; `events` holds the events read so far, so a
+/// fan-out's deliveries share theirs.
+fn decode_claimed(
+    row: &ClaimedRow,
+    webhook: &Arc<Webhook>,
+    events: &mut HashMap<String, Arc<Event>>,
+) -> Result<ClaimedDelivery, StoreError> {
+    let event = match (&row.event, events.get(&row.event_id)) {
+        (ClaimedEvent::Kept(event), _) | (ClaimedEvent::Read(_), Some(event)) => event.clone(),
+        (ClaimedEvent::Read(stored), None) => {
+            let event = Arc::new(Event {
+                id: EventId::parse(&row.event_id).ok_or_else(|| corrupt("event id", &row.event_id))?,
+                space_id: SpaceId::parse(&stored.space_id).ok_or_else(|| corrupt("space id", &stored.space_id))?,
+                name: stored.name.clone(),
+                object: EventObject {
+                    id: stored.object_id.clone(),
+                    object_type: stored.object_type.clone(),
+                },
+                data: RawValue::from_string(stored.data.clone()).map_err(|e| corrupt("event data", &e.to_string()))?,
+                create_time: Timestamp::from_micros(stored.create_time),
+            });
+            events.insert(row.event_id.clone(), event.clone());
+            event
+        }
+    };
+    let attempts = row.attempt_count;
+    Ok(ClaimedDelivery {
+        delivery_id: DeliveryId::parse(&row.delivery_id).ok_or_else(|| corrupt("delivery id", &row.delivery_id))?,
+        attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
+        event,
+        webhook: webhook.clone(),
+        update_time: Timestamp::from_micros(row.update_time),
+    })
 }
 
 /// A claimed delivery's event: kept from its publishing, or read back.
@@ -275,7 +343,7 @@ impl SqliteStore {
                             i64::from(request.limit),
                         ],
                         |row| {
-                            Ok(ClaimedRow {
+                            Ok(LeasedRow {
                                 due: row.get("next_attempt_time")?,
                                 seq: row.get("seq")?,
                                 delivery_id: row.get("id")?,
@@ -283,7 +351,6 @@ impl SqliteStore {
                                 attempt_count: row.get("attempt_count")?,
                                 update_time: row.get("update_time")?,
                                 event_id: row.get("event_id")?,
-                                event: None,
                             })
                         },
                     )?
@@ -297,31 +364,22 @@ impl SqliteStore {
                     "SELECT space_id, name, object_id, object_type, data, create_time FROM events WHERE id = ?",
                 )?;
                 let mut events: HashMap<String, Arc<EventRow>> = HashMap::new();
-                for (row, kept) in claimed.iter_mut().zip(kept) {
-                    if let Some(event) = kept {
-                        row.event = Some(ClaimedEvent::Kept(event));
-                        continue;
-                    }
-                    let event = match events.get(&row.event_id) {
-                        Some(event) => event.clone(),
-                        None => {
-                            let event = Arc::new(read.query_row([&row.event_id], |found| {
-                                Ok(EventRow {
-                                    space_id: found.get(0)?,
-                                    name: found.get(1)?,
-                                    object_id: found.get(2)?,
-                                    object_type: found.get(3)?,
-                                    data: found.get(4)?,
-                                    create_time: found.get(5)?,
-                                })
-                            })?);
-                            events.insert(row.event_id.clone(), event.clone());
-                            event
-                        }
+                let mut rows = Vec::with_capacity(claimed.len());
+                for (row, kept) in claimed.into_iter().zip(kept) {
+                    let event = match kept {
+                        Some(event) => ClaimedEvent::Kept(event),
+                        None => ClaimedEvent::Read(read_event(&mut read, &mut events, &row.event_id)?),
                     };
-                    row.event = Some(ClaimedEvent::Read(event));
+                    rows.push(ClaimedRow {
+                        delivery_id: row.delivery_id,
+                        webhook_id: row.webhook_id,
+                        attempt_count: row.attempt_count,
+                        update_time: row.update_time,
+                        event_id: row.event_id,
+                        event,
+                    });
                 }
-                Ok(claimed)
+                Ok(rows)
             })
             .await?;
         if rows.is_empty() {
@@ -333,45 +391,46 @@ impl SqliteStore {
         let webhooks = self.webhooks_by_id(&webhook_ids).await?;
         let mut ready = Vec::with_capacity(rows.len());
         let mut cancelled = Vec::new();
+        let mut unreadable = Vec::new();
         let mut events: HashMap<String, Arc<Event>> = HashMap::new();
         for row in rows {
-            let Some(webhook) = webhooks.get(&row.webhook_id).filter(|w| w.enabled) else {
-                cancelled.push(row.delivery_id);
-                continue;
-            };
-            let event = match (events.get(&row.event_id), &row.event) {
-                (_, Some(ClaimedEvent::Kept(event))) => event.clone(),
-                (Some(event), _) => event.clone(),
-                (None, stored) => {
-                    let Some(ClaimedEvent::Read(stored)) = stored else {
-                        unreachable!("every claimed row gets its event");
-                    };
-                    let event = Arc::new(Event {
-                        id: EventId::parse(&row.event_id).ok_or_else(|| corrupt("event id", &row.event_id))?,
-                        space_id: SpaceId::parse(&stored.space_id)
-                            .ok_or_else(|| corrupt("space id", &stored.space_id))?,
-                        name: stored.name.clone(),
-                        object: EventObject {
-                            id: stored.object_id.clone(),
-                            object_type: stored.object_type.clone(),
-                        },
-                        data: RawValue::from_string(stored.data.clone())
-                            .map_err(|e| corrupt("event data", &e.to_string()))?,
-                        create_time: Timestamp::from_micros(stored.create_time),
-                    });
-                    events.insert(row.event_id.clone(), event.clone());
-                    event
+            let webhook = match webhooks.get(&row.webhook_id) {
+                Some(Ok(webhook)) if webhook.enabled => webhook,
+                Some(Err(error)) => {
+                    unreadable.push(Unreadable::new(row.delivery_id, error));
+                    continue;
+                }
+                _ => {
+                    cancelled.push(row.delivery_id);
+                    continue;
                 }
             };
-            let attempts = row.attempt_count;
-            ready.push(ClaimedDelivery {
-                delivery_id: DeliveryId::parse(&row.delivery_id)
-                    .ok_or_else(|| corrupt("delivery id", &row.delivery_id))?,
-                attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
-                event,
-                webhook: webhook.clone(),
-                update_time: Timestamp::from_micros(row.update_time),
-            });
+            match decode_claimed(&row, webhook, &mut events) {
+                Ok(delivery) => ready.push(delivery),
+                Err(error) => unreadable.push(Unreadable::new(row.delivery_id, &error)),
+            }
+        }
+        if !unreadable.is_empty() {
+            let until = request.now.plus_micros(UNREADABLE_SET_ASIDE.as_micros() as i64);
+            let (ids, owner) = (
+                json_ids(unreadable.iter().map(|u| u.delivery_id.as_str())),
+                request.owner.clone(),
+            );
+            // Should this fail, they come back when the claim's own lease runs out.
+            let set_aside = self
+                .writer
+                .write_without_savepoint(move |connection| {
+                    connection.execute(
+                        "UPDATE deliveries SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ?",
+                        params![until.as_micros(), ids, owner],
+                    )?;
+                    Ok(())
+                })
+                .await;
+            if let Err(error) = set_aside {
+                tracing::warn!(%error, "setting unreadable deliveries aside failed; they are tried again when their lease runs out");
+            }
+            Unreadable::log(&unreadable);
         }
         if !cancelled.is_empty() {
             let now = request.now;

@@ -96,15 +96,16 @@ impl SqliteStore {
         self.cache.changed();
     }
 
-    /// Webhooks by id, from the cache or else read (and cached) in one query.
-    async fn webhooks_by_id(&self, ids: &[&str]) -> Result<HashMap<String, Arc<Webhook>>, StoreError> {
+    /// Webhooks by id, from the cache or else read (and cached) in one query; one that
+    /// cannot be decoded is there as its error.
+    async fn webhooks_by_id(&self, ids: &[&str]) -> Result<HashMap<String, WebhookRead>, StoreError> {
         let mut found = HashMap::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
             let cached = WebhookId::parse(id).and_then(|id| self.cache.webhook(&id));
             match cached {
                 Some(webhook) => {
-                    found.insert((*id).to_owned(), webhook);
+                    found.insert((*id).to_owned(), Ok(webhook));
                 }
                 None => missing.push(*id),
             }
@@ -119,18 +120,28 @@ impl SqliteStore {
         .bind(serde_json::to_string(&missing).expect("strings serialise"))
         .fetch_all(&self.readers)
         .await?;
-        let read = rows
-            .iter()
-            .map(|row| self.decode_webhook(row).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut read = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match self.decode_webhook(row) {
+                Ok(webhook) => read.push(Arc::new(webhook)),
+                // One webhook that cannot be read must not hide the others.
+                Err(error) => {
+                    let id: String = row.try_get("id")?;
+                    found.insert(id, Err(error));
+                }
+            }
+        }
         self.cache.put_webhooks(epoch, read.iter().cloned());
         found.extend(
             read.into_iter()
-                .map(|webhook| (webhook.id.as_str().to_owned(), webhook)),
+                .map(|webhook| (webhook.id.as_str().to_owned(), Ok(webhook))),
         );
         Ok(found)
     }
 }
+
+/// A webhook as read by id, or why it could not be.
+type WebhookRead = Result<Arc<Webhook>, StoreError>;
 
 /// Opens the writer's connection. NORMAL synchronisation in WAL mode survives a killed
 /// process; only power loss can drop the last commits, and it never corrupts the file.
@@ -296,6 +307,7 @@ impl Store for SqliteStore {
         Ok(found
             .into_values()
             .next()
+            .transpose()?
             .filter(|webhook| webhook.space_id == *space)
             .map(Arc::unwrap_or_clone))
     }
