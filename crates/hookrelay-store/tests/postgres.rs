@@ -2052,3 +2052,33 @@ async fn an_unreadable_delivery_is_set_aside_and_the_others_go_on() {
     })
     .await;
 }
+
+/// On SQLite the engine keeps each webhook's prepared target under the store's webhook
+/// epoch: a failed attempt moves it only when it disables the webhook, so a failing
+/// receiver does not make every worker prepare its target again.
+#[tokio::test]
+async fn the_webhook_epoch_moves_when_a_failure_disables_a_webhook_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("hr.db"), new_cipher())
+        .await
+        .unwrap();
+    let store: &dyn Store = &store;
+    let (space, w) = space_with_webhook(store).await;
+    for i in 0..3 {
+        publish(store, &event(&space, "payment.completed", T0 + i)).await;
+    }
+    let before = store.webhook_epoch();
+    attempt(store, T0 + SECOND, Some(500), retry_at(T0 + 10 * SECOND)).await;
+    attempt(store, T0 + 2 * SECOND, Some(503), EXHAUSTED).await;
+    assert_eq!(store.webhook_epoch(), before, "failures that disable nothing");
+    attempt(
+        store,
+        T0 + 3 * SECOND,
+        Some(410),
+        NextStep::Failed { disable_webhook: true },
+    )
+    .await;
+    assert!(store.webhook_epoch() > before, "410 disabled the webhook");
+    let disabled = store.get_webhook(&space, &w.id).await.unwrap().unwrap();
+    assert!(!disabled.enabled, "read back as disabled, not from a stale cache");
+}

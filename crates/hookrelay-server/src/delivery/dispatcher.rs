@@ -147,7 +147,7 @@ impl Shared {
     /// Targets are kept only while no webhook changes (the store's epoch), and only for
     /// a webhook as claimed under the current epoch, so those of deleted, disabled or
     /// re-keyed webhooks, keys included, are dropped at the next worker start after the
-    /// change (recorded failures move the epoch too, and then targets are made again). A
+    /// change (a failure that disables its webhook moves the epoch too). A
     /// store without an epoch (PostgreSQL) keeps none.
     fn target(&self, webhook: &Arc<Webhook>, claimed_epoch: Option<u64>) -> Arc<Target> {
         let epoch = self.store.webhook_epoch();

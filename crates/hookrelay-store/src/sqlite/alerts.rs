@@ -38,12 +38,12 @@ pub(super) fn clear_health(connection: &Connection, webhook: &WebhookId, now: Ti
 }
 
 /// Applies one recorded failed attempt to its webhook's health; returns the alerts
-/// queued.
+/// queued, and whether it disabled the webhook.
 pub(super) fn apply_health(
     connection: &Connection,
     result: &AttemptResult,
     policy: &AlertPolicy,
-) -> Result<u32, StoreError> {
+) -> Result<(u32, bool), StoreError> {
     let webhook = &result.webhook_id;
     let now = result.finish_time;
     let gone = matches!(result.next, NextStep::Failed { disable_webhook: true });
@@ -66,7 +66,8 @@ pub(super) fn apply_health(
     // actually disables it tells its owners: another attempt in flight at the time, or a
     // webhook someone disabled already, must not send a second "disabled" mail.
     change.alerts.retain(|kind| *kind != AlertKind::Disabled);
-    if (gone || change.disable) && disable_webhook(connection, webhook, now)? {
+    let disabled = (gone || change.disable) && disable_webhook(connection, webhook, now)?;
+    if disabled {
         // One e-mail says it all: no "failing" mail beside the "disabled" one.
         change.alerts.clear();
         change.alerts.push(AlertKind::Disabled);
@@ -76,7 +77,7 @@ pub(super) fn apply_health(
     for kind in change.alerts {
         queued += queue(connection, webhook, kind, &health, now)?;
     }
-    Ok(queued)
+    Ok((queued, disabled))
 }
 
 /// Disables the webhook if it is still enabled, cancelling its pending deliveries;

@@ -463,11 +463,13 @@ impl SqliteStore {
             .await
     }
 
+    /// Records the results; returns the alerts queued, and whether a webhook was
+    /// disabled.
     pub(super) async fn record_attempts_impl(
         &self,
         results: &[AttemptResult],
         policy: &AlertPolicy,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<(u32, bool), StoreError> {
         let (results, policy) = (results.to_vec(), *policy);
         self.writer
             // In a savepoint: a batch changes rows result by result, and one that then
@@ -614,7 +616,7 @@ fn record_attempts(
     connection: &Connection,
     results: &[AttemptResult],
     policy: &AlertPolicy,
-) -> Result<u32, StoreError> {
+) -> Result<(u32, bool), StoreError> {
     let mut insert = connection.prepare_cached(
         "INSERT INTO delivery_attempts
              (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
@@ -635,7 +637,7 @@ fn record_attempts(
              attempt_count = MAX(attempt_count, ?4), lease_until = NULL, lease_owner = NULL, update_time = ?5
          WHERE id = ?1",
     )?;
-    let mut alerts = 0;
+    let (mut alerts, mut disabled_any) = (0, false);
     // Webhooks whose health this batch cleared and no failure has touched since: their
     // next successes have nothing to clear.
     let mut healthy: HashSet<&WebhookId> = HashSet::new();
@@ -676,8 +678,10 @@ fn record_attempts(
             healthy.remove(&result.webhook_id);
             // Health also disables the webhook on 410 Gone, and cancels its pending
             // deliveries.
-            alerts += super::alerts::apply_health(connection, result, policy)?;
+            let (queued, disabled) = super::alerts::apply_health(connection, result, policy)?;
+            alerts += queued;
+            disabled_any |= disabled;
         }
     }
-    Ok(alerts)
+    Ok((alerts, disabled_any))
 }

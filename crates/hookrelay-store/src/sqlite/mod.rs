@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hookrelay_core::delivery::{Delivery, DeliveryStatus, NextStep};
+use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::event::Event;
 use hookrelay_core::seal::SecretCipher;
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch};
@@ -511,12 +511,13 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, results: &[AttemptResult], policy: &AlertPolicy) -> Result<u32, StoreError> {
-        let recorded = self.record_attempts_impl(results, policy).await;
-        // Only a failed attempt can disable its webhook.
-        if results.iter().any(|r| !matches!(r.next, NextStep::Succeeded)) {
+        let (alerts, disabled) = self.record_attempts_impl(results, policy).await?;
+        // The webhooks kept in memory (and the targets the engine keeps under the epoch)
+        // change only when one is disabled; a failure alone leaves them as they are.
+        if disabled {
             self.webhooks_changed();
         }
-        recorded
+        Ok(alerts)
     }
 
     async fn claim_alerts(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Alert>, StoreError> {
