@@ -77,7 +77,9 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKRELAY_CONNECT_TIMEOUT", value_name = "DURATION")]
     connect_timeout: Option<String>,
 
-    /// Attempts in flight to one webhook at most. [default: 10]
+    /// Attempts in flight to one webhook at most: the ceiling of a limit that starts at
+    /// 10, rises while the receiver answers quickly and halves when it is overloaded.
+    /// [default: 32]
     #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT_PER_WEBHOOK", value_name = "N")]
     max_in_flight_per_webhook: Option<u32>,
 
