@@ -311,8 +311,15 @@ pub trait Store: Send + Sync + 'static {
     /// statement; should that fail, a later claim cancels them once their lease runs out).
     async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError>;
 
-    /// Gives claimed deliveries back without attempting them.
-    async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError>;
+    /// Gives claimed deliveries back without attempting them: those of `ids` still under
+    /// the lease `owner` took until `lease_until` (a lease that ran out and was taken by
+    /// another claim is left alone).
+    async fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -66,6 +66,15 @@ columns_for!(rusqlite::Row<'_>, get);
 /// must not stop the deliveries due after it, and should it be mended, it goes out.
 pub(crate) const UNREADABLE_SET_ASIDE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
+/// Until when an unreadable delivery of `claim` is set aside: five minutes, or the
+/// claim's own lease if that is longer.
+pub(crate) fn set_aside_until(claim: &crate::ClaimRequest) -> hookrelay_core::Timestamp {
+    claim
+        .now
+        .plus_micros(UNREADABLE_SET_ASIDE.as_micros() as i64)
+        .max(claim.lease_until)
+}
+
 /// A claimed delivery that could not be read, and why.
 pub(crate) struct Unreadable {
     pub delivery_id: String,

@@ -725,8 +725,30 @@ async fn expired_and_released_leases_are_claimable_again() {
         assert_eq!(taken[0].delivery_id, first[0].delivery_id);
         assert_eq!(taken[0].attempt, 1);
 
+        // Giving back under the lease that ran out leaves the new claim's lease alone.
+        store
+            .release_deliveries(&[first[0].delivery_id.clone()], "a", Timestamp::from_micros(T0 + LEASE))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_deliveries(&claim_at(T0 + LEASE + 2, 5, 5, &[], "e"))
+                .await
+                .unwrap()
+                .iter()
+                .all(|d| d.delivery_id != first[0].delivery_id),
+            "a stale release took the lease of the claim that took the delivery over"
+        );
+
         // Released deliveries are claimable at once.
-        store.release_deliveries(&[other[0].delivery_id.clone()]).await.unwrap();
+        store
+            .release_deliveries(
+                &[other[0].delivery_id.clone()],
+                "b",
+                Timestamp::from_micros(T0 + 10 + LEASE),
+            )
+            .await
+            .unwrap();
         assert_eq!(
             store.next_due_time(Timestamp::from_micros(T0 + 20), &[]).await.unwrap(),
             Some(Timestamp::from_micros(T0 + 1))
@@ -2009,26 +2031,9 @@ async fn an_unreadable_delivery_is_set_aside_and_the_others_go_on() {
             let events: Vec<&EventId> = claimed.iter().map(|d| &d.event.id).collect();
             assert_eq!(events, [&sound.id], "{backend}: the readable delivery alone");
             assert_eq!(claimed[0].webhook.id, good.id, "{backend}");
-            // Set aside: not claimed again within five minutes (the lease of 60 s is long
-            // over), then claimed and set aside again while still unreadable.
-            let later = store
-                .claim_deliveries(&claim_at(t + 4 * 60 * SECOND, 10, 10, &[], "n"))
-                .await
-                .unwrap();
-            assert!(
-                later.iter().all(|d| d.event.id == sound.id),
-                "{backend}: an unreadable delivery came back within five minutes"
-            );
-            let again = store
-                .claim_deliveries(&claim_at(t + 6 * 60 * SECOND, 10, 10, &[], "n"))
-                .await
-                .unwrap_or_else(|e| panic!("{backend}: the claim failed: {e}"));
-            assert!(
-                again.iter().all(|d| d.event.id == sound.id),
-                "{backend}: still unreadable, still set aside"
-            );
 
-            // Mended, the delivery goes out at its next turn.
+            // Mended at once, it still waits out the five minutes it was set aside for
+            // (its claim's own lease was 60 s), then goes out.
             drop(store);
             raw(format!(
                 "UPDATE deliveries SET attempt_count = 0 WHERE event_id = '{}'",
@@ -2036,17 +2041,30 @@ async fn an_unreadable_delivery_is_set_aside_and_the_others_go_on() {
             ))
             .await;
             let store = reopen().await;
-            let mended = store
-                .claim_deliveries(&claim_at(t + 12 * 60 * SECOND, 10, 10, &[], "n"))
+            let within = store
+                .claim_deliveries(&claim_at(t + 4 * 60 * SECOND, 10, 10, &[], "n"))
                 .await
                 .unwrap();
             assert!(
-                mended.iter().any(|d| d.event.id == broken.id),
-                "{backend}: the mended delivery was not claimed"
+                within.iter().all(|d| d.event.id != broken.id),
+                "{backend}: the delivery set aside came back within five minutes"
             );
-            assert!(
-                mended.iter().all(|d| d.event.id != to_tampered.id),
-                "{backend}: the tampered webhook's delivery went out"
+            let after = store
+                .claim_deliveries(&claim_at(t + 6 * 60 * SECOND, 10, 10, &[], "n"))
+                .await
+                .unwrap_or_else(|e| panic!("{backend}: the claim failed: {e}"));
+            // (The sound delivery, never recorded, is due again too.)
+            let events: HashSet<&EventId> = after.iter().map(|d| &d.event.id).collect();
+            assert_eq!(
+                events,
+                HashSet::from([&broken.id, &sound.id]),
+                "{backend}: the mended delivery goes out; the tampered webhook's stays set aside"
+            );
+            let states = states(store.as_ref(), &space, &tampered.id).await;
+            assert_eq!(
+                states[&to_tampered.id].0,
+                DeliveryStatus::Pending,
+                "{backend}: set aside, not cancelled or failed"
             );
         }
     })

@@ -245,10 +245,19 @@ impl Dispatcher {
 
     async fn claim_round(&self) -> Round {
         let shared = &self.shared;
-        let free = shared.permits.available_permits() as u32;
-        if free == 0 {
-            return Round::NoCapacity;
-        }
+        // Held for the claim's deliveries, so that a worker starting another (its
+        // webhook's limit rose) while the claim is on its way cannot leave a delivery of
+        // an idle webhook queued with no worker to take it. Unused ones go back after.
+        let (free, mut reserved) = loop {
+            let free = (shared.permits.available_permits() as u32).min(CLAIM_BATCH);
+            if free == 0 {
+                return Round::NoCapacity;
+            }
+            // Fails only if a worker took some since they were counted.
+            if let Ok(reserved) = shared.permits.clone().try_acquire_many_owned(free) {
+                break (free, reserved);
+            }
+        };
         // Read before the claim: a webhook changed after this is read again before use.
         let webhook_epoch = shared.store.webhook_epoch();
         let now = Timestamp::now();
@@ -256,8 +265,8 @@ impl Dispatcher {
             now,
             lease_until: now.plus_micros(shared.config.lease().as_micros() as i64),
             owner: shared.owner.clone(),
-            limit: free.min(CLAIM_BATCH),
-            per_webhook: self.share_per_webhook(free.min(CLAIM_BATCH)),
+            limit: free,
+            per_webhook: self.share_per_webhook(free),
             skip_webhooks: shared.saturated(),
         };
         let claimed = match shared.store.claim_deliveries(&request).await {
@@ -281,12 +290,15 @@ impl Dispatcher {
                 .entry((delivery.event.id.clone(), release))
                 .or_insert_with(|| Body::new(release, &delivery.event))
                 .clone();
-            self.dispatch(Claimed {
-                delivery,
-                webhook_epoch,
-                body,
-                lease_until: request.lease_until,
-            });
+            self.dispatch(
+                Claimed {
+                    delivery,
+                    webhook_epoch,
+                    body,
+                    lease_until: request.lease_until,
+                },
+                &mut reserved,
+            );
         }
         if full {
             Round::Full
@@ -308,14 +320,15 @@ impl Dispatcher {
     }
 
     /// Starts a worker for the delivery, or queues it behind its webhook's attempts.
-    fn dispatch(&self, delivery: Claimed) {
+    /// `reserved` holds a permit for each delivery the claim may have brought.
+    fn dispatch(&self, delivery: Claimed, reserved: &mut OwnedSemaphorePermit) {
         let shared = &self.shared;
         let mut webhooks = shared.slots();
         let slots = webhooks
             .entry(delivery.delivery.webhook.id.clone())
             .or_insert_with(|| WebhookSlots::new(shared.config.max_in_flight_per_webhook));
         if slots.in_flight < slots.limit.current() {
-            if let Ok(permit) = shared.permits.clone().try_acquire_owned() {
+            if let Some(permit) = reserved.split(1) {
                 slots.in_flight += 1;
                 drop(webhooks);
                 shared.workers.spawn(work(shared.clone(), delivery, permit, false));
@@ -349,14 +362,16 @@ impl Dispatcher {
         let shared = &self.shared;
         let tracker = &shared.workers;
         shared.stopping.store(true, Ordering::SeqCst);
-        let unstarted: Vec<DeliveryId> = shared
-            .slots()
-            .values_mut()
-            .flat_map(|s| s.queued.drain(..))
-            .map(|d| d.delivery.delivery_id)
-            .collect();
-        if !unstarted.is_empty() {
-            if let Err(error) = shared.store.release_deliveries(&unstarted).await {
+        // Given back claim by claim: only where the lease is still the one claimed.
+        let mut unstarted: HashMap<Timestamp, Vec<DeliveryId>> = HashMap::new();
+        for claimed in shared.slots().values_mut().flat_map(|s| s.queued.drain(..)) {
+            unstarted
+                .entry(claimed.lease_until)
+                .or_default()
+                .push(claimed.delivery.delivery_id);
+        }
+        for (lease_until, ids) in unstarted {
+            if let Err(error) = shared.store.release_deliveries(&ids, &shared.owner, lease_until).await {
                 tracing::warn!(error = %error_chain(&error), "releasing unstarted deliveries failed; their leases will run out");
             }
         }
@@ -410,28 +425,29 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit,
         lease_until,
     }) = next
     {
-        if queued && !lease_outlasts_attempt(lease_until, &shared.config) {
-            give_back(&shared, &delivery).await;
+        // A queued delivery waited behind other attempts: send it with the webhook as it
+        // is now, and not at all if the webhook was disabled or deleted meanwhile (its
+        // delivery was cancelled then). Unless no webhook changed since the claim.
+        let unchanged = webhook_epoch.is_some() && webhook_epoch == shared.store.webhook_epoch();
+        let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
+        if !current {
+            // Cancelled with its webhook.
+        } else if queued && !lease_outlasts_attempt(lease_until, &shared.config) {
+            // Checked after the reload, right before sending.
+            give_back(&shared, &delivery, lease_until).await;
         } else {
-            // A queued delivery waited behind other attempts: send it with the webhook as
-            // it is now, and not at all if the webhook was disabled or deleted meanwhile
-            // (its delivery was cancelled then). Unless no webhook changed since the claim.
-            let unchanged = webhook_epoch.is_some() && webhook_epoch == shared.store.webhook_epoch();
-            let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
-            if current {
-                let target = match target.take() {
-                    Some(prepared) if prepared.serves(&delivery.webhook) => target.insert(prepared),
-                    _ => target.insert(shared.target(&delivery.webhook, webhook_epoch)),
-                };
-                let sent = Instant::now();
-                if let Some(finished) = attempt(&shared, target, &delivery, &body).await {
-                    answer = Some((finished.signal, sent));
-                    unrecorded.push_back(finished.recording);
-                    // Recording a failure may disable the webhook (410, failing too long):
-                    // the next delivery waits for it, so it sees that.
-                    if !finished.succeeded {
-                        await_all(&mut unrecorded).await;
-                    }
+            let target = match target.take() {
+                Some(prepared) if prepared.serves(&delivery.webhook) => target.insert(prepared),
+                _ => target.insert(shared.target(&delivery.webhook, webhook_epoch)),
+            };
+            let sent = Instant::now();
+            if let Some(finished) = attempt(&shared, target, &delivery, &body).await {
+                answer = Some((finished.signal, sent));
+                unrecorded.push_back(finished.recording);
+                // Recording a failure may disable the webhook (410, failing too long):
+                // the next delivery waits for it, so it sees that.
+                if !finished.succeeded {
+                    await_all(&mut unrecorded).await;
                 }
             }
         }
@@ -444,7 +460,7 @@ async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemaphorePermit,
         next = take_queued(&shared, &webhook_id, answer.take(), false);
         if next.is_none() {
             // The slot is held until the last records are in, so a webhook never has
-            // more than twice its limit of attempts unrecorded.
+            // more than twice its ceiling of attempts unrecorded.
             await_all(&mut unrecorded).await;
             next = take_queued(&shared, &webhook_id, None, true);
         }
@@ -460,13 +476,13 @@ fn lease_outlasts_attempt(lease_until: Timestamp, config: &DeliveryConfig) -> bo
     lease_until.as_micros() - Timestamp::now().as_micros() >= needed
 }
 
-/// Gives a claimed delivery back to the store unattempted; the next claim takes it
-/// with a lease of its own.
-async fn give_back(shared: &Shared, delivery: &ClaimedDelivery) {
+/// Gives a claimed delivery back to the store unattempted, if its lease is still this
+/// claim's; the next claim takes it with a lease of its own.
+async fn give_back(shared: &Shared, delivery: &ClaimedDelivery, lease_until: Timestamp) {
     tracing::info!(delivery = %delivery.delivery_id, webhook = %delivery.webhook.id, "giving back a queued delivery whose lease would run out during its attempt");
     if let Err(error) = shared
         .store
-        .release_deliveries(std::slice::from_ref(&delivery.delivery_id))
+        .release_deliveries(std::slice::from_ref(&delivery.delivery_id), &shared.owner, lease_until)
         .await
     {
         tracing::warn!(error = %error_chain(&error), delivery = %delivery.delivery_id, "giving back a delivery failed; its lease will run out");

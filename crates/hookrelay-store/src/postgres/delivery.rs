@@ -22,7 +22,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{alerts, webhook_columns, PostgresStore};
-use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency, Unreadable, UNREADABLE_SET_ASIDE};
+use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency, set_aside_until, Unreadable};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
 };
@@ -354,12 +354,7 @@ impl PostgresStore {
             let ids: Vec<&str> = unreadable.iter().map(|u| u.delivery_id.as_str()).collect();
             if let Err(error) =
                 sqlx::query("UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2) AND lease_owner = $3")
-                    .bind(
-                        request
-                            .now
-                            .plus_micros(UNREADABLE_SET_ASIDE.as_micros() as i64)
-                            .as_micros(),
-                    )
+                    .bind(set_aside_until(request).as_micros())
                     .bind(&ids)
                     .bind(&request.owner)
                     .execute(&self.pool)
@@ -438,12 +433,22 @@ impl PostgresStore {
         }))
     }
 
-    pub(super) async fn release_deliveries_impl(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
+    pub(super) async fn release_deliveries_impl(
+        &self,
+        ids: &[DeliveryId],
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<(), StoreError> {
         let ids: Vec<&str> = ids.iter().map(DeliveryId::as_str).collect();
-        sqlx::query("UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
+             WHERE id = ANY($1) AND lease_owner = $2 AND lease_until = $3",
+        )
+        .bind(&ids)
+        .bind(owner)
+        .bind(lease_until.as_micros())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -389,8 +389,13 @@ impl Store for PostgresStore {
         self.claim_deliveries_impl(request).await
     }
 
-    async fn release_deliveries(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
-        self.release_deliveries_impl(ids).await
+    async fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.release_deliveries_impl(ids, owner, lease_until).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{save_idempotency, SqliteStore};
-use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency, Unreadable, UNREADABLE_SET_ASIDE};
+use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency, set_aside_until, Unreadable};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
 };
@@ -411,7 +411,7 @@ impl SqliteStore {
             }
         }
         if !unreadable.is_empty() {
-            let until = request.now.plus_micros(UNREADABLE_SET_ASIDE.as_micros() as i64);
+            let until = set_aside_until(request);
             let (ids, owner) = (
                 json_ids(unreadable.iter().map(|u| u.delivery_id.as_str())),
                 request.owner.clone(),
@@ -449,14 +449,20 @@ impl SqliteStore {
         Ok(ready)
     }
 
-    pub(super) async fn release_deliveries_impl(&self, ids: &[DeliveryId]) -> Result<(), StoreError> {
+    pub(super) async fn release_deliveries_impl(
+        &self,
+        ids: &[DeliveryId],
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<(), StoreError> {
         let ids = json_ids(ids.iter().map(DeliveryId::as_str));
+        let owner = owner.to_owned();
         self.writer
             .write_without_savepoint(move |connection| {
                 connection.execute(
                     "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
-                     WHERE id IN (SELECT value FROM json_each(?))",
-                    [ids],
+                     WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ? AND lease_until = ?",
+                    params![ids, owner, lease_until.as_micros()],
                 )?;
                 Ok(())
             })

@@ -532,7 +532,8 @@ fn open_at_arrival(received: &[crate::receiver::Received]) -> Vec<usize> {
 
 #[tokio::test]
 async fn a_receiver_that_keeps_up_gets_more_attempts_at_once_up_to_the_ceiling() {
-    let server = delivering_server(&["--max-in-flight-per-webhook", "14"]).await;
+    // A generous timeout: a request cut off would count as open for ever below.
+    let server = delivering_server(&["--max-in-flight-per-webhook", "14", "--attempt-timeout", "5s"]).await;
     let receiver = Receiver::start().await;
     receiver.script(|_| Reply::After(Duration::from_millis(100)));
     server
@@ -561,7 +562,7 @@ async fn a_receiver_that_keeps_up_gets_more_attempts_at_once_up_to_the_ceiling()
 
 #[tokio::test]
 async fn an_overloaded_receiver_gets_fewer_attempts_at_once() {
-    let server = delivering_server(&["--retry-schedule", "1h"]).await;
+    let server = delivering_server(&["--retry-schedule", "1h", "--attempt-timeout", "5s"]).await;
     let receiver = Receiver::start().await;
     receiver.script(|_| Reply::StatusAfter(503, Duration::from_millis(100)));
     server
