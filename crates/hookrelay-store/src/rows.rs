@@ -243,3 +243,23 @@ pub(crate) fn page<R: Columns, T>(
     let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
     Ok(Page { items, next })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookrelay_core::Timestamp;
+
+    #[test]
+    fn an_unreadable_delivery_is_set_aside_five_minutes_or_its_claims_lease_if_longer() {
+        let claim = |lease_secs: i64| crate::ClaimRequest {
+            now: Timestamp::from_micros(0),
+            lease_until: Timestamp::from_micros(lease_secs * 1_000_000),
+            owner: "n".into(),
+            limit: 1,
+            per_webhook: 1,
+            skip_webhooks: Vec::new(),
+        };
+        assert_eq!(set_aside_until(&claim(60)), Timestamp::from_micros(300_000_000));
+        assert_eq!(set_aside_until(&claim(600)), Timestamp::from_micros(600_000_000));
+    }
+}

@@ -725,21 +725,6 @@ async fn expired_and_released_leases_are_claimable_again() {
         assert_eq!(taken[0].delivery_id, first[0].delivery_id);
         assert_eq!(taken[0].attempt, 1);
 
-        // Giving back under the lease that ran out leaves the new claim's lease alone.
-        store
-            .release_deliveries(&[first[0].delivery_id.clone()], "a", Timestamp::from_micros(T0 + LEASE))
-            .await
-            .unwrap();
-        assert!(
-            store
-                .claim_deliveries(&claim_at(T0 + LEASE + 2, 5, 5, &[], "e"))
-                .await
-                .unwrap()
-                .iter()
-                .all(|d| d.delivery_id != first[0].delivery_id),
-            "a stale release took the lease of the claim that took the delivery over"
-        );
-
         // Released deliveries are claimable at once.
         store
             .release_deliveries(
@@ -2099,4 +2084,61 @@ async fn the_webhook_epoch_moves_when_a_failure_disables_a_webhook_only() {
     assert!(store.webhook_epoch() > before, "410 disabled the webhook");
     let disabled = store.get_webhook(&space, &w.id).await.unwrap().unwrap();
     assert!(!disabled.enabled, "read back as disabled, not from a stale cache");
+}
+
+/// A delivery is given back only under the lease it was claimed with: not by another
+/// owner, and not under a lease of its own owner that ran out and was claimed again (a
+/// queued copy giving back what a later claim of the same node holds).
+#[tokio::test]
+async fn a_release_gives_back_only_the_lease_it_names() {
+    with_database(|url| async move {
+        let (_dir, stores) = both_backends(&url).await;
+        for (backend, store) in &stores {
+            let store = store.as_ref();
+            let (space, _) = space_with_webhook(store).await;
+            publish(store, &event(&space, "payment.completed", T0)).await;
+            let first = store.claim_deliveries(&claim_at(T0, 1, 1, &[], "a")).await.unwrap();
+            assert_eq!(first.len(), 1, "{backend}");
+            let id = first[0].delivery_id.clone();
+            // The lease ran out; the same node claimed it again.
+            let again = store
+                .claim_deliveries(&claim_at(T0 + LEASE + 1, 1, 1, &[], "a"))
+                .await
+                .unwrap();
+            assert_eq!(again.len(), 1, "{backend}");
+            let now_leased = |at: i64| claim_at(at, 5, 5, &[], "probe");
+            store
+                .release_deliveries(std::slice::from_ref(&id), "a", Timestamp::from_micros(T0 + LEASE))
+                .await
+                .unwrap();
+            store
+                .release_deliveries(
+                    std::slice::from_ref(&id),
+                    "b",
+                    Timestamp::from_micros(T0 + 2 * LEASE + 1),
+                )
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .claim_deliveries(&now_leased(T0 + LEASE + 2))
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{backend}: a release under an old lease or another owner's took the current lease"
+            );
+            store
+                .release_deliveries(
+                    std::slice::from_ref(&id),
+                    "a",
+                    Timestamp::from_micros(T0 + 2 * LEASE + 1),
+                )
+                .await
+                .unwrap();
+            let released = store.claim_deliveries(&now_leased(T0 + LEASE + 3)).await.unwrap();
+            assert_eq!(released.len(), 1, "{backend}: released under its own lease");
+            assert_eq!(released[0].delivery_id, id, "{backend}");
+        }
+    })
+    .await;
 }

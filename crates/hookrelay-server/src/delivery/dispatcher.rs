@@ -300,6 +300,7 @@ impl Dispatcher {
                 &mut reserved,
             );
         }
+        self.start_waiting(&mut reserved);
         if full {
             Round::Full
         } else {
@@ -335,7 +336,31 @@ impl Dispatcher {
                 return;
             }
         }
+        // Behind a worker of its own webhook, which will take it.
+        debug_assert!(slots.in_flight > 0, "a delivery queued with no worker to take it");
         slots.queued.push_back(delivery);
+    }
+
+    /// Starts workers for queued deliveries of webhooks whose limit rose while this
+    /// round's claim held the free permits, with the permits the claim did not use.
+    fn start_waiting(&self, reserved: &mut OwnedSemaphorePermit) {
+        let shared = &self.shared;
+        let mut started = Vec::new();
+        {
+            let mut webhooks = shared.slots();
+            for slots in webhooks.values_mut() {
+                while slots.in_flight < slots.limit.current() && !slots.queued.is_empty() {
+                    let Some(permit) = reserved.split(1) else { break };
+                    if let Some(delivery) = slots.queued.pop_front() {
+                        slots.in_flight += 1;
+                        started.push((delivery, permit));
+                    }
+                }
+            }
+        }
+        for (delivery, permit) in started {
+            shared.workers.spawn(work(shared.clone(), delivery, permit, true));
+        }
     }
 
     /// How long to sleep when no more work is due now: until the next retry is due,

@@ -5,8 +5,8 @@
 //! A busy webhook starts at [`INITIAL_IN_FLIGHT`] (or its ceiling, if lower). Each round
 //! of quick successes (as many as the limit) raises the limit by one, up to the ceiling
 //! (`max_in_flight_per_webhook`); an answer that says the receiver is overloaded (a
-//! timeout, a connection refused or not made in time, 429, 5xx) halves it, at most once per round,
-//! down to one. So a receiver that keeps up gets deliveries as fast as it takes them,
+//! timeout, a connection refused or not made in time, 429, 5xx) halves it, at most once
+//! per round, down to one. So a receiver that keeps up gets deliveries as fast as it takes them,
 //! and one that struggles gets fewer at once instead of a fixed number. Other failures
 //! (a 4xx, a bad certificate, a name that does not resolve) say nothing about load and
 //! leave the limit alone. The limit lives as long as the webhook has work in the engine:
