@@ -247,17 +247,7 @@ pub async fn run(
     served.map_err(ServerError::from)
 }
 
-/// An error and its causes, for logs.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use hookrelay_core::error_chain;
 
 /// Forgets expired idempotency keys once an hour so the table stays small.
 async fn prune_idempotency_keys(store: Arc<dyn Store>) {

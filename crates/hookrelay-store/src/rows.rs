@@ -83,14 +83,10 @@ pub(crate) struct Unreadable {
 
 impl Unreadable {
     pub fn new(delivery_id: String, error: &StoreError) -> Self {
-        let mut cause = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(inner) = source {
-            cause.push_str(": ");
-            cause.push_str(&inner.to_string());
-            source = inner.source();
+        Self {
+            delivery_id,
+            cause: hookrelay_core::error_chain(error),
         }
-        Self { delivery_id, cause }
     }
 
     /// Tells the operator, once per claim that meets them: the first few one by one
