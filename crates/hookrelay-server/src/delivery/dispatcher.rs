@@ -104,6 +104,22 @@ impl WebhookSlots {
         }
     }
 
+    /// Takes queued deliveries, each with a permit from `permit`, into slots below the
+    /// limit, for workers the caller starts.
+    fn take_up_to_limit(
+        &mut self,
+        mut permit: impl FnMut() -> Option<OwnedSemaphorePermit>,
+        started: &mut Vec<(Claimed, OwnedSemaphorePermit)>,
+    ) {
+        while self.in_flight < self.limit.current() && !self.queued.is_empty() {
+            let Some(permit) = permit() else { break };
+            if let Some(delivery) = self.queued.pop_front() {
+                self.in_flight += 1;
+                started.push((delivery, permit));
+            }
+        }
+    }
+
     /// Whether the webhook should not be claimed for: its slots are taken and its queue
     /// is full.
     fn saturated(&self) -> bool {
@@ -349,13 +365,7 @@ impl Dispatcher {
         {
             let mut webhooks = shared.slots();
             for slots in webhooks.values_mut() {
-                while slots.in_flight < slots.limit.current() && !slots.queued.is_empty() {
-                    let Some(permit) = reserved.split(1) else { break };
-                    if let Some(delivery) = slots.queued.pop_front() {
-                        slots.in_flight += 1;
-                        started.push((delivery, permit));
-                    }
-                }
+                slots.take_up_to_limit(|| reserved.split(1), &mut started);
             }
         }
         for (delivery, permit) in started {
@@ -545,15 +555,7 @@ fn take_queued(
             slots.queued.pop_front()
         };
         if rose && !stopping {
-            while slots.in_flight < slots.limit.current() && !slots.queued.is_empty() {
-                let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
-                    break;
-                };
-                if let Some(delivery) = slots.queued.pop_front() {
-                    slots.in_flight += 1;
-                    started.push((delivery, permit));
-                }
-            }
+            slots.take_up_to_limit(|| shared.permits.clone().try_acquire_owned().ok(), &mut started);
         }
         if next.is_none() && or_leave {
             slots.in_flight -= 1;
