@@ -20,8 +20,8 @@
 //! of unrecorded ones. An attempt's delivery stays leased until it is recorded, so
 //! nothing else takes it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::attempt::{build_client, Body, Client, Target};
-use super::limit::{InFlightLimit, LoadSignal, INITIAL_IN_FLIGHT};
+use super::limit::{ClaimShare, InFlightLimit, LoadSignal};
 use super::{DeliveryConfig, Wakeup, QUEUED_CAPS};
 use crate::error_chain;
 
@@ -62,8 +62,8 @@ pub struct Dispatcher {
     shared: Arc<Shared>,
     /// The recorder task.
     recording: tokio::task::JoinHandle<()>,
-    /// How many webhooks the last claim that found work took deliveries of.
-    webhooks_last_claimed: AtomicUsize,
+    /// How a claim is shared among webhooks.
+    share: ClaimShare,
 }
 
 /// What the dispatcher and its workers share.
@@ -231,7 +231,7 @@ impl Dispatcher {
                 workers: TaskTracker::new(),
             }),
             recording,
-            webhooks_last_claimed: AtomicUsize::new(1),
+            share: ClaimShare::default(),
         }
     }
 
@@ -282,7 +282,7 @@ impl Dispatcher {
             lease_until: now.plus_micros(shared.config.lease().as_micros() as i64),
             owner: shared.owner.clone(),
             limit: free,
-            per_webhook: self.share_per_webhook(free),
+            per_webhook: self.share.per_webhook(free, shared.config.max_in_flight_per_webhook),
             skip_webhooks: shared.saturated(),
         };
         let claimed = match shared.store.claim_deliveries(&request).await {
@@ -294,10 +294,16 @@ impl Dispatcher {
         };
         let full = claimed.len() as u32 == request.limit;
         let claimed_any = !claimed.is_empty();
-        if claimed_any {
-            let webhooks: HashSet<&WebhookId> = claimed.iter().map(|d| &d.webhook.id).collect();
-            self.webhooks_last_claimed.store(webhooks.len(), Ordering::Relaxed);
+        let mut taken: HashMap<&WebhookId, u32> = HashMap::new();
+        for delivery in &claimed {
+            *taken.entry(&delivery.webhook.id).or_default() += 1;
         }
+        self.share.claimed(
+            taken.into_values(),
+            request.skip_webhooks.len(),
+            request.limit,
+            request.per_webhook,
+        );
         // One body per event and release: a fan-out's deliveries share their event.
         let mut bodies: HashMap<(EventId, ApiRelease), Body> = HashMap::new();
         for delivery in claimed {
@@ -322,18 +328,6 @@ impl Dispatcher {
         } else {
             Round::Partial { claimed: claimed_any }
         }
-    }
-
-    /// The most deliveries of one webhook a claim of `limit` takes: the claim shared
-    /// among as many webhooks as the last one found work for, between the initial limit
-    /// and the ceiling. One webhook with a backlog fills its queue in a few claims; many
-    /// share each claim as before, and the claim's query, which reads up to this many
-    /// candidates of every webhook with work, stays small (at the ceiling for every
-    /// webhook, W3 lost a quarter of its rate).
-    fn share_per_webhook(&self, limit: u32) -> u32 {
-        let ceiling = self.shared.config.max_in_flight_per_webhook;
-        let webhooks = self.webhooks_last_claimed.load(Ordering::Relaxed).max(1) as u32;
-        (limit / webhooks).clamp(INITIAL_IN_FLIGHT.min(ceiling), ceiling)
     }
 
     /// Starts a worker for the delivery, or queues it behind its webhook's attempts.
