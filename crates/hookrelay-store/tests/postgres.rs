@@ -2142,3 +2142,90 @@ async fn a_release_gives_back_only_the_lease_it_names() {
     })
     .await;
 }
+
+// ---- TLS ------------------------------------------------------------------------------
+
+/// `url` with `params` added to its query.
+fn with_params(url: &str, params: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{params}")
+}
+
+/// The server's own certificate, which (self-signed, as Debian's `ssl-cert-snakeoil`)
+/// is also the root it verifies against. Panics unless the server offers TLS.
+async fn server_certificate(admin: &mut PgConnection) -> String {
+    let ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(&mut *admin).await.unwrap();
+    assert_eq!(
+        ssl, "on",
+        "the TLS tests need a server with ssl = on (Debian's PostgreSQL has it, with its snakeoil certificate)"
+    );
+    sqlx::query_scalar("SHOW ssl_cert_file")
+        .fetch_one(&mut *admin)
+        .await
+        .unwrap()
+}
+
+/// Whether each of the server's sessions named `application` is encrypted.
+async fn sessions_encrypted(admin: &mut PgConnection, application: &str) -> Vec<bool> {
+    sqlx::query_scalar(
+        "SELECT s.ssl FROM pg_stat_ssl AS s JOIN pg_stat_activity AS a USING (pid)
+         WHERE a.application_name = $1",
+    )
+    .bind(application)
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_connection_speaks_tls_as_the_url_asks() {
+    with_database(|url| async move {
+        let mut admin = admin_connection().await;
+        let certificate = server_certificate(&mut admin).await;
+        let cases = [
+            ("sslmode=disable", false),
+            ("sslmode=require", true),
+            (&*format!("sslmode=verify-full&sslrootcert={certificate}"), true),
+        ];
+        // The name the snakeoil certificate is for. (`verify-ca`, which should not check
+        // the name, does in sqlx 0.8.6 with this rustls: sqlx issue 3793.)
+        let url = url.replacen("@127.0.0.1:", "@localhost:", 1);
+        for (params, encrypted) in cases {
+            let application = format!(
+                "hookrelay-tls-{}",
+                &DeliveryId::generate().as_str()[DeliveryId::PREFIX.len()..]
+            );
+            let store = PostgresStore::open(
+                &with_params(&url, &format!("{params}&application_name={application}")),
+                new_cipher(),
+                2,
+            )
+            .await
+            .unwrap_or_else(|error| panic!("{params}: {}", hookrelay_core::error_chain(&error)));
+            // A round trip through the pool, so its connection is in use by now.
+            store.list_webhooks(&SpaceId::generate(), None, 1).await.unwrap();
+            let sessions = sessions_encrypted(&mut admin, &application).await;
+            assert!(!sessions.is_empty(), "{params}: no session of the store found");
+            assert!(
+                sessions.iter().all(|&ssl| ssl == encrypted),
+                "{params}: sessions encrypted {sessions:?}, expected all {encrypted}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_server_whose_certificate_does_not_verify_is_refused() {
+    with_database(|url| async move {
+        let mut admin = admin_connection().await;
+        server_certificate(&mut admin).await;
+        // Checked against the public roots, which did not sign the server's certificate.
+        let error = PostgresStore::open(&with_params(&url, "sslmode=verify-full"), new_cipher(), 2)
+            .await
+            .expect_err("a self-signed server certificate must not pass verify-full against the public roots");
+        let message = hookrelay_core::error_chain(&error);
+        assert!(message.contains("certificate"), "the error says why: {message}");
+    })
+    .await;
+}

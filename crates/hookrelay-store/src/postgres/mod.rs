@@ -6,7 +6,12 @@
 //! `FOR UPDATE SKIP LOCKED` so two nodes never claim one delivery or alert, and no lease
 //! is released at start ([`Store::release_orphaned_claims`] releases none): another node
 //! may hold it, and an expired lease is claimable anyway.
+//!
+//! The connection speaks TLS as the URL's `sslmode` asks (libpq's names; without one,
+//! `prefer`: TLS when the server offers it). Only `verify-ca` and `verify-full` check
+//! who answers, so a server reached over a network without them is warned about.
 
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
@@ -15,7 +20,7 @@ use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::event::Event;
 use hookrelay_core::seal::SecretCipher;
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use hookrelay_core::alert::{Alert, AlertPolicy};
@@ -73,11 +78,44 @@ pub struct PostgresStore {
     notifier: Arc<WorkNotifier>,
 }
 
+/// Warns when a server off this machine is reached without checking its certificate.
+fn warn_if_unverified(options: &PgConnectOptions) {
+    if let Some(host) = unverified_remote_host(options) {
+        tracing::warn!(
+            host,
+            "the PostgreSQL server's certificate is not checked: add sslmode=verify-full \
+             (and sslrootcert=PATH for a private CA) to the database URL"
+        );
+    }
+}
+
+/// The server's host, if it is off this machine and its certificate is not checked:
+/// below `verify-ca` the connection is encrypted at best, and anyone on the path could
+/// pose as the database (and read webhook payloads on their way).
+fn unverified_remote_host(options: &PgConnectOptions) -> Option<&str> {
+    let verified = matches!(options.get_ssl_mode(), PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+    let host = options.get_host();
+    let local = options.get_socket().is_some()
+        || host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!verified && !local).then_some(host)
+}
+
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://…`) with a pool of at most
     /// `max_connections`, and migrates it. The database itself must exist.
     pub async fn open(url: &str, cipher: SecretCipher, max_connections: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
+        let mut options = PgConnectOptions::from_str(url)?;
+        if options.get_application_name().is_none() {
+            // So operators can tell hookrelay's sessions apart in `pg_stat_activity`.
+            options = options.application_name("hookrelay");
+        }
+        warn_if_unverified(&options);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .connect_with(options)
@@ -485,5 +523,29 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<Option<Delivery>, StoreError> {
         self.retry_delivery_impl(space, webhook, id, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_server_is_unverified_below_verify_ca() {
+        let host = |url: &str| unverified_remote_host(&PgConnectOptions::from_str(url).unwrap()).map(str::to_owned);
+        assert_eq!(
+            host("postgres://u@db.example.com/app").as_deref(),
+            Some("db.example.com")
+        );
+        assert_eq!(
+            host("postgres://u@10.0.0.5/app?sslmode=require").as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(host("postgres://u@db.example.com/app?sslmode=verify-full"), None);
+        assert_eq!(host("postgres://u@db.example.com/app?sslmode=verify-ca"), None);
+        assert_eq!(host("postgres://u@127.0.0.1/app"), None, "loopback");
+        assert_eq!(host("postgres://u@[::1]/app"), None, "loopback");
+        assert_eq!(host("postgres://u@localhost/app?sslmode=disable"), None);
+        assert_eq!(host("postgres://u@%2Fvar%2Frun%2Fpostgresql/app"), None, "a socket");
     }
 }
