@@ -180,23 +180,40 @@ pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &impl Columns) -> Resul
     })
 }
 
+/// An event from its stored columns, whatever a query named them.
+pub(crate) fn event_from_columns(
+    id: &str,
+    space_id: &str,
+    name: String,
+    object: EventObject,
+    data: String,
+    create_time: i64,
+) -> Result<Event, StoreError> {
+    Ok(Event {
+        id: EventId::parse(id).ok_or_else(|| corrupt("event id", id))?,
+        space_id: SpaceId::parse(space_id).ok_or_else(|| corrupt("space id", space_id))?,
+        name,
+        object,
+        data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
+        create_time: Timestamp::from_micros(create_time),
+    })
+}
+
 /// An `events` row.
 pub(crate) fn decode_event(row: &impl Columns) -> Result<StoredEvent, StoreError> {
-    let id = row.text("id")?;
-    let space = row.text("space_id")?;
     let delivery_count = row.int("delivery_count")?;
     Ok(StoredEvent {
-        event: Event {
-            id: EventId::parse(&id).ok_or_else(|| corrupt("event id", &id))?,
-            space_id: SpaceId::parse(&space).ok_or_else(|| corrupt("space id", &space))?,
-            name: row.text("name")?,
-            object: EventObject {
+        event: event_from_columns(
+            &row.text("id")?,
+            &row.text("space_id")?,
+            row.text("name")?,
+            EventObject {
                 id: row.text("object_id")?,
                 object_type: row.text("object_type")?,
             },
-            data: RawValue::from_string(row.text("data")?).map_err(|e| corrupt("event data", &e.to_string()))?,
-            create_time: Timestamp::from_micros(row.int("create_time")?),
-        },
+            row.text("data")?,
+            row.int("create_time")?,
+        )?,
         delivery_count: u32::try_from(delivery_count)
             .map_err(|_| corrupt("delivery count", &delivery_count.to_string()))?,
     })

@@ -17,12 +17,13 @@ use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
-use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{alerts, webhook_columns, PostgresStore};
-use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency, set_aside_until, Unreadable};
+use crate::rows::{
+    corrupt, decode_delivery, decode_event, event_from_columns, page, seal_idempotency, set_aside_until, Unreadable,
+};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
 };
@@ -413,21 +414,20 @@ impl PostgresStore {
         let attempts: i64 = row.try_get("attempt_count")?;
         let event_id: String = row.try_get("event_id")?;
         let event_space: String = row.try_get("event_space_id")?;
-        let data: String = row.try_get("data")?;
         Ok(ClaimedRow::Ready(ClaimedDelivery {
             delivery_id: DeliveryId::parse(&delivery_id).ok_or_else(|| corrupt("delivery id", &delivery_id))?,
             attempt: u32::try_from(attempts + 1).map_err(|_| corrupt("attempt count", &attempts.to_string()))?,
-            event: Arc::new(Event {
-                id: EventId::parse(&event_id).ok_or_else(|| corrupt("event id", &event_id))?,
-                space_id: SpaceId::parse(&event_space).ok_or_else(|| corrupt("space id", &event_space))?,
-                name: row.try_get("event_name")?,
-                object: EventObject {
+            event: Arc::new(event_from_columns(
+                &event_id,
+                &event_space,
+                row.try_get("event_name")?,
+                EventObject {
                     id: row.try_get("object_id")?,
                     object_type: row.try_get("object_type")?,
                 },
-                data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
-                create_time: Timestamp::from_micros(row.try_get("event_time")?),
-            }),
+                row.try_get("data")?,
+                row.try_get("event_time")?,
+            )?),
             webhook: Arc::new(self.decode_webhook(row)?),
             update_time: Timestamp::from_micros(row.try_get("delivery_update_time")?),
         }))

@@ -6,14 +6,15 @@ use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorK
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId};
 use rusqlite::{params, Connection};
-use serde_json::value::RawValue;
 use sqlx::Row;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{save_idempotency, SqliteStore};
-use crate::rows::{corrupt, decode_delivery, decode_event, page, seal_idempotency, set_aside_until, Unreadable};
+use crate::rows::{
+    corrupt, decode_delivery, decode_event, event_from_columns, page, seal_idempotency, set_aside_until, Unreadable,
+};
 use crate::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
 };
@@ -77,17 +78,17 @@ fn decode_claimed(
     let event = match (&row.event, events.get(&row.event_id)) {
         (ClaimedEvent::Kept(event), _) | (ClaimedEvent::Read(_), Some(event)) => event.clone(),
         (ClaimedEvent::Read(stored), None) => {
-            let event = Arc::new(Event {
-                id: EventId::parse(&row.event_id).ok_or_else(|| corrupt("event id", &row.event_id))?,
-                space_id: SpaceId::parse(&stored.space_id).ok_or_else(|| corrupt("space id", &stored.space_id))?,
-                name: stored.name.clone(),
-                object: EventObject {
+            let event = Arc::new(event_from_columns(
+                &row.event_id,
+                &stored.space_id,
+                stored.name.clone(),
+                EventObject {
                     id: stored.object_id.clone(),
                     object_type: stored.object_type.clone(),
                 },
-                data: RawValue::from_string(stored.data.clone()).map_err(|e| corrupt("event data", &e.to_string()))?,
-                create_time: Timestamp::from_micros(stored.create_time),
-            });
+                stored.data.clone(),
+                stored.create_time,
+            )?);
             events.insert(row.event_id.clone(), event.clone());
             event
         }
