@@ -18,9 +18,9 @@ use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorK
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, WebhookId};
 use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
-use super::{alerts, webhook_columns, PostgresStore};
+use super::{alerts, bind_idempotency, webhook_columns, PostgresStore};
 use crate::rows::{
     corrupt, decode_delivery, decode_event, event_from_columns, page, seal_idempotency, set_aside_until, Unreadable,
 };
@@ -122,40 +122,53 @@ fn is_transient(error: &StoreError) -> bool {
     }
 }
 
-/// Inserts the event and one pending delivery of it per webhook, due at once, in one
-/// statement whatever the count (the ids travel as two arrays); returns the deliveries'
-/// ids.
+/// Inserts the event and one pending delivery of it per webhook, due at once, and saves
+/// `key` (sealed), all in one statement whatever the count (the ids travel as two arrays),
+/// so in one round trip and without a transaction around it; returns the deliveries' ids.
+/// A live record for the key keeps it: then nothing is inserted, and the key is taken.
 async fn insert_event_and_deliveries(
-    tx: &mut Transaction<'_, Postgres>,
+    pool: &PgPool,
     event: &Event,
     webhooks: &[String],
+    key: Option<&IdempotencyRecord>,
 ) -> Result<Vec<DeliveryId>, StoreError> {
     let ids: Vec<DeliveryId> = webhooks.iter().map(|_| DeliveryId::generate()).collect();
     let delivery_count = i64::try_from(ids.len()).map_err(|_| corrupt("webhook count", "too many"))?;
-    sqlx::query(
-        "WITH event AS (
+    let query = sqlx::query(concat!(
+        "WITH key AS (",
+        save_idempotency_key!(),
+        " RETURNING 1
+         ), event AS (
              INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
-             VALUES ($4, $3, $6, $7, $8, $9, $10, $5)
+             SELECT $11, $10, $13, $14, $15, $16, $17, $12
+             WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM key)
              RETURNING id
+         ), delivered AS (
+             INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
+                 create_time, update_time)
+             SELECT new.id, $10, new.webhook_id, event.id, 'pending', 0, $12, $12, $12
+             FROM event, UNNEST($8::text[], $9::text[]) WITH ORDINALITY AS new (id, webhook_id, n)
+             ORDER BY new.n
          )
-         INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
-             create_time, update_time)
-         SELECT new.id, $3, new.webhook_id, event.id, 'pending', 0, $5, $5, $5
-         FROM event, UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS new (id, webhook_id, n)
-         ORDER BY new.n",
-    )
-    .bind(ids.iter().map(DeliveryId::as_str).collect::<Vec<_>>())
-    .bind(webhooks)
-    .bind(event.space_id.as_str())
-    .bind(event.id.as_str())
-    .bind(event.create_time.as_micros())
-    .bind(&event.name)
-    .bind(&event.object.id)
-    .bind(&event.object.object_type)
-    .bind(event.data.get())
-    .bind(delivery_count)
-    .execute(&mut **tx)
-    .await?;
+         SELECT EXISTS (SELECT 1 FROM event)"
+    ));
+    let inserted: bool = bind_idempotency(query, key)
+        .bind(ids.iter().map(DeliveryId::as_str).collect::<Vec<_>>())
+        .bind(webhooks)
+        .bind(event.space_id.as_str())
+        .bind(event.id.as_str())
+        .bind(event.create_time.as_micros())
+        .bind(&event.name)
+        .bind(&event.object.id)
+        .bind(&event.object.object_type)
+        .bind(event.data.get())
+        .bind(delivery_count)
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+    if !inserted {
+        return Err(StoreError::IdempotencyKeyTaken);
+    }
     Ok(ids)
 }
 
@@ -234,9 +247,9 @@ impl PostgresStore {
         event: &Event,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<u32, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Not locked, as on SQLite: a webhook disabled or deleted meanwhile gets a
-        // delivery that is cancelled when claimed, and publishing never waits for a patch.
+        // Not locked, nor read in the insert's transaction: as on SQLite, a webhook
+        // disabled or deleted meanwhile gets a delivery that is cancelled when claimed, and
+        // publishing never waits for a patch.
         let webhooks: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM webhooks
              WHERE space_id = $1 AND enabled AND events @> jsonb_build_array($2::text)
@@ -244,15 +257,11 @@ impl PostgresStore {
         )
         .bind(event.space_id.as_str())
         .bind(&event.name)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
-        if let Some(record) = idempotency {
-            let record = seal_idempotency(&self.cipher, record);
-            self.save_idempotency(&mut tx, &record).await?;
-        }
-        insert_event_and_deliveries(&mut tx, event, &webhooks).await?;
-        tx.commit().await?;
+        let key = idempotency.map(|record| seal_idempotency(&self.cipher, record));
+        insert_event_and_deliveries(&self.pool, event, &webhooks, key.as_ref()).await?;
         if count > 0 {
             self.notifier.work_stored();
         }
@@ -297,9 +306,7 @@ impl PostgresStore {
         event: &Event,
         webhook: &WebhookId,
     ) -> Result<Delivery, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let ids = insert_event_and_deliveries(&mut tx, event, &[webhook.as_str().to_owned()]).await?;
-        tx.commit().await?;
+        let ids = insert_event_and_deliveries(&self.pool, event, &[webhook.as_str().to_owned()], None).await?;
         self.notifier.work_stored();
         Ok(Delivery {
             id: ids.into_iter().next().expect("one delivery inserted"),

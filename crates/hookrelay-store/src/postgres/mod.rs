@@ -32,6 +32,21 @@ use crate::{
     StoreError, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
+/// Saves an idempotency record, parameters `$1` to `$7` ([`bind_idempotency`]); no row
+/// when `$2` (the key) is null. One statement: an expired record for the same key gives
+/// way to the new one, a live one keeps the key. A concurrent insert of the same key makes
+/// this one wait for it: if it commits, its record is live and the key is taken.
+macro_rules! save_idempotency_key {
+    () => {
+        "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
+         SELECT $1, $2, $3, $4, $5, $6 WHERE $2::text IS NOT NULL
+         ON CONFLICT (space_id, key) DO UPDATE
+             SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body,
+                 create_time = EXCLUDED.create_time
+             WHERE idempotency_keys.create_time < $7"
+    };
+}
+
 mod alerts;
 mod delivery;
 mod notify;
@@ -137,31 +152,29 @@ impl PostgresStore {
         tx: &mut Transaction<'_, Postgres>,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        // One statement: an expired record for the same key gives way to the new one,
-        // a live one keeps the key. A concurrent insert of the same key makes this one wait
-        // for it: if it commits, its record is live and the key is taken.
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (space_id, key) DO UPDATE
-                 SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body,
-                     create_time = EXCLUDED.create_time
-                 WHERE idempotency_keys.create_time < $7",
-        )
-        .bind(record.space_id.as_str())
-        .bind(&record.key)
-        .bind(&record.fingerprint)
-        .bind(i64::from(record.status))
-        .bind(&record.body)
-        .bind(record.create_time.as_micros())
-        .bind(record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS)
-        .execute(&mut **tx)
-        .await?;
+        let inserted = bind_idempotency(sqlx::query(save_idempotency_key!()), Some(record))
+            .execute(&mut **tx)
+            .await?;
         if inserted.rows_affected() == 0 {
             return Err(StoreError::IdempotencyKeyTaken);
         }
         Ok(())
     }
+}
+
+/// Binds `record` (sealed) as `$1` to `$7` of [`save_idempotency_key`], or nulls.
+pub(crate) fn bind_idempotency<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    record: Option<&'q IdempotencyRecord>,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(record.map(|r| r.space_id.as_str()))
+        .bind(record.map(|r| r.key.as_str()))
+        .bind(record.map(|r| r.fingerprint.as_slice()))
+        .bind(record.map(|r| i64::from(r.status)))
+        .bind(record.map(|r| r.body.as_slice()))
+        .bind(record.map(|r| r.create_time.as_micros()))
+        .bind(record.map(|r| r.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS))
 }
 
 #[async_trait]
