@@ -20,7 +20,7 @@
 //! of unrecorded ones. An attempt's delivery stays leased until it is recorded, so
 //! nothing else takes it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -294,16 +294,8 @@ impl Dispatcher {
         };
         let full = claimed.len() as u32 == request.limit;
         let claimed_any = !claimed.is_empty();
-        let mut taken: HashMap<&WebhookId, u32> = HashMap::new();
-        for delivery in &claimed {
-            *taken.entry(&delivery.webhook.id).or_default() += 1;
-        }
-        self.share.claimed(
-            taken.into_values(),
-            request.skip_webhooks.len(),
-            request.limit,
-            request.per_webhook,
-        );
+        let webhooks: HashSet<&WebhookId> = claimed.iter().map(|d| &d.webhook.id).collect();
+        self.share.claimed(webhooks.len(), full);
         // One body per event and release: a fan-out's deliveries share their event.
         let mut bodies: HashMap<(EventId, ApiRelease), Body> = HashMap::new();
         for delivery in claimed {

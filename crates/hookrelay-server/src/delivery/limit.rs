@@ -13,7 +13,7 @@
 //! a webhook that goes idle starts again at the initial limit.
 //!
 //! [`ClaimShare`] is the other per-webhook number: how many of one webhook's deliveries a
-//! claim may take, so that one webhook with a backlog fills its queue in a claim or two
+//! claim may take, so that one webhook with a backlog fills its queue in a few claims
 //! while a claim over many webhooks stays small.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,9 +106,9 @@ impl InFlightLimit {
 /// How many deliveries of one webhook a claim takes: the claim divided among the
 /// webhooks that have work, as the claims before it found them, between the initial
 /// limit and the ceiling. A claim's query reads up to that many candidates of every
-/// webhook with work, so a share larger than the webhooks need costs the claim, and the
-/// claim is on the store's one writer (at the ceiling for every webhook, W3 lost a quarter
-/// of its rate).
+/// webhook with work, so a share larger than the webhooks need costs the claim (on
+/// SQLite, on the one writer: at the ceiling for every webhook, W3 lost a quarter of its
+/// rate).
 #[derive(Debug, Default)]
 pub struct ClaimShare {
     /// Webhooks with work, as last seen (none yet counts as one).
@@ -122,23 +122,21 @@ impl ClaimShare {
         (limit / webhooks).clamp(INITIAL_IN_FLIGHT.min(ceiling), ceiling)
     }
 
-    /// Takes in what a claim found: how many deliveries of each webhook it took
-    /// (`taken`, one count per webhook), how many webhooks it skipped as saturated, and
-    /// what it asked for. A claim that filled its `limit` before any webhook reached its
-    /// `per_webhook` share was cut short by its own size, and says only that at least so
-    /// many webhooks have work (a claim for one free slot finds one, however many there
-    /// are): the estimate stands.
-    pub fn claimed(&self, taken: impl IntoIterator<Item = u32>, skipped: usize, limit: u32, per_webhook: u32) {
-        let (mut webhooks, mut deliveries, mut share_reached) = (0usize, 0u32, false);
-        for count in taken {
-            webhooks += 1;
-            deliveries += count;
-            share_reached |= count >= per_webhook;
-        }
-        if webhooks == 0 || (deliveries >= limit && !share_reached) {
+    /// Takes in what a claim found: deliveries of `webhooks` webhooks, and whether it
+    /// filled the size it asked for. A claim that found less than it asked for took what
+    /// was due of every webhook with work it could claim for: their count is the
+    /// estimate. A full one was cut short by its own size, and says only that at least so
+    /// many have work (a claim for one free slot finds one, however many there are): the
+    /// estimate rises to that, never falls. A claim that found nothing says nothing.
+    pub fn claimed(&self, webhooks: usize, full: bool) {
+        if webhooks == 0 {
             return;
         }
-        self.webhooks.store(webhooks + skipped, Ordering::Relaxed);
+        if full {
+            self.webhooks.fetch_max(webhooks, Ordering::Relaxed);
+        } else {
+            self.webhooks.store(webhooks, Ordering::Relaxed);
+        }
     }
 }
 
@@ -273,39 +271,35 @@ mod tests {
     #[test]
     fn a_claim_is_shared_among_the_webhooks_the_claims_before_it_found() {
         let share = ClaimShare::default();
-        assert_eq!(share.per_webhook(256, 32), 32, "one webhook: its share is the ceiling");
-        // A claim of 256 found 2 webhooks, each holding back more than its share.
-        share.claimed([32, 32], 0, 256, 32);
+        assert_eq!(share.per_webhook(256, 32), 32, "none seen yet: the ceiling");
+        // A claim of 256 found less than that, of 2 webhooks.
+        share.claimed(2, false);
         assert_eq!(share.per_webhook(256, 32), 32);
         // A claim found work for 100 webhooks: the share falls to the initial limit.
-        share.claimed(vec![2; 100], 0, 256, 32);
+        share.claimed(100, false);
         assert_eq!(share.per_webhook(256, 32), INITIAL_IN_FLIGHT);
-        // Ten webhooks with work, and ten more skipped because their queues are full.
-        share.claimed(vec![5; 10], 10, 256, 10);
+        share.claimed(20, false);
         assert_eq!(share.per_webhook(256, 32), 12);
         assert_eq!(share.per_webhook(256, 8), 8, "never above the ceiling");
+        // One webhook left with work: its share is the ceiling again.
+        share.claimed(1, false);
+        assert_eq!(share.per_webhook(256, 32), 32);
     }
 
     #[test]
-    fn a_claim_cut_short_by_its_own_size_leaves_the_share_alone() {
+    fn a_full_claim_only_raises_the_count() {
         let share = ClaimShare::default();
-        share.claimed(vec![2; 100], 0, 256, 32);
+        // A backlog over a hundred webhooks, met at the ceiling: the first claim fills
+        // its size with a few of each, and the share falls at once.
+        share.claimed(100, true);
         assert_eq!(share.per_webhook(256, 32), INITIAL_IN_FLIGHT);
-        // One free slot, one delivery: many webhooks may still have work.
-        share.claimed([1], 0, 1, 10);
+        // A claim for one free slot, or sixteen filled from two webhooks: many may
+        // still have work.
+        share.claimed(1, true);
+        share.claimed(2, true);
         assert_eq!(share.per_webhook(256, 32), INITIAL_IN_FLIGHT);
-        // Sixteen free slots filled from sixteen webhooks: likewise.
-        share.claimed(vec![1; 16], 0, 16, 10);
-        assert_eq!(share.per_webhook(256, 32), INITIAL_IN_FLIGHT);
-        // A claim that found less than it asked for counts every webhook with work.
-        share.claimed([3], 0, 256, 10);
-        assert_eq!(share.per_webhook(256, 32), 32);
-        // So does a full one in which a webhook reached its share.
-        share.claimed(vec![2; 100], 0, 256, 32);
-        share.claimed([10, 6], 0, 16, 10);
-        assert_eq!(share.per_webhook(256, 32), 32);
         // A claim that found nothing says nothing.
-        share.claimed([], 0, 256, 32);
-        assert_eq!(share.per_webhook(256, 32), 32);
+        share.claimed(0, false);
+        assert_eq!(share.per_webhook(256, 32), INITIAL_IN_FLIGHT);
     }
 }
