@@ -2187,8 +2187,10 @@ async fn the_connection_speaks_tls_as_the_url_asks() {
             ("sslmode=require", true),
             (&*format!("sslmode=verify-full&sslrootcert={certificate}"), true),
         ];
-        // The name the snakeoil certificate is for. (`verify-ca`, which should not check
-        // the name, does in sqlx 0.8.6 with this rustls: sqlx issue 3793.)
+        // The name the snakeoil certificate of this machine's image is for (Debian makes
+        // it for the host name at install time; the image's was localhost). `verify-ca`,
+        // which should not check the name, does in sqlx 0.8.6 with this rustls (sqlx
+        // issue 3793), so the name must match.
         let url = url.replacen("@127.0.0.1:", "@localhost:", 1);
         for (params, encrypted) in cases {
             let application = format!(
@@ -2201,7 +2203,12 @@ async fn the_connection_speaks_tls_as_the_url_asks() {
                 2,
             )
             .await
-            .unwrap_or_else(|error| panic!("{params}: {}", hookrelay_core::error_chain(&error)));
+            .unwrap_or_else(|error| {
+                panic!(
+                    "{params}: {} (verify-full needs the server's certificate to be for localhost)",
+                    hookrelay_core::error_chain(&error)
+                )
+            });
             // A round trip through the pool, so its connection is in use by now.
             store.list_webhooks(&SpaceId::generate(), None, 1).await.unwrap();
             let sessions = sessions_encrypted(&mut admin, &application).await;

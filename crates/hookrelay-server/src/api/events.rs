@@ -74,7 +74,8 @@ async fn publish(
     };
     // No look for a saved record first: the write saves the key with the event, and
     // fails if the key is taken, which is when the record is looked for. A retry costs
-    // a rolled-back write; every first publish saves a read.
+    // a write that writes nothing (SQLite rolls it back; PostgreSQL's one statement
+    // inserts no event); every first publish saves a read.
     let event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
     // The record keeps the event's id, not a copy of its answer: a replay renders the
     // answer again from the stored event, and every publish writes its data once.
