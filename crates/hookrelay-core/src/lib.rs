@@ -7,17 +7,20 @@
 
 pub mod alert;
 pub mod catalog;
+pub mod claim;
 pub mod cursor;
 pub mod delivery;
 pub mod event;
 pub mod id;
 pub mod net;
+pub mod record;
 pub mod seal;
 pub mod signing;
 pub mod timestamp;
 pub mod token;
 pub mod validation;
 pub mod webhook;
+pub mod webhook_change;
 
 pub use catalog::EventCatalog;
 pub use id::{AlertId, DeliveryId, EventId, SpaceId, WebhookId};

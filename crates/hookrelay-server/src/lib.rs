@@ -238,12 +238,27 @@ pub async fn run(
             tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
         }
     });
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // A store that breaks for good (SQLite's writer thread died) stops the server as a
+    // shutdown signal would, and the process exits with the store's error rather than
+    // answer requests it can no longer keep.
+    let (broke, broken) = tokio::sync::oneshot::channel();
+    let store = state.store.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            error = store.broken() => {
+                tracing::error!(error = %error_chain(&error), "the database cannot be written to any more; stopping");
+                let _ = broke.send(error);
+            }
+        }
+    };
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(stop).await;
     pruner.abort();
     engine.shutdown().await;
     alerter.shutdown().await;
+    if let Ok(error) = broken.await {
+        return Err(ServerError::Store(error));
+    }
     served.map_err(ServerError::from)
 }
 

@@ -22,6 +22,7 @@ use hookrelay_core::seal::{MasterKey, SecretCipher};
 use hookrelay_core::{
     ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch,
 };
+use hookrelay_store::traits::*;
 use hookrelay_store::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DatabaseLocation, IdempotencyRecord, OpenOptions, PostgresStore,
     SqliteStore, Store, StoreError, IDEMPOTENCY_WINDOW_MICROS,

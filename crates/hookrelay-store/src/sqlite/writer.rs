@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use sqlx::SqliteConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::StoreError;
 
@@ -55,6 +55,8 @@ struct Job {
 #[derive(Clone, Debug)]
 pub(super) struct Writer {
     queue: mpsc::Sender<Job>,
+    /// Becomes `true` when the thread ends (it panicked, or every handle was dropped).
+    stopped: watch::Receiver<bool>,
 }
 
 impl Writer {
@@ -62,14 +64,40 @@ impl Writer {
     pub(super) fn start(connection: Connection) -> Result<Self, StoreError> {
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let (queue, jobs) = mpsc::channel(4 * MAX_GROUP);
+        let (stop, stopped) = watch::channel(false);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&connection, jobs))
+            .spawn(move || {
+                // A panic drops the queue's receiver as it unwinds, so every caller waiting
+                // and every later write hears `WriterStopped`; `stopped` tells the rest.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&connection, jobs)));
+                if let Err(panic) = ran {
+                    let cause = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(%cause, "the SQLite writer panicked: nothing more can be written");
+                }
+                let _ = stop.send(true);
+            })
             .map_err(|error| {
                 tracing::error!(%error, "cannot start the SQLite writer thread");
                 StoreError::WriterStopped
             })?;
-        Ok(Self { queue })
+        Ok(Self { queue, stopped })
+    }
+
+    /// Whether the writer thread has ended: every write fails from then on.
+    pub(super) fn stopped(&self) -> bool {
+        *self.stopped.borrow() || self.queue.is_closed()
+    }
+
+    /// Completes when the writer thread ends.
+    pub(super) async fn wait_stopped(&self) {
+        let mut stopped = self.stopped.clone();
+        // An error means the thread is gone without a word, which is stopped too.
+        let _ = stopped.wait_for(|stopped| *stopped).await;
     }
 
     /// Runs `write` in a transaction (shared with other writes) and answers its result
@@ -360,6 +388,26 @@ mod tests {
         assert!(insert(&writer, 7, Fail::After, true).await.unwrap().is_err());
         insert(&writer, 9, Fail::No, true).await.unwrap().unwrap();
         assert_eq!(kept(&writer).await, [2, 5, 9]);
+    }
+
+    /// A write that panics stops the writer for good, and says so: it and every later
+    /// write fail, `stopped` is true and `wait_stopped` completes.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panicking_write_stops_the_writer_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = writer(&dir);
+        insert(&writer, 1, Fail::No, true).await.unwrap().unwrap();
+        assert!(!writer.stopped());
+        let panicked = writer
+            .write(|_| -> Result<(), StoreError> { panic!("a bug in a write") })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::WriterStopped)), "{panicked:?}");
+        tokio::time::timeout(std::time::Duration::from_secs(10), writer.wait_stopped())
+            .await
+            .expect("the writer says it stopped");
+        assert!(writer.stopped());
+        let later = insert(&writer, 2, Fail::No, true).await.unwrap();
+        assert!(matches!(later, Err(StoreError::WriterStopped)), "{later:?}");
     }
 
     /// Without savepoints: a write failing before its first change fails alone; one

@@ -1,0 +1,122 @@
+//! Events in PostgreSQL: publishing with fan-out in one statement, and reading them back.
+
+use async_trait::async_trait;
+use hookrelay_core::delivery::Delivery;
+use hookrelay_core::event::Event;
+use hookrelay_core::{DeliveryId, EventId, SpaceId, WebhookId};
+use sqlx::{PgPool, Row};
+
+use super::{bind_idempotency, PostgresStore};
+use crate::rows::{corrupt, decode_event, page, pending_delivery, seal_idempotency, EVENT_COLUMNS};
+use crate::{EventStore, IdempotencyRecord, Page, StoreError, StoredEvent};
+
+/// Inserts the event and one pending delivery of it per webhook, due at once, and saves
+/// `key` (sealed), all in one statement whatever the count (the ids travel as two arrays),
+/// so in one round trip and without a transaction around it; returns the deliveries' ids.
+/// A live record for the key keeps it: then nothing is inserted, and the key is taken.
+async fn insert_event_and_deliveries(
+    pool: &PgPool,
+    event: &Event,
+    webhooks: &[String],
+    key: Option<&IdempotencyRecord>,
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let ids: Vec<DeliveryId> = webhooks.iter().map(|_| DeliveryId::generate()).collect();
+    let delivery_count = i64::try_from(ids.len()).map_err(|_| corrupt("webhook count", "too many"))?;
+    let query = sqlx::query(concat!(
+        "WITH key AS (",
+        save_idempotency_key!(),
+        " RETURNING 1
+         ), event AS (
+             INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
+             SELECT $11, $10, $13, $14, $15, $16, $17, $12
+             WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM key)
+             RETURNING id
+         ), delivered AS (
+             INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
+                 create_time, update_time)
+             SELECT new.id, $10, new.webhook_id, event.id, 'pending', 0, $12, $12, $12
+             FROM event, UNNEST($8::text[], $9::text[]) WITH ORDINALITY AS new (id, webhook_id, n)
+             ORDER BY new.n
+         )
+         SELECT EXISTS (SELECT 1 FROM event)"
+    ));
+    let inserted: bool = bind_idempotency(query, key)
+        .bind(ids.iter().map(DeliveryId::as_str).collect::<Vec<_>>())
+        .bind(webhooks)
+        .bind(event.space_id.as_str())
+        .bind(event.id.as_str())
+        .bind(event.create_time.as_micros())
+        .bind(&event.name)
+        .bind(&event.object.id)
+        .bind(&event.object.object_type)
+        .bind(event.data.get())
+        .bind(delivery_count)
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+    if !inserted {
+        return Err(StoreError::IdempotencyKeyTaken);
+    }
+    Ok(ids)
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn publish_event(&self, event: &Event, idempotency: Option<IdempotencyRecord>) -> Result<u32, StoreError> {
+        // Not locked, nor read in the insert's transaction: as on SQLite, a webhook
+        // disabled or deleted meanwhile gets a delivery that is cancelled when claimed, and
+        // publishing never waits for a patch.
+        let webhooks: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM webhooks
+             WHERE space_id = $1 AND enabled AND events @> jsonb_build_array($2::text)
+             ORDER BY seq",
+        )
+        .bind(event.space_id.as_str())
+        .bind(&event.name)
+        .fetch_all(&self.pool)
+        .await?;
+        let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
+        let key = idempotency.map(|record| seal_idempotency(&self.cipher, record));
+        insert_event_and_deliveries(&self.pool, event, &webhooks, key.as_ref()).await?;
+        if count > 0 {
+            self.notifier.work_stored();
+        }
+        Ok(count)
+    }
+
+    async fn publish_test_event(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError> {
+        let ids = insert_event_and_deliveries(&self.pool, event, &[webhook.as_str().to_owned()], None).await?;
+        self.notifier.work_stored();
+        let id = ids.into_iter().next().expect("one delivery inserted");
+        Ok(pending_delivery(id, event, webhook))
+    }
+
+    async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND space_id = $2"
+        ))
+        .bind(id.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| decode_event(&row))
+        .transpose()
+    }
+
+    async fn list_events(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE space_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        ))
+        .bind(space.as_str())
+        .bind(after.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        page(rows, limit, decode_event)
+    }
+}

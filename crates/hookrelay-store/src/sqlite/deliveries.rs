@@ -1,0 +1,114 @@
+//! Deliveries in SQLite as tenants see them, and cancelling a webhook's pending ones.
+
+use async_trait::async_trait;
+use hookrelay_core::delivery::{Delivery, DeliveryStatus};
+use hookrelay_core::{DeliveryId, SpaceId, Timestamp, WebhookId};
+use rusqlite::{params, Connection};
+
+use super::SqliteStore;
+use crate::rows::{decode_attempt, decode_delivery, page, ATTEMPT_COLUMNS, DELIVERY_COLUMNS};
+use crate::{DeliveryDetail, DeliveryStore, Page, StoreError};
+
+/// Cancels a webhook's pending deliveries (it was disabled or deleted).
+pub(super) fn cancel_pending(connection: &Connection, webhook: &WebhookId, now: Timestamp) -> Result<u64, StoreError> {
+    let cancelled = connection
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, update_time = ?
+             WHERE webhook_id = ? AND status = 'pending'",
+        )?
+        .execute(params![now.as_micros(), webhook.as_str()])?;
+    Ok(cancelled as u64)
+}
+
+#[async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn list_deliveries(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Delivery>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.webhook_id = ?1 AND d.space_id = ?2 AND (?3 IS NULL OR d.status = ?3) AND d.seq < ?4
+             ORDER BY d.seq DESC LIMIT ?5"
+        ))
+        .bind(webhook.as_str())
+        .bind(space.as_str())
+        .bind(status.map(DeliveryStatus::as_str))
+        .bind(after.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.readers)
+        .await?;
+        page(rows, limit, decode_delivery)
+    }
+
+    async fn get_delivery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryDetail>, StoreError> {
+        let Some(row) = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.id = ? AND d.webhook_id = ? AND d.space_id = ?"
+        ))
+        .bind(id.as_str())
+        .bind(webhook.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&self.readers)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let attempts = sqlx::query(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt"
+        ))
+        .bind(id.as_str())
+        .fetch_all(&self.readers)
+        .await?;
+        Ok(Some(DeliveryDetail {
+            delivery: decode_delivery(&row)?,
+            attempts: attempts.iter().map(decode_attempt).collect::<Result<_, _>>()?,
+        }))
+    }
+
+    async fn retry_delivery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let (space_id, webhook_id, delivery_id) = (space.clone(), webhook.clone(), id.clone());
+        let updated = self
+            .writer
+            .write(move |connection| {
+                let updated = connection.execute(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_time = ?1, update_time = ?1
+                     WHERE id = ?2 AND webhook_id = ?3 AND space_id = ?4",
+                    params![
+                        now.as_micros(),
+                        delivery_id.as_str(),
+                        webhook_id.as_str(),
+                        space_id.as_str()
+                    ],
+                )?;
+                Ok(updated > 0)
+            })
+            .await?;
+        if !updated {
+            return Ok(None);
+        }
+        // Committed: any reader sees it now.
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_one(&self.readers)
+        .await?;
+        decode_delivery(&row).map(Some)
+    }
+}

@@ -1,0 +1,145 @@
+//! Events in SQLite: publishing with fan-out, and reading them back.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hookrelay_core::delivery::Delivery;
+use hookrelay_core::event::Event;
+use hookrelay_core::{DeliveryId, EventId, SpaceId, WebhookId};
+use rusqlite::{params, Connection};
+
+use super::idempotency::save_idempotency;
+use super::SqliteStore;
+use crate::rows::{corrupt, decode_event, page, pending_delivery, seal_idempotency, EVENT_COLUMNS};
+use crate::{EventStore, IdempotencyRecord, Page, StoreError, StoredEvent};
+
+/// Inserts the event and one pending delivery of it per webhook, due at once; returns
+/// the deliveries' ids.
+fn insert_event_and_deliveries(
+    connection: &Connection,
+    event: &Event,
+    webhooks: &[String],
+) -> Result<Vec<DeliveryId>, StoreError> {
+    let now = event.create_time.as_micros();
+    connection
+        .prepare_cached(
+            "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            event.id.as_str(),
+            event.space_id.as_str(),
+            event.name,
+            event.object.id,
+            event.object.object_type,
+            event.data.get(),
+            webhooks.len() as i64,
+            now,
+        ])?;
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
+             create_time, update_time)
+         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)",
+    )?;
+    let mut ids = Vec::with_capacity(webhooks.len());
+    for webhook in webhooks {
+        let id = DeliveryId::generate();
+        insert.execute(params![
+            id.as_str(),
+            event.space_id.as_str(),
+            webhook,
+            event.id.as_str(),
+            now
+        ])?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+impl SqliteStore {
+    /// The enabled webhooks of `space` subscribed to `event`, oldest first.
+    async fn subscribers(&self, space: &SpaceId, event: &str) -> Result<Arc<[String]>, StoreError> {
+        if let Some(ids) = self.cache.subscribers(space, event) {
+            return Ok(ids);
+        }
+        let epoch = self.cache.epoch();
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM webhooks
+             WHERE space_id = ? AND enabled = 1 AND EXISTS (SELECT 1 FROM json_each(webhooks.events) WHERE value = ?)
+             ORDER BY seq",
+        )
+        .bind(space.as_str())
+        .bind(event)
+        .fetch_all(&self.readers)
+        .await?;
+        let ids: Arc<[String]> = ids.into();
+        self.cache.put_subscribers(epoch, space, event, ids.clone());
+        Ok(ids)
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn publish_event(&self, event: &Event, idempotency: Option<IdempotencyRecord>) -> Result<u32, StoreError> {
+        // Subscribers are read before the write, off the writer's connection. A webhook
+        // disabled or deleted meanwhile gets a delivery that is cancelled when claimed;
+        // one created meanwhile was created after this event, as far as anyone can tell.
+        let webhooks = self.subscribers(&event.space_id, &event.name).await?;
+        let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
+        let record = idempotency.map(|record| seal_idempotency(&self.cipher, record));
+        let event = Arc::new(event.clone());
+        let stored = event.clone();
+        // No savepoint: the key is saved first, and a taken key fails before any change.
+        self.writer
+            .write_without_savepoint(move |connection| {
+                if let Some(record) = &record {
+                    save_idempotency(connection, record)?;
+                }
+                insert_event_and_deliveries(connection, &stored, &webhooks)
+            })
+            .await?;
+        if count > 0 {
+            self.recent_events.put(event);
+        }
+        Ok(count)
+    }
+
+    async fn publish_test_event(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError> {
+        let (stored, target) = (event.clone(), webhook.clone());
+        let ids = self
+            .writer
+            .write(move |connection| insert_event_and_deliveries(connection, &stored, &[target.as_str().to_owned()]))
+            .await?;
+        let id = ids.into_iter().next().expect("one delivery inserted");
+        Ok(pending_delivery(id, event, webhook))
+    }
+
+    async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id = ? AND space_id = ?"
+        ))
+        .bind(id.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&self.readers)
+        .await?
+        .map(|row| decode_event(&row))
+        .transpose()
+    }
+
+    async fn list_events(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE space_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+        ))
+        .bind(space.as_str())
+        .bind(after.unwrap_or(i64::MAX))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.readers)
+        .await?;
+        page(rows, limit, decode_event)
+    }
+}

@@ -1,0 +1,71 @@
+//! Idempotency records in SQLite.
+
+use async_trait::async_trait;
+use hookrelay_core::{SpaceId, Timestamp};
+use rusqlite::{params, Connection};
+
+use super::SqliteStore;
+use crate::rows::decode_idempotency;
+use crate::{IdempotencyRecord, IdempotencyStore, StoreError, IDEMPOTENCY_WINDOW_MICROS};
+
+/// Saves an idempotency record (its body sealed: `rows::seal_idempotency`) in the
+/// current transaction; a live record for the same key makes it fail with
+/// [`StoreError::IdempotencyKeyTaken`], before it changes anything.
+pub(super) fn save_idempotency(connection: &Connection, record: &IdempotencyRecord) -> Result<(), StoreError> {
+    // An expired record for the same key gives way to the new one; a live one stands.
+    let inserted = connection
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (space_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
+                 body = excluded.body, create_time = excluded.create_time
+             WHERE idempotency_keys.create_time < ?7",
+        )?
+        .execute(params![
+            record.space_id.as_str(),
+            record.key,
+            record.fingerprint,
+            i64::from(record.status),
+            record.body,
+            record.create_time.as_micros(),
+            record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS,
+        ])?;
+    if inserted == 0 {
+        return Err(StoreError::IdempotencyKeyTaken);
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn find_idempotency_record(
+        &self,
+        space: &SpaceId,
+        key: &str,
+        not_before: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, status, body, create_time FROM idempotency_keys
+             WHERE space_id = ? AND key = ? AND create_time >= ?",
+        )
+        .bind(space.as_str())
+        .bind(key)
+        .bind(not_before.as_micros())
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| decode_idempotency(&self.cipher, &row, space, key))
+            .transpose()
+    }
+
+    async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |connection| {
+                let deleted = connection.execute(
+                    "DELETE FROM idempotency_keys WHERE create_time < ?",
+                    [before.as_micros()],
+                )?;
+                Ok(deleted as u64)
+            })
+            .await
+    }
+}

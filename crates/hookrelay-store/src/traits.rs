@@ -1,0 +1,233 @@
+//! The store's interface, one trait per concern, so that a caller names what it uses
+//! and each backend implements a concern in the file that holds its SQL. [`Store`]
+//! is all of them together, as the server holds it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hookrelay_core::alert::{Alert, AlertPolicy};
+use hookrelay_core::delivery::{Delivery, DeliveryStatus};
+use hookrelay_core::event::Event;
+use hookrelay_core::record::AttemptResult;
+use hookrelay_core::{AlertId, DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
+
+use crate::{
+    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
+};
+
+/// Spaces and the digests of their access tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Creates the space if it does not exist.
+    async fn ensure_space(&self, space: &SpaceId) -> Result<(), StoreError>;
+
+    /// Whether any space exists (an empty database gets a bootstrap space).
+    async fn has_spaces(&self) -> Result<bool, StoreError>;
+
+    /// Records a token digest for a space (creating the space); a digest already
+    /// recorded for the same space is left as it is.
+    async fn add_access_token(&self, space: &SpaceId, digest: &[u8; 32]) -> Result<(), StoreError>;
+
+    /// The space a token digest belongs to, with the stored digest for a constant-time
+    /// comparison by the caller.
+    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(SpaceId, Vec<u8>)>, StoreError>;
+}
+
+/// Webhooks. Methods that may be retried by a client take an optional
+/// [`IdempotencyRecord`], saved in the same transaction as the change so that a crash
+/// can never separate the two.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Saves a new webhook. Fails with [`StoreError::IdempotencyKeyTaken`], writing
+    /// nothing, when the record's key is already in use.
+    async fn create_webhook(
+        &self,
+        webhook: &Webhook,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
+
+    /// A webhook of the space, if it exists.
+    async fn get_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<Option<Webhook>, StoreError>;
+
+    /// The space's webhooks, newest first, after the cursor position `after`.
+    async fn list_webhooks(&self, space: &SpaceId, after: Option<i64>, limit: u32)
+        -> Result<Page<Webhook>, StoreError>;
+
+    /// Applies `patch` atomically, with its effects on the webhook's health and pending
+    /// deliveries (`hookrelay_core::webhook_change`); `None` if the webhook does not exist.
+    async fn update_webhook(
+        &self,
+        space: &SpaceId,
+        id: &WebhookId,
+        patch: &WebhookPatch,
+        now: Timestamp,
+    ) -> Result<Option<Webhook>, StoreError>;
+
+    /// Deletes a webhook, cancelling its pending deliveries; `false` if it did not exist.
+    async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError>;
+
+    /// A number that changes whenever any webhook may have changed (updated, deleted,
+    /// disabled by its health), read before a claim and compared before a queued
+    /// delivery is attempted: unchanged, the claimed copy of the webhook is current and
+    /// need not be read again. `None` where other processes change webhooks unseen
+    /// (PostgreSQL): then the webhook is always read again.
+    fn webhook_epoch(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Saved answers to requests made with an `Idempotency-Key` (saved by the changes they
+/// answer, through [`WebhookStore`] and [`EventStore`]).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// The record saved for a key, if one was saved at or after `not_before`.
+    async fn find_idempotency_record(
+        &self,
+        space: &SpaceId,
+        key: &str,
+        not_before: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Forgets records older than `before`; returns how many.
+    async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Events and the deliveries publishing them creates.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Saves an event and one pending delivery, due at once, for each enabled webhook of
+    /// its space subscribed to its name, in one transaction, with the idempotency record
+    /// if given; returns the number of deliveries.
+    async fn publish_event(&self, event: &Event, idempotency: Option<IdempotencyRecord>) -> Result<u32, StoreError>;
+
+    /// Saves `event` with a single delivery to `webhook` (the test event).
+    async fn publish_test_event(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError>;
+
+    /// An event of the space.
+    async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// The space's events, newest first.
+    async fn list_events(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<StoredEvent>, StoreError>;
+}
+
+/// Deliveries as tenants see them.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// A webhook's deliveries, newest first, optionally of one status.
+    async fn list_deliveries(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Delivery>, StoreError>;
+
+    /// A delivery of a webhook with its attempts.
+    async fn get_delivery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryDetail>, StoreError>;
+
+    /// Makes a delivery pending and due now, whatever its status.
+    async fn retry_delivery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError>;
+}
+
+/// Due deliveries, leased to the engine that attempts them.
+#[async_trait]
+pub trait ClaimStore: Send + Sync {
+    /// Claims due deliveries. Deliveries whose webhook has been disabled or deleted are
+    /// cancelled instead of returned, and those that cannot be read are set aside
+    /// (`hookrelay_core::claim`); on PostgreSQL after the claim commits, by a second
+    /// statement (should that fail, a later claim does it once their lease runs out).
+    async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// Gives claimed deliveries back without attempting them: those of `ids` still under
+    /// the lease `owner` took until `lease_until` (a lease that ran out and was taken by
+    /// another claim is left alone).
+    async fn release_deliveries(
+        &self,
+        ids: &[DeliveryId],
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The earliest time an unclaimed pending delivery is due, ignoring `skip_webhooks`.
+    async fn next_due_time(&self, now: Timestamp, skip_webhooks: &[WebhookId])
+        -> Result<Option<Timestamp>, StoreError>;
+
+    /// Releases claims that can only belong to a process that died. SQLite serves one
+    /// process per file, so at `serve` start every lease is orphaned; on PostgreSQL
+    /// leases of live nodes must stand, so it releases none (expired leases are
+    /// claimable anyway). Returns how many claims (deliveries and alerts) it released.
+    async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
+
+    /// Calls `wake` whenever another node stores work that is due (PostgreSQL
+    /// `LISTEN/NOTIFY`); a no-op where one process does all the work (SQLite).
+    async fn watch_for_work(&self, wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), StoreError>;
+}
+
+/// What attempts did.
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
+    /// Records attempts and moves their deliveries on, in one transaction, by
+    /// `hookrelay_core::record::plan`: a result for an attempt already recorded (a lease
+    /// that expired and was taken over) is ignored. The same transaction updates each
+    /// webhook's health under `policy`, disables webhooks failing for too long or gone,
+    /// and queues the alerts that calls for. Returns how many alerts were queued.
+    async fn record_attempts(&self, results: &[AttemptResult], policy: &AlertPolicy) -> Result<u32, StoreError>;
+}
+
+/// Alert e-mails: queued by [`AttemptStore::record_attempts`], sent by the alerter.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Claims pending alerts that are due, under a lease.
+    async fn claim_alerts(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Alert>, StoreError>;
+
+    /// Records how sending a claimed alert ended.
+    async fn finish_alert(&self, id: &AlertId, outcome: &AlertOutcome, now: Timestamp) -> Result<(), StoreError>;
+
+    /// A webhook's alerts, newest first.
+    async fn list_alerts(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Alert>, StoreError>;
+}
+
+/// Everything hookrelay persists, and whether the database can take it.
+#[async_trait]
+pub trait Store:
+    TokenStore
+    + WebhookStore
+    + IdempotencyStore
+    + EventStore
+    + DeliveryStore
+    + ClaimStore
+    + AttemptStore
+    + AlertStore
+    + 'static
+{
+    /// Checks that the database answers and can be written to (on SQLite, that its
+    /// writer thread runs).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Completes if the store breaks for good (SQLite's writer thread died): nothing
+    /// can be written any more, and the process must stop rather than limp on.
+    async fn broken(&self) -> StoreError;
+}

@@ -1,0 +1,140 @@
+//! The values the store's traits take and give, beyond the domain's own.
+
+use std::sync::Arc;
+
+use hookrelay_core::alert::AlertStatus;
+use hookrelay_core::delivery::{Delivery, DeliveryAttempt};
+use hookrelay_core::event::Event;
+use hookrelay_core::{DeliveryId, SpaceId, Timestamp, Webhook, WebhookId};
+
+/// How long an idempotency key's first response is replayed.
+pub const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
+
+/// The saved outcome of a request made with an `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The space the key belongs to (keys are per space).
+    pub space_id: SpaceId,
+    /// The client's key.
+    pub key: String,
+    /// A digest of the request (method, path, body), to spot a key reused for another request.
+    pub fingerprint: Vec<u8>,
+    /// The HTTP status that was answered.
+    pub status: u16,
+    /// The response body that was answered; for a publish, its event's id (the answer
+    /// is rendered again from the event).
+    pub body: Vec<u8>,
+    /// When the first request was made.
+    pub create_time: Timestamp,
+}
+
+/// One page of a list, newest first.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// The creation sequence number to continue after, when there are more items.
+    pub next: Option<i64>,
+}
+
+/// An event with the number of deliveries it created.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    /// The event.
+    pub event: Event,
+    /// Deliveries created when it was published.
+    pub delivery_count: u32,
+}
+
+/// What a worker asks for when it claims work.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    /// Deliveries due at or before this time are claimable.
+    pub now: Timestamp,
+    /// The claim holds until this time; after it, another worker may take the delivery.
+    pub lease_until: Timestamp,
+    /// Who claims (a node id), for operators reading the table.
+    pub owner: String,
+    /// At most this many deliveries.
+    pub limit: u32,
+    /// At most this many deliveries of one webhook.
+    pub per_webhook: u32,
+    /// Webhooks to leave alone (their in-flight cap is reached).
+    pub skip_webhooks: Vec<WebhookId>,
+}
+
+/// A claimed delivery with everything needed to attempt it.
+#[derive(Clone, Debug)]
+pub struct ClaimedDelivery {
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// The number this attempt will have (1-based).
+    pub attempt: u32,
+    /// The event to send (shared by the deliveries of one claim that carry it).
+    pub event: Arc<Event>,
+    /// The webhook as it is now (URL, headers, key, release), shared likewise.
+    pub webhook: Arc<Webhook>,
+    /// The delivery's update time as claimed: its record, finding it changed since (a
+    /// manual retry while the attempt was in flight), keeps the delivery pending.
+    pub update_time: Timestamp,
+}
+
+/// How an attempt to send an alert ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlertOutcome {
+    /// The mail server accepted it.
+    Sent,
+    /// E-mail is off: the alert was logged instead.
+    Skipped,
+    /// Sending failed; try again at `at`.
+    Retry {
+        /// When.
+        at: Timestamp,
+        /// Why it failed (no secrets).
+        error: String,
+    },
+}
+
+/// The alert columns an [`AlertOutcome`] at `now` writes.
+pub(crate) struct FinishedAlert {
+    pub status: AlertStatus,
+    pub next_attempt_time: Option<i64>,
+    pub sent_time: Option<i64>,
+    /// `None` keeps the last error.
+    pub error: Option<String>,
+}
+
+impl AlertOutcome {
+    pub(crate) fn columns(&self, now: Timestamp) -> FinishedAlert {
+        match self {
+            Self::Sent => FinishedAlert {
+                status: AlertStatus::Sent,
+                next_attempt_time: None,
+                sent_time: Some(now.as_micros()),
+                error: None,
+            },
+            Self::Skipped => FinishedAlert {
+                status: AlertStatus::Skipped,
+                next_attempt_time: None,
+                sent_time: None,
+                error: None,
+            },
+            // PostgreSQL's TEXT refuses NUL, which a quoted server answer might hold.
+            Self::Retry { at, error } => FinishedAlert {
+                status: AlertStatus::Pending,
+                next_attempt_time: Some(at.as_micros()),
+                sent_time: None,
+                error: Some(error.replace('\0', "\u{fffd}")),
+            },
+        }
+    }
+}
+
+/// A delivery with its attempt log.
+#[derive(Clone, Debug)]
+pub struct DeliveryDetail {
+    /// The delivery.
+    pub delivery: Delivery,
+    /// Every attempt, first first.
+    pub attempts: Vec<DeliveryAttempt>,
+}
