@@ -20,6 +20,7 @@ use crate::signing;
 use crate::timestamp::Timestamp;
 
 pub use draft::{VerificationRequest, WebhookDraft, CREATE_FIELDS};
+pub use headers::{RESERVED_HEADERS, RESERVED_PREFIX};
 pub use patch::{WebhookPatch, UPDATE_FIELDS};
 
 /// The API release whose object schemas a webhook receives.
