@@ -265,9 +265,11 @@ pub fn next_step(
         AttemptOutcome::Failed { retry_after } => match schedule.delay_before(number.saturating_add(1)) {
             None => NextStep::Failed { disable_webhook: false },
             Some(delay) => {
-                let jittered = delay.mul_f64(jitter.clamp(0.9, 1.1));
+                // `Duration::mul_f64` panics past `Duration::MAX`; this saturates instead.
+                let jittered =
+                    Duration::try_from_secs_f64(delay.as_secs_f64() * jitter.clamp(0.9, 1.1)).unwrap_or(Duration::MAX);
                 let wait = retry_after.map_or(jittered, |asked| jittered.max(asked.min(RETRY_AFTER_MAX)));
-                NextStep::RetryAt(now.plus_micros(wait.as_micros() as i64))
+                NextStep::RetryAt(now.plus(wait))
             }
         },
     }
@@ -342,5 +344,32 @@ mod tests {
             next_step(&schedule, 1, asked(10 * 86_400), now, 1.0),
             NextStep::RetryAt(Timestamp::from_micros(86_400_000_000))
         );
+    }
+
+    #[test]
+    fn huge_delays_land_in_the_far_future() {
+        let now = Timestamp::from_micros(1_795_860_000_000_000);
+        let failed = AttemptOutcome::Failed { retry_after: None };
+        let retry_at = |schedule: &str, jitter| match next_step(
+            &RetrySchedule::parse(schedule).unwrap(),
+            1,
+            failed,
+            now,
+            jitter,
+        ) {
+            NextStep::RetryAt(at) => at,
+            other => panic!("{schedule}: {other:?}"),
+        };
+        // 10,000 years, with and without jitter: ten millennia ahead, not wrapped.
+        let ten_millennia = 10_000 * 365 * 86_400 * 1_000_000_i64;
+        assert_eq!(retry_at("0s,3650000d", 1.0), now.plus_micros(ten_millennia));
+        assert!(retry_at("0s,3650000d", 1.1) > now.plus_micros(ten_millennia));
+        assert!(retry_at("0s,3650000d", 0.9) > now.plus_micros(ten_millennia / 10 * 9 - 1));
+        // The largest schedule that parses: u64::MAX milliseconds (about 585 million years)
+        // is past i64's microseconds, so it saturates at the last instant.
+        let largest = format!("0s,{}ms", u64::MAX);
+        for jitter in [0.9, 1.0, 1.1] {
+            assert_eq!(retry_at(&largest, jitter), Timestamp::from_micros(i64::MAX), "{jitter}");
+        }
     }
 }

@@ -28,12 +28,57 @@ pub fn digests_match(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     #[test]
-    fn tokens_are_random_and_digests_compare() {
+    fn tokens_are_random_and_prefixed() {
         let (a, b) = (generate(), generate());
         assert_ne!(a, b);
-        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == 44);
-        assert!(digests_match(&digest(&a), &digest(&a)));
-        assert!(!digests_match(&digest(&a), &digest(&b)));
+        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == 44, "{a}");
+        assert!(
+            a[TOKEN_PREFIX.len()..].chars().all(|c| c.is_ascii_alphanumeric()),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn digests_are_sha256_of_the_token_text() {
+        // Each computed outside Rust: `printf %s TOKEN | sha256sum`.
+        let vectors = [
+            ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            (
+                "test-token-0123456789abcdef",
+                "67e95073ea7d2f92f361b2b3a590935f82b670e8c5d7d96ac622282e2f7accc3",
+            ),
+            (
+                "hrt_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd",
+                "a9398d7ed0a74047d5a51341add88767e7c31a42d45dec3575681479f190ebef",
+            ),
+            (
+                "\u{e9}",
+                "4a99557e4033c3539de2eb65472017cad5f9557f7a0625a09f1c3f6e2ba69c4c",
+            ),
+        ];
+        for (token, expected) in vectors {
+            assert_eq!(hex(&digest(token)), expected, "{token:?}");
+        }
+    }
+
+    #[test]
+    fn digests_match_only_byte_for_byte() {
+        let stored = digest("test-token-0123456789abcdef");
+        let same = digest("test-token-0123456789abcdef");
+        assert!(digests_match(&stored, &same));
+        for bit in [0, 7, 128, 255] {
+            let mut flipped = stored;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(!digests_match(&stored, &flipped), "bit {bit}");
+        }
+        assert!(!digests_match(&stored, &stored[..31]));
+        assert!(!digests_match(&stored[..31], &stored));
+        assert!(!digests_match(&stored, &[]));
+        assert!(!digests_match(&stored, &digest("test-token-0123456789abcdeg")));
     }
 }

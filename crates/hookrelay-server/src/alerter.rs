@@ -99,10 +99,7 @@ async fn run(
 ) {
     while !*stop.borrow() {
         let now = Timestamp::now();
-        let claimed = match store
-            .claim_alerts(now, now.plus_micros(LEASE.as_micros() as i64), CLAIM_BATCH)
-            .await
-        {
+        let claimed = match store.claim_alerts(now, now.plus(LEASE), CLAIM_BATCH).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(error = %error_chain(&error), "claiming alerts failed");
@@ -143,17 +140,18 @@ async fn send(
         );
         return AlertOutcome::Skipped;
     };
-    let retry = |error: String| {
+    // The full error goes to the log; the alert keeps a reason its tenant may read.
+    let retry = |detail: String, reason: &'static str| {
         // The schedule's last delay repeats: an alert is never given up.
         let number = (alert.attempts + 1).min(config.retry_schedule.attempts());
         let delay = config
             .retry_schedule
             .delay_before(number)
             .unwrap_or(Duration::from_secs(60));
-        tracing::warn!(alert = %alert.id, %error, retry_in = ?delay, "sending an alert failed");
+        tracing::warn!(alert = %alert.id, error = %detail, retry_in = ?delay, "sending an alert failed");
         AlertOutcome::Retry {
-            at: Timestamp::now().plus_micros(delay.as_micros() as i64),
-            error,
+            at: Timestamp::now().plus(delay),
+            error: reason.to_owned(),
         }
     };
     let mut builder = Message::builder()
@@ -170,13 +168,37 @@ async fn send(
         alert.message.html.clone(),
     )) {
         Ok(message) => message,
-        Err(error) => return retry(format!("cannot build the e-mail: {error}")),
+        Err(error) => {
+            return retry(
+                format!("cannot build the e-mail: {error}"),
+                "the alert e-mail could not be built",
+            )
+        }
     };
     match mailer.send(message).await {
         Ok(_) => {
             tracing::info!(alert = %alert.id, webhook = %alert.webhook_id, kind = alert.kind.as_str(), "alert sent");
             AlertOutcome::Sent
         }
-        Err(error) => retry(error_chain(&error)),
+        Err(error) => retry(error_chain(&error), tenant_reason(&error)),
+    }
+}
+
+/// Why sending failed, in words the webhook's tenant may read through the API: the mail
+/// server's own text names the operator's hosts and accounts and answers about their
+/// credentials, so it goes to the log only.
+fn tenant_reason(error: &lettre::transport::smtp::Error) -> &'static str {
+    if error.is_permanent() {
+        "the mail server refused the message"
+    } else if error.is_transient() {
+        "the mail server refused the message for now"
+    } else if error.is_timeout() {
+        "the mail server did not answer in time"
+    } else if error.is_tls() {
+        "the secure connection to the mail server failed"
+    } else if error.is_response() || error.is_client() {
+        "the conversation with the mail server failed"
+    } else {
+        "the mail server could not be reached"
     }
 }

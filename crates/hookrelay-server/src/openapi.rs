@@ -13,7 +13,7 @@
 
 use hookrelay_core::delivery::{DeliveryStatus, ErrorKind, RESPONSE_BODY_KEPT};
 use hookrelay_core::event::{OBJECT_ID_MAX, OBJECT_TYPE_MAX, TEST_EVENT_NAME};
-use hookrelay_core::webhook::limits;
+use hookrelay_core::webhook::{limits, RESERVED_HEADERS, RESERVED_PREFIX};
 use hookrelay_core::{ApiRelease, DeliveryId, EventCatalog, EventId, SpaceId, WebhookId};
 use serde_json::{json, Map, Value};
 
@@ -576,10 +576,13 @@ fn events_schema(description: &str) -> Value {
 }
 
 fn headers_schema(description: &str) -> Value {
+    let reserved: Vec<&str> = RESERVED_HEADERS.iter().map(|(name, _)| *name).collect();
     let rules = format!(
-        " Values are at most {} characters; Content-Type, Content-Length, Host, Transfer-Encoding, Connection, \
-         User-Agent and names starting with Monime- are reserved.",
-        limits::HEADER_VALUE_MAX
+        " Values are at most {} characters; these names (case-insensitive) and names starting with {} are \
+         reserved: {}.",
+        limits::HEADER_VALUE_MAX,
+        RESERVED_PREFIX,
+        reserved.join(", ")
     );
     json!({
         "maxProperties": limits::HEADERS_MAX,

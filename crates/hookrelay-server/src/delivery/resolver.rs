@@ -55,24 +55,90 @@ impl tower_service::Service<Name> for GuardedResolver {
                     })
                 })?
                 .collect();
-            if resolved.is_empty() {
-                return Err(boxed(DnsFailure {
-                    host,
-                    reason: "no addresses".into(),
-                }));
-            }
-            let allowed: Vec<SocketAddr> = resolved
-                .into_iter()
-                .filter(|a| allow_private || is_public(a.ip()))
-                .collect();
-            if allowed.is_empty() {
-                return Err(boxed(BlockedAddress(host)));
-            }
-            Ok(allowed.into_iter())
+            reachable(host, resolved, allow_private).map(Vec::into_iter)
         })
     }
 }
 
+/// The addresses `host` resolved to that deliveries may reach, in the resolver's order;
+/// an error if it resolved to none, or only to refused ones.
+fn reachable(host: String, resolved: Vec<SocketAddr>, allow_private: bool) -> Result<Vec<SocketAddr>, BoxError> {
+    if resolved.is_empty() {
+        return Err(boxed(DnsFailure {
+            host,
+            reason: "no addresses".into(),
+        }));
+    }
+    let allowed: Vec<SocketAddr> = resolved
+        .into_iter()
+        .filter(|a| allow_private || is_public(a.ip()))
+        .collect();
+    if allowed.is_empty() {
+        return Err(boxed(BlockedAddress(host)));
+    }
+    Ok(allowed)
+}
+
 fn boxed(error: impl Error + Send + Sync + 'static) -> BoxError {
     Box::new(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use tower_service::Service;
+
+    use super::*;
+
+    fn addrs(ips: &[&str]) -> Vec<SocketAddr> {
+        ips.iter().map(|ip| SocketAddr::new(ip.parse().unwrap(), 443)).collect()
+    }
+
+    fn is_blocked(result: &Result<Vec<SocketAddr>, BoxError>) -> bool {
+        result.as_ref().is_err_and(|e| e.is::<BlockedAddress>())
+    }
+
+    #[test]
+    fn a_name_resolving_only_to_special_purpose_addresses_is_blocked() {
+        for resolved in [
+            addrs(&["192.0.0.8"]),
+            addrs(&["64:ff9b::a00:1"]),
+            addrs(&[
+                "192.0.0.8",
+                "198.51.100.7",
+                "2001:db8::1",
+                "100::1",
+                "::ffff:192.168.0.1",
+            ]),
+        ] {
+            let result = reachable("hooks.example".into(), resolved.clone(), false);
+            assert!(is_blocked(&result), "{resolved:?}: {result:?}");
+            let allowed = reachable("hooks.example".into(), resolved.clone(), true).unwrap();
+            assert_eq!(allowed, resolved);
+        }
+    }
+
+    #[test]
+    fn only_public_addresses_of_a_mixed_answer_are_kept() {
+        let resolved = addrs(&["192.0.0.8", "93.184.216.34", "64:ff9b::a00:1", "2606:4700:4700::1111"]);
+        let kept = reachable("hooks.example".into(), resolved, false).unwrap();
+        assert_eq!(kept, addrs(&["93.184.216.34", "2606:4700:4700::1111"]));
+    }
+
+    #[test]
+    fn no_addresses_is_a_dns_failure() {
+        let result = reachable("hooks.example".into(), Vec::new(), false);
+        assert!(result.is_err_and(|e| e.is::<DnsFailure>()));
+    }
+
+    #[tokio::test]
+    async fn the_system_resolver_is_filtered_too() {
+        let name = |host: &str| host.parse::<Name>().unwrap();
+        let refused = GuardedResolver { allow_private: false }.call(name("localhost")).await;
+        assert!(refused.is_err_and(|e| e.is::<BlockedAddress>()));
+        let allowed = GuardedResolver { allow_private: true }
+            .call(name("localhost"))
+            .await
+            .unwrap();
+        assert!(allowed.into_iter().all(|a| a.ip().is_loopback()));
+    }
 }

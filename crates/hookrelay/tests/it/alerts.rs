@@ -217,7 +217,7 @@ async fn an_smtp_outage_delays_the_alert_and_it_arrives_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(pending["status"], "pending");
-    assert!(pending["lastError"].is_string());
+    assert_eq!(pending["lastError"], "the mail server could not be reached");
 
     smtp.restart().await;
     let mails = smtp.wait_for(1, WAIT).await;
@@ -227,6 +227,58 @@ async fn an_smtp_outage_delays_the_alert_and_it_arrives_once() {
     let listed = alerts(&server, &webhook).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["status"], "sent");
+}
+
+/// The operator's mail setup, as a refusing mail server might name it.
+const MAIL_SETUP_MARKER: &str = "mx-internal-7.corp.example";
+
+#[tokio::test]
+async fn a_refusing_mail_server_reaches_tenants_as_a_generic_reason_and_the_log_in_full() {
+    let cases = [
+        (
+            "550 5.7.1 relay denied by mx-internal-7.corp.example for account ops-mailer",
+            "the mail server refused the message",
+        ),
+        (
+            "451 4.7.0 mx-internal-7.corp.example: try again later",
+            "the mail server refused the message for now",
+        ),
+    ];
+    for (reply, reason) in cases {
+        let smtp = SmtpServer::refusing(reply).await;
+        let server = alerting_server(
+            Some(&smtp),
+            &["--retry-schedule", "0s", "--alert-retry-schedule", "300ms"],
+        )
+        .await;
+        let receiver = Receiver::start().await;
+        receiver.script(|_| Reply::Status(500));
+        let webhook = failing_webhook(&server, &receiver).await;
+        publish(&server, "m").await;
+
+        let deadline = std::time::Instant::now() + WAIT;
+        let listed = loop {
+            let listed = alerts(&server, &webhook).await;
+            if listed.first().is_some_and(|a| a["lastError"].is_string()) {
+                break listed;
+            }
+            assert!(std::time::Instant::now() < deadline, "never tried: {listed:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(listed[0]["status"], "pending", "{reply}");
+        assert_eq!(listed[0]["lastError"], reason, "{reply}");
+        let answer = Value::from(listed).to_string();
+        assert!(!answer.contains(MAIL_SETUP_MARKER), "{answer}");
+        assert!(!answer.contains("ops-mailer"), "{answer}");
+        // The alert was recorded after its failure was logged.
+        let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("sending an alert failed") && l.contains(MAIL_SETUP_MARKER)),
+            "{log}"
+        );
+        assert!(smtp.mails().is_empty());
+    }
 }
 
 #[tokio::test]

@@ -17,4 +17,5 @@ mod paging;
 mod persistence;
 mod sdk;
 mod seed_examples;
+mod ssrf;
 mod validation;

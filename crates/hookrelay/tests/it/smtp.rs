@@ -37,16 +37,32 @@ impl Mail {
 pub struct SmtpServer {
     pub port: u16,
     mails: Arc<Mutex<Vec<Mail>>>,
+    refusal: Option<&'static str>,
     task: Option<JoinHandle<()>>,
 }
 
 impl SmtpServer {
     pub async fn start() -> Self {
+        Self::listen(None).await
+    }
+
+    /// A server that answers every `MAIL FROM` with `reply` (a whole SMTP reply line,
+    /// e.g. `550 5.7.1 relay denied`), so it takes no message.
+    pub async fn refusing(reply: &'static str) -> Self {
+        Self::listen(Some(reply)).await
+    }
+
+    async fn listen(refusal: Option<&'static str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mails = Arc::new(Mutex::new(Vec::new()));
-        let task = Some(tokio::spawn(serve(listener, mails.clone())));
-        Self { port, mails, task }
+        let task = Some(tokio::spawn(serve(listener, mails.clone(), refusal)));
+        Self {
+            port,
+            mails,
+            refusal,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -64,7 +80,7 @@ impl SmtpServer {
     pub async fn restart(&mut self) {
         self.stop();
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        self.task = Some(tokio::spawn(serve(listener, self.mails.clone())));
+        self.task = Some(tokio::spawn(serve(listener, self.mails.clone(), self.refusal)));
     }
 
     pub fn mails(&self) -> Vec<Mail> {
@@ -94,7 +110,7 @@ impl Drop for SmtpServer {
     }
 }
 
-async fn serve(listener: TcpListener, mails: Arc<Mutex<Vec<Mail>>>) {
+async fn serve(listener: TcpListener, mails: Arc<Mutex<Vec<Mail>>>, refusal: Option<&'static str>) {
     let mut sessions = tokio::task::JoinSet::new();
     loop {
         let Ok((socket, _)) = listener.accept().await else {
@@ -103,19 +119,26 @@ async fn serve(listener: TcpListener, mails: Arc<Mutex<Vec<Mail>>>) {
         let mails = mails.clone();
         // Sessions live in the JoinSet, so stopping the server (aborting this task) ends them too.
         sessions.spawn(async move {
-            let _ = session(socket, mails).await;
+            let _ = session(socket, mails, refusal).await;
         });
     }
 }
 
-async fn session(socket: tokio::net::TcpStream, mails: Arc<Mutex<Vec<Mail>>>) -> std::io::Result<()> {
+async fn session(
+    socket: tokio::net::TcpStream,
+    mails: Arc<Mutex<Vec<Mail>>>,
+    refusal: Option<&'static str>,
+) -> std::io::Result<()> {
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read).lines();
     write.write_all(b"220 localhost test SMTP\r\n").await?;
     let mut recipients = Vec::new();
     while let Some(line) = lines.next_line().await? {
         let upper = line.to_ascii_uppercase();
-        let reply: &[u8] = if upper.starts_with("EHLO") {
+        let reply: &[u8] = if let Some(refusal) = refusal.filter(|_| upper.starts_with("MAIL FROM")) {
+            write.write_all(refusal.as_bytes()).await?;
+            b"\r\n"
+        } else if upper.starts_with("EHLO") {
             b"250-localhost\r\n250 8BITMIME\r\n"
         } else if upper.starts_with("HELO") || upper.starts_with("MAIL FROM") || upper.starts_with("NOOP") {
             b"250 OK\r\n"

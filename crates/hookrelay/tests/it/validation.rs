@@ -410,6 +410,73 @@ async fn update_rejects_each_broken_rule_and_changes_nothing() {
     assert_eq!(fetched["result"], created, "a rejected update changed the webhook");
 }
 
+/// Custom headers that a delivery already carries, or that HTTP/1.1 framing and
+/// connection handling own, in the case a client might write them.
+const RESERVED_HEADER_NAMES: [&str; 9] = [
+    "Accept",
+    "content-encoding",
+    "EXPECT",
+    "Te",
+    "Trailer",
+    "Keep-Alive",
+    "Proxy-Authorization",
+    "upgrade",
+    "Proxy-Connection",
+];
+
+#[tokio::test]
+async fn headers_the_client_or_framing_owns_are_refused_on_create_and_update() {
+    let server = TestServer::start().await;
+    let created = server.must_create(&hmac_example()).await;
+    let path = format!("/v1/webhooks/{}", created["id"].as_str().unwrap());
+    for name in RESERVED_HEADER_NAMES {
+        let headers = json!({ name: "x", "X-Kept": "fine" });
+        let (status, answer) = server
+            .create_webhook(&create_with("headers", Some(headers.clone())))
+            .await;
+        assert_reserved(status, &answer, name);
+        let (status, answer) = send(
+            server
+                .request(Method::PATCH, &path)
+                .json(&json!({ "headers": headers })),
+        )
+        .await;
+        assert_reserved(status, &answer, name);
+    }
+    // Several at once: each is named.
+    let several = json!({"Accept": "a", "Transfer-Encoding": "chunked", "connection": "close", "X-Kept": "v"});
+    let (status, answer) = server.create_webhook(&create_with("headers", Some(several))).await;
+    for name in ["Accept", "Transfer-Encoding", "connection"] {
+        assert_reserved(status, &answer, name);
+    }
+    assert_eq!(answer["error"]["details"].as_array().unwrap().len(), 3, "{answer}");
+
+    let (_, list) = send(server.request(Method::GET, "/v1/webhooks")).await;
+    assert_eq!(
+        list["pagination"]["count"],
+        json!(1),
+        "a refused create wrote something"
+    );
+    let (_, fetched) = send(server.request(Method::GET, &path)).await;
+    assert_eq!(fetched["result"], created, "a refused update changed the webhook");
+}
+
+#[track_caller]
+fn assert_reserved(status: StatusCode, answer: &Value, name: &str) {
+    let field = format!("headers.{name}");
+    assert_error(
+        status,
+        answer,
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+        Some((&field, "reserved")),
+    );
+    let details = answer["error"]["details"].as_array().unwrap();
+    let detail = details.iter().find(|d| d["field"] == json!(field)).unwrap();
+    let message = detail["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!("header {name} ")), "{message}");
+}
+
 #[tokio::test]
 async fn header_and_query_rules() {
     let server = TestServer::start().await;

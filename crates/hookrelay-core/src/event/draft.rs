@@ -1,64 +1,17 @@
-//! Events: what producers publish, and the body every receiver gets for them.
+//! The publish request: `{name, object: {id, type}, data: {…}}`, parsed with every
+//! broken rule reported, or read in one pass when it is valid.
 
 use std::borrow::Cow;
 
-use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::json::{compact_raw, raw_data, Checked};
+use super::{Event, EventObject, OBJECT_ID_MAX, OBJECT_TYPE_MAX};
 use crate::catalog::EventCatalog;
 use crate::id::{EventId, SpaceId};
 use crate::timestamp::Timestamp;
 use crate::validation::ValidationErrors;
-use crate::webhook::ApiRelease;
-
-/// The event sent by `POST /v1/webhooks/{id}/test`; it is not in the catalog, so
-/// producers cannot publish it and webhooks cannot subscribe to it.
-pub const TEST_EVENT_NAME: &str = "webhook.test";
-
-/// Longest `object.id`.
-pub const OBJECT_ID_MAX: usize = 255;
-/// Longest `object.type`.
-pub const OBJECT_TYPE_MAX: usize = 64;
-
-/// The resource an event is about.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct EventObject {
-    /// Its id, e.g. `pmt-…`.
-    pub id: String,
-    /// Its type, e.g. `payment`.
-    #[serde(rename = "type")]
-    pub object_type: String,
-}
-
-/// A stored event.
-#[derive(Clone, Debug)]
-pub struct Event {
-    /// `evt-…`, stable across every attempt and webhook.
-    pub id: EventId,
-    /// The publishing space.
-    pub space_id: SpaceId,
-    /// The event name, e.g. `payment.completed`.
-    pub name: String,
-    /// What it is about.
-    pub object: EventObject,
-    /// The object as the producer published it: a JSON object, kept as its text.
-    pub data: Box<RawValue>,
-    /// When it was published.
-    pub create_time: Timestamp,
-}
-
-impl Event {
-    /// Whether `other` was published with the same name, object and `data`, the last
-    /// compared as parsed JSON (key order, whitespace and escapes aside), as idempotency
-    /// fingerprints compare the bodies of other requests; ids and times aside.
-    pub fn same_content(&self, other: &Event) -> bool {
-        let data = |raw: &RawValue| serde_json::from_str::<Value>(raw.get()).ok();
-        self.name == other.name
-            && self.object == other.object
-            && matches!((data(&self.data), data(&other.data)), (Some(a), Some(b)) if a == b)
-    }
-}
 
 /// A valid publish request.
 #[derive(Clone, Debug)]
@@ -252,199 +205,11 @@ fn parse_object(fields: &Map<String, Value>, errors: &mut ValidationErrors) -> O
     })
 }
 
-/// Any JSON value, parsed as fully as into a `serde_json::Value` (string escapes, number
-/// range, nesting depth) but kept nowhere: a check that allocates nothing for unescaped
-/// strings.
-struct Checked;
-
-impl<'de> serde::Deserialize<'de> for Checked {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(CheckedVisitor)
-    }
-}
-
-struct CheckedVisitor;
-
-impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
-    type Value = Checked;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_unit<E>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
-        while items.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<Checked, A::Error> {
-        while entries.next_entry::<Checked, Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-}
-
-/// `raw` JSON with the whitespace between tokens removed, and nothing else changed: key
-/// order and number spelling stay exactly as the producer wrote them (re-serialising
-/// through `serde_json::Value` would sort keys and round large numbers).
-pub fn compact_json(raw: &str) -> Cow<'_, str> {
-    // JSON's structure is ASCII, and the bytes of a multi-byte UTF-8 character are never
-    // ASCII, so no cut splits one. Strings are skipped to their closing quote with
-    // `memchr`; a body that is compact already (what producers' serialisers send) is
-    // returned as it is, with no copy.
-    let bytes = raw.as_bytes();
-    let mut out: Option<String> = None;
-    let (mut i, mut run_start) = (0, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i += 1;
-                // To the closing quote, stepping over escapes (`\"` included).
-                loop {
-                    match memchr::memchr2(b'"', b'\\', bytes.get(i..).unwrap_or_default()) {
-                        Some(found) if bytes[i + found] == b'\\' => i += found + 2,
-                        Some(found) => {
-                            i += found;
-                            break;
-                        }
-                        None => {
-                            i = bytes.len();
-                            break;
-                        }
-                    }
-                }
-            }
-            b' ' | b'\t' | b'\n' | b'\r' => {
-                out.get_or_insert_with(|| String::with_capacity(raw.len()))
-                    .push_str(&raw[run_start..i]);
-                run_start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    match out {
-        None => Cow::Borrowed(raw),
-        Some(mut out) => {
-            out.push_str(&raw[run_start.min(raw.len())..]);
-            Cow::Owned(out)
-        }
-    }
-}
-
-/// `data` compacted, as an owned value: copied when compact already (no second parse),
-/// else compacted and parsed again.
-fn compact_raw(data: &RawValue) -> Option<Box<RawValue>> {
-    match compact_json(data.get()) {
-        Cow::Borrowed(_) => Some(data.to_owned()),
-        Cow::Owned(compacted) => RawValue::from_string(compacted).ok(),
-    }
-}
-
-/// The producer's own text of `data` in a request body, compacted; `None` when it cannot
-/// be read raw (a duplicated key, say).
-fn raw_data(body: &[u8]) -> Option<Box<RawValue>> {
-    #[derive(serde::Deserialize)]
-    struct RawBody<'a> {
-        #[serde(borrow)]
-        data: &'a RawValue,
-    }
-    let raw = serde_json::from_slice::<RawBody<'_>>(body).ok()?;
-    compact_raw(raw.data)
-}
-
-/// The body of a delivery, exactly as `delivery-protocol.md` specifies it:
-/// `{"apiVersion", "event": {"id", "name", "timestamp"}, "object", "data"}`, compact.
-pub fn delivery_body(release: ApiRelease, event: &Event) -> Vec<u8> {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Body<'a> {
-        api_version: &'static str,
-        event: EventHeader<'a>,
-        object: &'a EventObject,
-        data: &'a RawValue,
-    }
-    #[derive(Serialize)]
-    struct EventHeader<'a> {
-        id: &'a str,
-        name: &'a str,
-        timestamp: String,
-    }
-    serde_json::to_vec(&Body {
-        api_version: release.as_str(),
-        event: EventHeader {
-            id: event.id.as_str(),
-            name: &event.name,
-            timestamp: event.create_time.to_rfc3339(),
-        },
-        object: &event.object,
-        data: &event.data,
-    })
-    .expect("delivery bodies always serialise")
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
 
-    #[test]
-    fn compacting_removes_whitespace_between_tokens_only() {
-        let raw = "{ \"a b\" :\t[ 1 ,\n 2.50 ],\r\n \"q\\\" x\": \"Fr\u{e9}e town \u{1f600}\" , \"z\":{ } }";
-        assert_eq!(
-            compact_json(raw),
-            "{\"a b\":[1,2.50],\"q\\\" x\":\"Fr\u{e9}e town \u{1f600}\",\"z\":{}}"
-        );
-        // Compact text is handed back as it is, not copied.
-        assert!(matches!(
-            compact_json("{\"k\":\"v w\"}"),
-            Cow::Borrowed("{\"k\":\"v w\"}")
-        ));
-        // Cut short (never after validation): no panic, nothing invented.
-        assert_eq!(compact_json("{\"a\": \"b\\"), "{\"a\":\"b\\");
-        // An escaped backslash ends just before the closing quote.
-        assert_eq!(compact_json("{\"a\\\\\" : \"b\" }"), "{\"a\\\\\":\"b\"}");
-    }
-
-    #[test]
-    fn parses_a_payment_event_and_renders_the_protocol_body() {
-        let catalog = EventCatalog::default();
-        let draft = EventDraft::parse(
-            &json!({"name": "payment.completed", "object": {"id": "pmt-1", "type": "payment"}, "data": {"amount": {"value": 100}}}),
-            &catalog,
-        )
-        .unwrap();
-        let mut event = draft.into_event(SpaceId::generate(), Timestamp::from_micros(1_795_860_000_000_000));
-        event.id = EventId::parse("evt-abc").unwrap();
-        let body = String::from_utf8(delivery_body(ApiRelease::Caph, &event)).unwrap();
-        assert_eq!(
-            body,
-            r#"{"apiVersion":"caph","event":{"id":"evt-abc","name":"payment.completed","timestamp":"2026-11-28T10:00:00.000Z"},"object":{"id":"pmt-1","type":"payment"},"data":{"amount":{"value":100}}}"#
-        );
-    }
+    use super::*;
 
     #[test]
     fn raw_data_keeps_key_order_and_number_text() {
@@ -510,27 +275,6 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
-    }
-
-    #[test]
-    fn events_have_the_same_content_when_their_data_parses_the_same() {
-        let event = |name: &str, id: &str, data: &str| Event {
-            id: EventId::generate(),
-            space_id: SpaceId::generate(),
-            name: name.to_owned(),
-            object: EventObject {
-                id: id.to_owned(),
-                object_type: "payment".to_owned(),
-            },
-            data: RawValue::from_string(data.to_owned()).unwrap(),
-            create_time: Timestamp::now(),
-        };
-        let first = event("payment.completed", "p", r#"{"a":1,"b":{"c":"\u00e9","d":[1,2]}}"#);
-        assert!(first.same_content(&event("payment.completed", "p", r#"{"b":{"d":[1,2],"c":"é"},"a":1}"#)));
-        assert!(!first.same_content(&event("payment.completed", "p", r#"{"a":2,"b":{"c":"é","d":[1,2]}}"#)));
-        assert!(!first.same_content(&event("payment.completed", "p", r#"{"a":1.0,"b":{"c":"é","d":[1,2]}}"#)));
-        assert!(!first.same_content(&event("payment.completed", "q", r#"{"a":1,"b":{"c":"é","d":[1,2]}}"#)));
-        assert!(!first.same_content(&event("payout.failed", "p", r#"{"a":1,"b":{"c":"é","d":[1,2]}}"#)));
     }
 
     #[test]
