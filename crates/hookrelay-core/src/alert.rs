@@ -192,7 +192,7 @@ pub fn on_attempt(
     health.last_error_kind = attempt.error_kind;
     health.last_response_body = attempt.response_body.map(str::to_owned);
 
-    if now.as_micros() - since.as_micros() >= micros(policy.disable_after) {
+    if now.duration_since(since) >= policy.disable_after {
         change.disable = true;
         change.alerts.push(AlertKind::Disabled);
         return change;
@@ -200,17 +200,13 @@ pub fn on_attempt(
     let failing = health.consecutive_failures >= policy.failing_after_attempts || attempt.delivery_exhausted;
     let quiet = health
         .last_failing_alert
-        .is_some_and(|last| now.as_micros() - last.as_micros() < micros(policy.quiet_period));
+        .is_some_and(|last| now.duration_since(last) < policy.quiet_period);
     if failing && !quiet {
         health.last_failing_alert = Some(now);
         health.alerted = true;
         change.alerts.push(AlertKind::Failing);
     }
     change
-}
-
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The webhook an alert is about.

@@ -49,8 +49,7 @@ pub const UNREADABLE_SET_ASIDE: Duration = Duration::from_secs(5 * 60);
 /// `lease_until` is set aside: [`UNREADABLE_SET_ASIDE`], or the claim's own lease if
 /// that is longer (a set-aside never shortens a lease).
 pub fn set_aside_until(now: Timestamp, lease_until: Timestamp) -> Timestamp {
-    let micros = i64::try_from(UNREADABLE_SET_ASIDE.as_micros()).unwrap_or(i64::MAX);
-    now.plus_micros(micros).max(lease_until)
+    now.plus(UNREADABLE_SET_ASIDE).max(lease_until)
 }
 
 #[cfg(test)]
