@@ -4,12 +4,13 @@
 //! server accepts and returns: every length, count, id pattern and enum comes from the
 //! constants the validators and handlers use (`hookrelay_core::webhook::limits`,
 //! `ApiRelease::ALL`, the id types, the event catalog, the event object limits,
-//! `DeliveryStatus::ALL`, `ErrorKind::ALL`, `RESPONSE_BODY_KEPT`, and this crate's page,
-//! header and body limits). The webhook operations follow Monime's published contract,
-//! vendored at `docs/reference/monime-webhooks-openapi.json`; the tests check that ours
-//! agrees with it on everything but prose. Ours is a superset: it adds the error
-//! envelope, the error responses, the event and delivery operations (named in Monime's
-//! style), `GET /healthz` and `GET /openapi.json`.
+//! `DeliveryStatus::ALL`, `ErrorKind::ALL`, `AlertKind::ALL`, `AlertStatus::ALL`,
+//! `RESPONSE_BODY_KEPT`, and this crate's page, header and body limits). The webhook
+//! operations follow Monime's published contract, vendored at
+//! `docs/reference/monime-webhooks-openapi.json`; the tests check that ours agrees with it
+//! on everything but prose. Ours is a superset: it adds the error envelope, the error
+//! responses, the event, delivery and alert operations (named in Monime's style),
+//! `GET /healthz` and `GET /openapi.json`.
 //!
 //! `paths` holds the operations, `params` their parameters, `bodies` the request bodies,
 //! `responses` the envelopes and error responses, `schemas` the component schemas.
@@ -22,6 +23,7 @@ mod schemas;
 #[cfg(test)]
 mod tests;
 
+use hookrelay_core::alert::{AlertKind, AlertStatus};
 use hookrelay_core::delivery::{DeliveryStatus, ErrorKind};
 use hookrelay_core::{ApiRelease, EventCatalog};
 use serde_json::{json, Value};
@@ -33,6 +35,7 @@ const WEBHOOK_REF: &str = "#/components/schemas/Webhook";
 const EVENT_REF: &str = "#/components/schemas/Event";
 const DELIVERY_REF: &str = "#/components/schemas/Delivery";
 const ATTEMPT_REF: &str = "#/components/schemas/DeliveryAttempt";
+const ALERT_REF: &str = "#/components/schemas/Alert";
 const ERROR_REF: &str = "#/components/schemas/ErrorEnvelope";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
@@ -55,6 +58,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "name": "Delivery",
                 "description": "A webhook's delivery history, manual retries and test events.",
             },
+            { "name": "Alert", "description": "The e-mails raised about a webhook's failing deliveries." },
             { "name": "Meta", "description": "Health and self-description; no token needed." },
         ],
         "paths": {
@@ -71,6 +75,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
             "/v1/webhooks/{id}/deliveries/{delivery_id}": { "get": get_delivery() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}/retry": { "post": retry_delivery() },
             "/v1/webhooks/{id}/test": { "post": send_test_event() },
+            "/v1/webhooks/{id}/alerts": { "get": list_alerts() },
             "/v1/events": {
                 "get": list_events(),
                 "post": publish_event(catalog),
@@ -85,6 +90,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "Event": event_schema(),
                 "Delivery": delivery_schema(),
                 "DeliveryAttempt": delivery_attempt_schema(),
+                "Alert": alert_schema(),
                 "ErrorEnvelope": error_envelope_schema(),
             },
             "securitySchemes": {
@@ -115,6 +121,14 @@ fn delivery_status_enum() -> Vec<&'static str> {
 
 fn error_kind_enum() -> Vec<&'static str> {
     ErrorKind::ALL.iter().map(|k| k.as_str()).collect()
+}
+
+fn alert_kind_enum() -> Vec<&'static str> {
+    AlertKind::ALL.iter().map(|k| k.as_str()).collect()
+}
+
+fn alert_status_enum() -> Vec<&'static str> {
+    AlertStatus::ALL.iter().map(|s| s.as_str()).collect()
 }
 
 /// `` `name`: meaning; `name`: meaning`` for every value of an enum.

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::bodies::{create_webhook_schema, json_body, publish_event_schema, update_webhook_schema};
 use super::params::*;
 use super::responses::{list_envelope, responses, success_envelope, Failure::*};
-use super::{DELIVERY_REF, EVENT_REF, WEBHOOK_REF};
+use super::{ALERT_REF, DELIVERY_REF, EVENT_REF, WEBHOOK_REF};
 
 pub(super) fn list_webhooks() -> Value {
     json!({
@@ -212,6 +212,27 @@ pub(super) fn send_test_event() -> Value {
         "responses": responses(
             success_envelope(json!({ "result": { "$ref": DELIVERY_REF } })),
             &[InvalidRequest, Unauthenticated, Forbidden, WebhookNotFound, WebhookDisabled],
+        ),
+    })
+}
+
+pub(super) fn list_alerts() -> Value {
+    json!({
+        "tags": ["Alert"],
+        "summary": "List Webhook Alerts",
+        "description": "Retrieves the alert e-mails raised for the webhook, sent or not, newest first, one page at \
+            a time.",
+        "operationId": "ListWebhookAlerts",
+        "parameters": [
+            webhook_param("Unique identifier of the webhook whose alerts to list."),
+            limit_param(),
+            after_param(),
+            version_param(),
+            space_param(),
+        ],
+        "responses": responses(
+            list_envelope(ALERT_REF),
+            &[InvalidRequest, Unauthenticated, Forbidden, WebhookNotFound],
         ),
     })
 }

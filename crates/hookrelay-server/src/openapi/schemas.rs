@@ -1,12 +1,16 @@
 //! The component schemas: the objects the API returns, and the error envelope.
 
+use hookrelay_core::alert::{AlertKind, AlertStatus};
 use hookrelay_core::delivery::{DeliveryStatus, ErrorKind, RESPONSE_BODY_KEPT};
 use hookrelay_core::event::TEST_EVENT_NAME;
-use hookrelay_core::{DeliveryId, EventId, WebhookId};
+use hookrelay_core::{AlertId, DeliveryId, EventId, WebhookId};
 use serde_json::{json, Value};
 
 use super::bodies::{event_object_schema, metadata_schema, verification_method_schema};
-use super::{api_release_enum, delivery_status_enum, error_kind_enum, meanings, prefix_pattern, ATTEMPT_REF};
+use super::{
+    alert_kind_enum, alert_status_enum, api_release_enum, delivery_status_enum, error_kind_enum, meanings,
+    prefix_pattern, ATTEMPT_REF,
+};
 
 pub(super) fn webhook_schema() -> Value {
     json!({
@@ -256,6 +260,106 @@ pub(super) fn delivery_attempt_schema() -> Value {
             },
         },
         "description": "One attempt to deliver an event: one signed POST to the webhook's URL.",
+    })
+}
+
+/// What each alert kind means; a new kind fails to compile until it is described.
+fn alert_kind_meaning(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::Failing => {
+            "deliveries to the webhook keep failing: its last attempts all failed, or a delivery ran out of attempts"
+        }
+        AlertKind::Recovered => "a delivery succeeded again after a `failing` alert",
+        AlertKind::Disabled => "no delivery succeeded for too long, so the webhook was disabled",
+    }
+}
+
+/// What each alert status means; a new status fails to compile until it is described.
+fn alert_status_meaning(status: AlertStatus) -> &'static str {
+    match status {
+        AlertStatus::Pending => {
+            "waiting to be sent, or to be sent again after the mail server failed, at `nextAttemptTime`"
+        }
+        AlertStatus::Sent => "the mail server accepted it, at `sentTime`",
+        AlertStatus::Skipped => "not sent because the server has no mail server configured; it was logged instead",
+    }
+}
+
+/// An alert as `ListWebhookAlerts` answers it: every property, always present.
+pub(super) fn alert_schema() -> Value {
+    let date_time = |description: &str, nullable: bool| {
+        let mut schema = json!({ "type": "string", "description": description, "format": "date-time" });
+        if nullable {
+            schema["nullable"] = json!(true);
+        }
+        schema
+    };
+    json!({
+        "title": "Alert",
+        "required": [
+            "id",
+            "webhookId",
+            "kind",
+            "recipients",
+            "subject",
+            "status",
+            "attempts",
+            "nextAttemptTime",
+            "lastError",
+            "createTime",
+            "sentTime",
+        ],
+        "type": "object",
+        "properties": {
+            "id": {
+                "pattern": prefix_pattern(AlertId::PREFIX),
+                "type": "string",
+                "description": "Unique identifier of the alert.",
+            },
+            "webhookId": {
+                "pattern": prefix_pattern(WebhookId::PREFIX),
+                "type": "string",
+                "description": "The webhook the alert is about.",
+            },
+            "kind": {
+                "enum": alert_kind_enum(),
+                "type": "string",
+                "description": format!(
+                    "Why the alert was raised. {}.",
+                    meanings(&AlertKind::ALL, AlertKind::as_str, alert_kind_meaning)
+                ),
+            },
+            "recipients": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "The webhook's `alertEmails` when the alert was raised.",
+            },
+            "subject": { "type": "string", "description": "The e-mail's subject line." },
+            "status": {
+                "enum": alert_status_enum(),
+                "type": "string",
+                "description": format!(
+                    "Where the alert stands. {}.",
+                    meanings(&AlertStatus::ALL, AlertStatus::as_str, alert_status_meaning)
+                ),
+            },
+            "attempts": {
+                "minimum": 0,
+                "type": "integer",
+                "description": "Sending attempts made so far (a skipped alert counts one).",
+            },
+            "nextAttemptTime": date_time("When the next sending attempt is due; null unless the alert is `pending`.", true),
+            "lastError": {
+                "type": "string",
+                "description": "Why the last failed sending attempt failed; null when none failed.",
+                "nullable": true,
+            },
+            "createTime": date_time("Timestamp when the alert was raised.", false),
+            "sentTime": date_time("Timestamp when the mail server accepted the alert; null until then.", true),
+        },
+        "additionalProperties": false,
+        "description": "An e-mail about a webhook's health, sent to its `alertEmails`: when its deliveries keep \
+            failing (at most once per quiet period), when they recover, and when it is disabled.",
     })
 }
 

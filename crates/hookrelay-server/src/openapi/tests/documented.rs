@@ -3,9 +3,10 @@
 
 use std::collections::BTreeSet;
 
+use hookrelay_core::alert::{AlertKind, AlertStatus};
 use hookrelay_core::delivery::{DeliveryStatus, ErrorKind, RESPONSE_BODY_KEPT};
 use hookrelay_core::event::{OBJECT_ID_MAX, OBJECT_TYPE_MAX, TEST_EVENT_NAME};
-use hookrelay_core::{DeliveryId, EventCatalog, EventId, WebhookId};
+use hookrelay_core::{AlertId, DeliveryId, EventCatalog, EventId, WebhookId};
 use serde_json::{json, Value};
 
 use crate::api::PageQuery;
@@ -33,7 +34,7 @@ fn parameter<'a>(operation: &'a Value, name: &str) -> &'a Value {
 }
 
 #[test]
-fn event_and_delivery_operations_are_documented() {
+fn event_delivery_and_alert_operations_are_documented() {
     let catalog = EventCatalog::with_extra(["order.shipped"]).expect("a well-formed name");
     let doc = document(&catalog);
     let operations = [
@@ -52,6 +53,7 @@ fn event_and_delivery_operations_are_documented() {
             "RetryWebhookDelivery",
         ),
         ("/v1/webhooks/{id}/test", "post", "SendTestEvent"),
+        ("/v1/webhooks/{id}/alerts", "get", "ListWebhookAlerts"),
     ];
     for (path, method, id) in operations {
         let operation = &doc["paths"][path][method];
@@ -86,7 +88,11 @@ fn event_and_delivery_operations_are_documented() {
             "{id}: 404"
         );
     }
-    for (path, method) in [("/v1/events", "get"), ("/v1/webhooks/{id}/deliveries", "get")] {
+    for (path, method) in [
+        ("/v1/events", "get"),
+        ("/v1/webhooks/{id}/deliveries", "get"),
+        ("/v1/webhooks/{id}/alerts", "get"),
+    ] {
         let limit = parameter(&doc["paths"][path][method], "limit");
         assert_eq!(limit["schema"]["maximum"], json!(PageQuery::MAX_LIMIT), "{path}");
         assert_eq!(limit["schema"]["default"], json!(PageQuery::DEFAULT_LIMIT), "{path}");
@@ -107,6 +113,13 @@ fn event_and_delivery_operations_are_documented() {
         doc["components"]["schemas"]["Delivery"]["properties"]["status"]["enum"],
         json!(statuses)
     );
+    let alert = &doc["components"]["schemas"]["Alert"];
+    let alert_kinds: Vec<_> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+    let alert_statuses: Vec<_> = AlertStatus::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(alert["properties"]["kind"]["enum"], json!(alert_kinds));
+    assert_eq!(alert["properties"]["status"]["enum"], json!(alert_statuses));
+    assert_eq!(alert["additionalProperties"], false);
+    assert_eq!(alert["properties"]["id"]["pattern"], prefix_pattern(AlertId::PREFIX));
     let kinds: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
     let attempt = &doc["components"]["schemas"]["DeliveryAttempt"]["properties"];
     assert_eq!(attempt["errorKind"]["enum"], json!(kinds));
