@@ -4,3 +4,4 @@
 mod documented;
 mod limits;
 mod reference;
+mod routes;
