@@ -58,8 +58,8 @@ pub enum ApiRelease {
     Siriusb,
 }
 
-/// How a new webhook's deliveries are signed.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// How a new webhook's deliveries are signed. `Debug` hides the secret.
+#[derive(Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "type")]
 pub enum NewVerificationMethod {
     /// HMAC-SHA-256 with your secret (32–256 characters).
@@ -73,8 +73,8 @@ pub enum NewVerificationMethod {
     Es256,
 }
 
-/// How a webhook's deliveries are signed, as the API returns it.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+/// How a webhook's deliveries are signed, as the API returns it. `Debug` hides the secret.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "type")]
 pub enum VerificationMethod {
     /// HMAC-SHA-256.
@@ -92,8 +92,8 @@ pub enum VerificationMethod {
     },
 }
 
-/// A webhook.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+/// A webhook. `Debug` hides its secret and its header values.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     /// `whk-…`.
@@ -125,8 +125,8 @@ pub struct Webhook {
     pub metadata: Map<String, Value>,
 }
 
-/// `POST /v1/webhooks`.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+/// `POST /v1/webhooks`. `Debug` hides the secret and the header values.
+#[derive(Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateWebhook {
     /// 1–100 characters.
@@ -154,8 +154,8 @@ pub struct CreateWebhook {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// `PATCH /v1/webhooks/{id}`: only the fields set change.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+/// `PATCH /v1/webhooks/{id}`: only the fields set change. `Debug` hides the header values.
+#[derive(Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateWebhook {
     /// New name.
