@@ -132,7 +132,7 @@ impl Client {
         }
     }
 
-    /// Webhooks: create, get, list, update, delete, test.
+    /// Webhooks: create, get, list, update, delete, test, and their alerts.
     pub fn webhook(&self) -> WebhookApi<'_> {
         WebhookApi::new(self)
     }

@@ -278,3 +278,31 @@ pub struct DeliveryListParams {
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
 }
+
+/// An alert e-mail raised about a webhook's health.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// `alr-…`.
+    pub id: String,
+    /// The webhook it is about.
+    pub webhook_id: String,
+    /// Why it was raised: `failing`, `recovered` or `disabled`.
+    pub kind: String,
+    /// The webhook's `alertEmails` when it was raised.
+    pub recipients: Vec<String>,
+    /// The e-mail's subject line.
+    pub subject: String,
+    /// `pending`, `sent` or `skipped` (e-mail is off on the server).
+    pub status: String,
+    /// Sending attempts made.
+    pub attempts: u32,
+    /// When the next sending attempt is due (pending alerts).
+    pub next_attempt_time: Option<String>,
+    /// Why the last failed sending attempt failed.
+    pub last_error: Option<String>,
+    /// When it was raised.
+    pub create_time: String,
+    /// When the mail server accepted it.
+    pub sent_time: Option<String>,
+}
