@@ -1,9 +1,9 @@
-//! `hookrelay webhook`: create, get, list, update, delete, test.
+//! `hookrelay webhook`: create, get, list, update, delete, test, and the alerts raised.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use futures_util::TryStreamExt;
-use hookrelay_client::{ListParams, UpdateWebhook, VerificationMethod, Webhook};
+use hookrelay_client::{Alert, ListParams, UpdateWebhook, VerificationMethod, Webhook};
 use serde_json::Value;
 
 use super::deliveries::show_delivery;
@@ -52,6 +52,17 @@ enum WebhookCommand {
         /// The webhook, `whk-…`.
         id: String,
     },
+    /// List the alert e-mails raised about a webhook, newest first, sent or not.
+    Alerts {
+        /// The webhook, `whk-…`.
+        id: String,
+        /// Alerts per page (1–50).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue after this cursor.
+        #[arg(long)]
+        after: Option<String>,
+    },
 }
 
 pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
@@ -92,6 +103,9 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
             print_one(json, &response, |()| println!("deleted {id}"));
         }
         WebhookCommand::Test { id } => print_one(json, &api.test(&id).await?, show_delivery),
+        WebhookCommand::Alerts { id, limit, after } => {
+            print_page(json, &api.alerts(&id, ListParams { limit, after }).await?, alert_table);
+        }
     }
     Ok(())
 }
@@ -157,4 +171,34 @@ fn webhook_table(webhooks: &[Webhook]) {
         })
         .collect();
     output::table(&["ID", "NAME", "ENABLED", "EVENTS", "URL"], &rows);
+}
+
+fn alert_table(alerts: &[Alert]) {
+    let rows: Vec<Vec<String>> = alerts
+        .iter()
+        .map(|a| {
+            let error: String = a.last_error.as_deref().unwrap_or("-").chars().take(60).collect();
+            vec![
+                a.id.clone(),
+                a.kind.clone(),
+                a.status.clone(),
+                a.attempts.to_string(),
+                a.create_time.clone(),
+                a.recipients.join(", "),
+                error.replace('\n', " "),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "ID",
+            "KIND",
+            "STATUS",
+            "ATTEMPTS",
+            "CREATED",
+            "RECIPIENTS",
+            "LAST ERROR",
+        ],
+        &rows,
+    );
 }
