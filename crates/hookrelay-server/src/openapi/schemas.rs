@@ -267,7 +267,7 @@ pub(super) fn delivery_attempt_schema() -> Value {
 fn alert_kind_meaning(kind: AlertKind) -> &'static str {
     match kind {
         AlertKind::Failing => {
-            "deliveries to the webhook keep failing: its last attempts all failed, or a delivery ran out of attempts"
+            "deliveries to the webhook keep failing (its last several attempts failed, or a delivery ran out of attempts)"
         }
         AlertKind::Recovered => "a delivery succeeded again after a `failing` alert",
         AlertKind::Disabled => "no delivery succeeded for too long, so the webhook was disabled",
