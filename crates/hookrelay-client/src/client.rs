@@ -1,5 +1,6 @@
 //! The HTTP client: authentication, retries with backoff, idempotency keys.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,15 +11,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::redact::Redacted;
 use crate::resources::{DeliveryApi, EventApi, WebhookApi};
 
-/// A client for one space of a hookrelay server. Cheap to clone.
-#[derive(Clone, Debug)]
+/// A client for one space of a hookrelay server. Cheap to clone. `Debug` shows the base
+/// URL and the space, never the token.
+#[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
     base_url: String,
@@ -29,8 +31,8 @@ struct Inner {
     backoff_max: Duration,
 }
 
-/// Builds a [`Client`].
-#[derive(Clone, Debug)]
+/// Builds a [`Client`]. `Debug` never shows the token.
+#[derive(Clone)]
 pub struct ClientBuilder {
     space_id: String,
     token: String,
@@ -130,7 +132,7 @@ impl Client {
         }
     }
 
-    /// Webhooks: create, get, list, update, delete, test.
+    /// Webhooks: create, get, list, update, delete, test, and their alerts.
     pub fn webhook(&self) -> WebhookApi<'_> {
         WebhookApi::new(self)
     }
@@ -214,6 +216,51 @@ impl Client {
     }
 }
 
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Inner {
+            http: _,
+            base_url,
+            space_id,
+            token: _,
+            max_retries,
+            backoff_base,
+            backoff_max,
+        } = self.inner.as_ref();
+        f.debug_struct("Client")
+            .field("base_url", base_url)
+            .field("space_id", space_id)
+            .field("token", &Redacted)
+            .field("max_retries", max_retries)
+            .field("backoff_base", backoff_base)
+            .field("backoff_max", backoff_max)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            space_id,
+            token: _,
+            base_url,
+            timeout,
+            max_retries,
+            backoff_base,
+            backoff_max,
+        } = self;
+        f.debug_struct("ClientBuilder")
+            .field("base_url", base_url)
+            .field("space_id", space_id)
+            .field("token", &Redacted)
+            .field("timeout", timeout)
+            .field("max_retries", max_retries)
+            .field("backoff_base", backoff_base)
+            .field("backoff_max", backoff_max)
+            .finish()
+    }
+}
+
 fn network(error: reqwest::Error) -> Error {
     if error.is_timeout() {
         Error::Timeout
@@ -225,4 +272,28 @@ fn network(error: reqwest::Error) -> Error {
 fn new_idempotency_key() -> String {
     let random: u128 = rand::thread_rng().gen();
     format!("hrc-{random:032x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "hrt_token-that-must-never-print";
+
+    #[test]
+    fn debug_shows_the_server_and_space_but_not_the_token() {
+        let builder = Client::builder("spc-shown", TOKEN).base_url("https://hooks.example.com");
+        let client = builder.clone().build().expect("a valid configuration");
+        for text in [
+            format!("{client:?}"),
+            format!("{builder:?}"),
+            format!("{:?}", client.webhook()),
+        ] {
+            assert!(!text.contains(TOKEN), "the token printed: {text}");
+            assert!(
+                text.contains("https://hooks.example.com") && text.contains("spc-shown"),
+                "{text}"
+            );
+        }
+    }
 }

@@ -106,6 +106,7 @@ pub mod verify;
 mod client;
 #[cfg(feature = "client")]
 mod error;
+mod redact;
 #[cfg(feature = "client")]
 mod resources;
 mod types;

@@ -1,12 +1,14 @@
 //! One handle per API resource, mirroring the seed's `client.webhook.create(…)`.
 
+use std::future::Future;
+
 use futures_util::stream::{self, Stream, TryStreamExt};
 use reqwest::Method;
 
 use crate::client::Client;
 use crate::error::Error;
 use crate::types::{
-    ApiListResponse, ApiResponse, CreateWebhook, Delivery, DeliveryListParams, Event, ListParams, PublishEvent,
+    Alert, ApiListResponse, ApiResponse, CreateWebhook, Delivery, DeliveryListParams, Event, ListParams, PublishEvent,
     UpdateWebhook, Webhook,
 };
 
@@ -21,6 +23,29 @@ fn page_query(limit: Option<u32>, after: Option<&str>) -> Vec<(&'static str, Str
         query.push(("after", after.to_owned()));
     }
     query
+}
+
+/// Every item of a list, fetching pages of 50 with `fetch` and following their `next`
+/// cursors until the last page.
+fn every_item<'a, T, F, Fut>(fetch: F) -> impl Stream<Item = Result<T, Error>> + 'a
+where
+    T: 'a,
+    F: Fn(ListParams) -> Fut + 'a,
+    Fut: Future<Output = Result<ApiListResponse<T>, Error>> + 'a,
+{
+    // State: the cursor to fetch next; `None` once the last page was fetched.
+    stream::try_unfold(Some(None::<String>), move |cursor| {
+        let page = cursor.map(|after| fetch(ListParams { limit: Some(50), after }));
+        async move {
+            let Some(page) = page else {
+                return Ok(None);
+            };
+            let page = page.await?;
+            let next = page.pagination.next.map(Some);
+            Ok(Some((stream::iter(page.result.into_iter().map(Ok)), next)))
+        }
+    })
+    .try_flatten()
 }
 
 /// `client.webhook()`.
@@ -71,16 +96,7 @@ impl<'a> WebhookApi<'a> {
     /// Every webhook, following `next` cursors page by page.
     pub fn list_all(&self) -> impl Stream<Item = Result<Webhook, Error>> + 'a {
         let api = *self;
-        // State: the cursor to fetch next; `None` once the last page was fetched.
-        stream::try_unfold(Some(None::<String>), move |cursor| async move {
-            let Some(after) = cursor else {
-                return Ok(None);
-            };
-            let page = api.list(ListParams { limit: Some(50), after }).await?;
-            let next = page.pagination.next.map(Some);
-            Ok(Some((stream::iter(page.result.into_iter().map(Ok)), next)))
-        })
-        .try_flatten()
+        every_item(move |params| async move { api.list(params).await })
     }
 
     /// Changes only the fields set.
@@ -105,6 +121,23 @@ impl<'a> WebhookApi<'a> {
             success: deleted.success,
             messages: deleted.messages,
             result: (),
+        })
+    }
+
+    /// One page of the alert e-mails raised about a webhook, newest first, sent or not.
+    pub async fn alerts(&self, id: &str, params: ListParams) -> Result<ApiListResponse<Alert>, Error> {
+        let query = page_query(params.limit, params.after.as_deref());
+        self.client
+            .call(Method::GET, &format!("/v1/webhooks/{id}/alerts"), &query, NO_BODY, None)
+            .await
+    }
+
+    /// Every alert raised about a webhook, following `next` cursors page by page.
+    pub fn alerts_all(&self, id: impl Into<String>) -> impl Stream<Item = Result<Alert, Error>> + 'a {
+        let (api, id) = (*self, id.into());
+        every_item(move |params| {
+            let id = id.clone();
+            async move { api.alerts(&id, params).await }
         })
     }
 

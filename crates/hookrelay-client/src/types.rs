@@ -58,8 +58,8 @@ pub enum ApiRelease {
     Siriusb,
 }
 
-/// How a new webhook's deliveries are signed.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// How a new webhook's deliveries are signed. `Debug` hides the secret.
+#[derive(Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "type")]
 pub enum NewVerificationMethod {
     /// HMAC-SHA-256 with your secret (32–256 characters).
@@ -73,8 +73,8 @@ pub enum NewVerificationMethod {
     Es256,
 }
 
-/// How a webhook's deliveries are signed, as the API returns it.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+/// How a webhook's deliveries are signed, as the API returns it. `Debug` hides the secret.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "type")]
 pub enum VerificationMethod {
     /// HMAC-SHA-256.
@@ -92,8 +92,8 @@ pub enum VerificationMethod {
     },
 }
 
-/// A webhook.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+/// A webhook. `Debug` hides its secret and its header values.
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     /// `whk-…`.
@@ -125,8 +125,8 @@ pub struct Webhook {
     pub metadata: Map<String, Value>,
 }
 
-/// `POST /v1/webhooks`.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+/// `POST /v1/webhooks`. `Debug` hides the secret and the header values.
+#[derive(Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateWebhook {
     /// 1–100 characters.
@@ -154,8 +154,8 @@ pub struct CreateWebhook {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// `PATCH /v1/webhooks/{id}`: only the fields set change.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+/// `PATCH /v1/webhooks/{id}`: only the fields set change. `Debug` hides the header values.
+#[derive(Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateWebhook {
     /// New name.
@@ -277,4 +277,32 @@ pub struct DeliveryListParams {
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
+}
+
+/// An alert e-mail raised about a webhook's health.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// `alr-…`.
+    pub id: String,
+    /// The webhook it is about.
+    pub webhook_id: String,
+    /// Why it was raised: `failing`, `recovered` or `disabled`.
+    pub kind: String,
+    /// The webhook's `alertEmails` when it was raised.
+    pub recipients: Vec<String>,
+    /// The e-mail's subject line.
+    pub subject: String,
+    /// `pending`, `sent` or `skipped` (e-mail is off on the server).
+    pub status: String,
+    /// Sending attempts made.
+    pub attempts: u32,
+    /// When the next sending attempt is due (pending alerts).
+    pub next_attempt_time: Option<String>,
+    /// Why the last failed sending attempt failed.
+    pub last_error: Option<String>,
+    /// When it was raised.
+    pub create_time: String,
+    /// When the mail server accepted it.
+    pub sent_time: Option<String>,
 }

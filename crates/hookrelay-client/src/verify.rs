@@ -87,11 +87,26 @@ impl VerifyError {
 #[error("not a PEM-encoded P-256 public key (-----BEGIN PUBLIC KEY-----)")]
 pub struct InvalidPublicKey;
 
-/// Verifies deliveries for one webhook.
-#[derive(Clone, Debug)]
+/// Verifies deliveries for one webhook. `Debug` shows the method and the tolerance, not
+/// the key.
+#[derive(Clone)]
 pub struct Verifier {
     key: VerificationKey,
     tolerance: Duration,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = match &self.key {
+            VerificationKey::Hs256(_) => "HS256",
+            VerificationKey::Es256(_) => "ES256",
+        };
+        f.debug_struct("Verifier")
+            .field("method", &method)
+            .field("key", &crate::redact::Redacted)
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
 }
 
 impl Verifier {
@@ -145,5 +160,24 @@ impl Verifier {
             kind: VerifyErrorKind::PayloadInvalid,
             detail: error.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_does_not_show_the_hs256_secret() {
+        let secret = "verifier-secret-that-must-not-print";
+        let text = format!("{:?}", Verifier::hs256(secret));
+        assert!(text.contains("HS256"), "{text}");
+        assert!(!text.contains(secret), "the secret printed: {text}");
+        // Nor as the bytes a derived `Debug` of the key would print.
+        let bytes = format!("{:?}", secret.as_bytes());
+        assert!(
+            !text.contains(&bytes[1..bytes.len() - 1]),
+            "the secret's bytes printed: {text}"
+        );
     }
 }

@@ -46,7 +46,7 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Create, inspect, change, delete and test webhooks.
+    /// Create, inspect, change, delete and test webhooks, and list their alerts.
     Webhook(remote::WebhookArgs),
     /// Publish and inspect events.
     Events(remote::EventArgs),

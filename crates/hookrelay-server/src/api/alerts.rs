@@ -2,21 +2,20 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use hookrelay_core::alert::Alert;
 use hookrelay_core::{Timestamp, WebhookId};
 use serde::Serialize;
 
-use crate::api::{list_response, PageQuery};
+use crate::api::{list_response, PageQuery, RouteTable};
 use crate::error::ApiError;
 use crate::request::Tenant;
 use crate::state::AppState;
 
 /// The alert routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/webhooks/{id}/alerts", get(list))
+pub fn routes(table: RouteTable) -> RouteTable {
+    table.add(Method::GET, "/v1/webhooks/{id}/alerts", list)
 }
 
 /// An alert as the API shows it (the e-mail's subject, not its body).

@@ -3,28 +3,27 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 use hookrelay_core::event::{EventObject, TEST_EVENT_NAME};
 use hookrelay_core::{DeliveryId, Timestamp, Webhook, WebhookId};
 use hookrelay_store::DeliveryDetail;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{list_response, success_bytes, PageQuery};
+use crate::api::{list_response, success_bytes, PageQuery, RouteTable};
 use crate::error::ApiError;
 use crate::idempotency::json_bytes_response;
 use crate::request::Tenant;
 use crate::state::AppState;
 
 /// The delivery routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhooks/{id}/deliveries", get(list))
-        .route("/v1/webhooks/{id}/deliveries/{delivery_id}", get(fetch))
-        .route("/v1/webhooks/{id}/deliveries/{delivery_id}/retry", post(retry))
-        .route("/v1/webhooks/{id}/test", post(test))
+pub fn routes(table: RouteTable) -> RouteTable {
+    table
+        .add(Method::GET, "/v1/webhooks/{id}/deliveries", list)
+        .add(Method::GET, "/v1/webhooks/{id}/deliveries/{delivery_id}", fetch)
+        .add(Method::POST, "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", retry)
+        .add(Method::POST, "/v1/webhooks/{id}/test", test)
 }
 
 /// A delivery as the API shows it.

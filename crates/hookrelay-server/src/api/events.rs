@@ -4,26 +4,26 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use hookrelay_core::event::{Event, EventDraft, EventObject};
 use hookrelay_core::{EventId, SpaceId, Timestamp};
 use hookrelay_store::{StoreError, StoredEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::api::{list_response, success_bytes, PageQuery};
+use crate::api::{list_response, success_bytes, PageQuery, RouteTable};
 use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, JsonBytes, Tenant};
 use crate::state::AppState;
 
 /// The event routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", get(list).post(publish))
-        .route("/v1/events/{id}", get(fetch))
+pub fn routes(table: RouteTable) -> RouteTable {
+    table
+        .add(Method::GET, "/v1/events", list)
+        .add(Method::POST, "/v1/events", publish)
+        .add(Method::GET, "/v1/events/{id}", fetch)
 }
 
 /// An event as the API shows it.

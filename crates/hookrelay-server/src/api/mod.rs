@@ -4,28 +4,35 @@
 pub mod alerts;
 pub mod deliveries;
 pub mod events;
+mod routes;
 pub mod webhooks;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{routing::get, Json, Router};
+use axum::{Json, Router};
 use hookrelay_core::cursor;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+pub use self::routes::RouteTable;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Every route of the API.
+/// Every route of the API, registered and listed.
+pub fn route_table() -> RouteTable {
+    let resources = [webhooks::routes, events::routes, deliveries::routes, alerts::routes];
+    resources
+        .into_iter()
+        .fold(RouteTable::default(), |table, add| add(table))
+        .add(Method::GET, "/healthz", health)
+        .add(Method::GET, "/openapi.json", openapi)
+}
+
+/// Every route of the API, and the answers to requests no route takes.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(webhooks::routes())
-        .merge(events::routes())
-        .merge(deliveries::routes())
-        .merge(alerts::routes())
-        .route("/healthz", get(health))
-        .route("/openapi.json", get(openapi))
+    route_table()
+        .into_router()
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }

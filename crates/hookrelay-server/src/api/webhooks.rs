@@ -5,25 +5,28 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use hookrelay_core::{Timestamp, VerificationMethod, Webhook, WebhookDraft, WebhookId, WebhookPatch};
 use hookrelay_store::StoreError;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::api::{list_response, success_bytes, PageQuery};
+use crate::api::{list_response, success_bytes, PageQuery, RouteTable};
 use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, Tenant};
 use crate::state::AppState;
 
 /// The webhook routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhooks", get(list).post(create))
-        .route("/v1/webhooks/{id}", get(fetch).patch(update).delete(remove))
+pub fn routes(table: RouteTable) -> RouteTable {
+    table
+        .add(Method::GET, "/v1/webhooks", list)
+        .add(Method::POST, "/v1/webhooks", create)
+        .add(Method::GET, "/v1/webhooks/{id}", fetch)
+        .add(Method::PATCH, "/v1/webhooks/{id}", update)
+        .add(Method::DELETE, "/v1/webhooks/{id}", remove)
 }
 
 /// A webhook as the API shows it.

@@ -309,6 +309,101 @@ async fn deliveries_and_test_events_from_the_cli() {
     receiver.wait_for(2, Duration::from_secs(15)).await;
 }
 
+/// Polls `webhook alerts --json` until the webhook has `n` alerts, each settled (no mail
+/// server: `skipped`); returns them.
+async fn settled_alerts(server: &TestServer, id: &str, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = cli_json(server, &["webhook", "alerts", id]).await;
+        let alerts = page["result"].as_array().unwrap().clone();
+        if alerts.len() >= n && alerts.iter().all(|a| a["status"] == "skipped") {
+            return alerts;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn webhook_alerts_lists_them_as_a_table_or_json() {
+    // One attempt per delivery and no mail server: a failed delivery raises a `failing`
+    // alert at once, the next success a `recovered` one, both recorded as `skipped`.
+    let server = TestServer::launch(Launch {
+        args: ["--allow-private-targets", "--retry-schedule", "0s"]
+            .map(String::from)
+            .to_vec(),
+        ..Launch::default()
+    })
+    .await;
+    let receiver = crate::receiver::Receiver::start().await;
+    receiver.script(|_| crate::receiver::Reply::Status(500));
+    let created = cli_json(
+        &server,
+        &[
+            "webhook",
+            "create",
+            "--name",
+            "alerting",
+            "--url",
+            &receiver.url,
+            "--event",
+            "payment.completed",
+            "--alert-email",
+            "oncall@example.com",
+        ],
+    )
+    .await;
+    let id = created["result"]["id"].as_str().unwrap();
+    let publish = [
+        "events",
+        "publish",
+        "payment.completed",
+        "--object-id",
+        "p",
+        "--object-type",
+        "payment",
+    ];
+    assert!(cli(&server, &publish).await.0);
+    let failing = settled_alerts(&server, id, 1).await;
+    receiver.script(|_| crate::receiver::Reply::Status(200));
+    assert!(cli(&server, &publish).await.0);
+    let alerts = settled_alerts(&server, id, 2).await;
+    assert_eq!(alerts[1], failing[0], "newest first");
+    let answer = cli_json(&server, &["webhook", "alerts", id]).await;
+    assert_eq!(
+        answer["pagination"]["count"], 2,
+        "--json prints the API's answer: {answer}"
+    );
+    assert_eq!(answer["result"][0]["kind"], "recovered");
+
+    let (ok, stdout, stderr) = cli(&server, &["webhook", "alerts", id, "--limit", "1"]).await;
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for column in ["ID", "KIND", "STATUS", "ATTEMPTS", "CREATED", "RECIPIENTS"] {
+        assert!(lines[0].contains(column), "{stdout}");
+    }
+    let recovered = alerts[0]["id"].as_str().unwrap();
+    assert!(
+        lines[1].starts_with(recovered) && lines[1].contains("recovered") && lines[1].contains("skipped"),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("oncall@example.com"), "{stdout}");
+    let next = stdout.split("more: --after ").nth(1).expect("a next page").trim();
+    let (ok, stdout, _) = cli(&server, &["webhook", "alerts", id, "--limit", "1", "--after", next]).await;
+    let failing_id = failing[0]["id"].as_str().unwrap();
+    assert!(
+        ok && stdout.contains(failing_id) && stdout.contains("failing"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("more: --after"), "the last page: {stdout}");
+
+    let (ok, _, stderr) = cli(&server, &["webhook", "alerts", "whk-nope"]).await;
+    assert!(
+        !ok && stderr.contains("webhook whk-nope was not found (404 not_found)"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn api_errors_print_the_server_message_and_exit_non_zero() {
     let server = serving().await;
@@ -366,6 +461,7 @@ async fn every_command_has_help() {
         &["webhook", "update"],
         &["webhook", "delete"],
         &["webhook", "test"],
+        &["webhook", "alerts"],
         &["events"],
         &["events", "publish"],
         &["events", "get"],

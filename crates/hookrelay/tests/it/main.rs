@@ -13,6 +13,7 @@ mod cluster;
 mod delivery;
 mod events;
 mod idempotency;
+mod openapi;
 mod paging;
 mod persistence;
 mod sdk;

@@ -1,5 +1,5 @@
 //! The Rust SDK against a live server: every seed example, the receiver example, and
-//! the client's own behaviour (pagination stream, errors, idempotency, retries).
+//! the client's own behaviour (pagination stream, errors, idempotency, retries, alerts).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use hookrelay_client::{
-    ApiRelease, Client, CreateWebhook, DeliveryListParams, Error, EventObject, ListParams, NewVerificationMethod,
-    PublishEvent, UpdateWebhook, VerificationMethod,
+    Alert, ApiRelease, Client, CreateWebhook, DeliveryListParams, Error, EventObject, ListParams,
+    NewVerificationMethod, PublishEvent, UpdateWebhook, VerificationMethod,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::receiver::{Receiver, Reply};
 use crate::support::*;
 
 /// A compiled example of the SDK crate (`cargo test --workspace` builds them).
@@ -407,4 +408,121 @@ async fn the_client_retries_transient_failures_with_the_same_idempotency_key() {
     drop(closed);
     let error = fast(&url).webhook().get("whk-x").await.unwrap_err();
     assert!(matches!(error, Error::Network(_)), "{error:?}");
+}
+
+/// Polls the webhook's alerts through the SDK until there are `n`, each settled (no
+/// mail server: `skipped`).
+async fn settled_alerts(sdk: &Client, webhook_id: &str, n: usize) -> Vec<Alert> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = sdk.webhook().alerts(webhook_id, ListParams::default()).await.unwrap();
+        if page.result.len() >= n && page.result.iter().all(|a| a.status == "skipped") {
+            return page.result;
+        }
+        assert!(std::time::Instant::now() < deadline, "alerts: {:?}", page.result);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_client_reads_a_webhooks_alerts() {
+    // One attempt per delivery and no mail server: a failed delivery raises a `failing`
+    // alert at once, the next success a `recovered` one, both recorded as `skipped`.
+    let server = TestServer::launch(Launch {
+        args: ["--allow-private-targets", "--retry-schedule", "0s"]
+            .map(String::from)
+            .to_vec(),
+        ..Launch::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.script(|_| Reply::Status(500));
+    let sdk = client(&server);
+    let webhook = sdk
+        .webhook()
+        .create(&CreateWebhook {
+            name: "Alerting".into(),
+            url: receiver.url.clone(),
+            events: vec!["payment.completed".into()],
+            alert_emails: Some(vec!["oncall@example.com".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .result;
+    let none = sdk.webhook().alerts(&webhook.id, ListParams::default()).await.unwrap();
+    assert!(none.result.is_empty() && none.pagination.next.is_none(), "{none:?}");
+
+    sdk.events().publish(&event()).await.unwrap();
+    let failing = settled_alerts(&sdk, &webhook.id, 1).await;
+    receiver.script(|_| Reply::Status(200));
+    sdk.events().publish(&event()).await.unwrap();
+    let alerts = settled_alerts(&sdk, &webhook.id, 2).await;
+    assert_eq!(alerts[1], failing[0], "newest first");
+    let kinds: Vec<_> = alerts.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(kinds, ["recovered", "failing"]);
+    for alert in &alerts {
+        assert!(alert.id.starts_with("alr-"), "{alert:?}");
+        assert_eq!(alert.webhook_id, webhook.id);
+        assert_eq!(alert.recipients, ["oncall@example.com"]);
+        assert_eq!(alert.attempts, 1, "{alert:?}");
+        assert_eq!(
+            (alert.next_attempt_time.as_deref(), alert.sent_time.as_deref()),
+            (None, None)
+        );
+        assert!(!alert.create_time.is_empty());
+    }
+    assert_eq!(alerts[1].subject, "[hookrelay] Webhook \"Alerting\" is failing");
+
+    // A page of one, then the next from its cursor; the stream follows every page.
+    let first = sdk
+        .webhook()
+        .alerts(
+            &webhook.id,
+            ListParams {
+                limit: Some(1),
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.result.len(), first.pagination.count), (1, 1));
+    let after = first.pagination.next.clone().expect("a next page");
+    let second = sdk
+        .webhook()
+        .alerts(
+            &webhook.id,
+            ListParams {
+                limit: Some(1),
+                after: Some(after),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!([first.result, second.result].concat(), alerts);
+    let streamed: Vec<Alert> = sdk
+        .webhook()
+        .alerts_all(webhook.id.clone())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(streamed, alerts);
+
+    let missing = sdk
+        .webhook()
+        .alerts("whk-missing", ListParams::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&missing, Error::Api { code: 404, reason, .. } if reason == "not_found"),
+        "{missing:?}"
+    );
+    let too_many = ListParams {
+        limit: Some(51),
+        after: None,
+    };
+    match sdk.webhook().alerts(&webhook.id, too_many).await.unwrap_err() {
+        Error::Api { code: 400, details, .. } => assert_eq!(details[0].field, "limit"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
 }

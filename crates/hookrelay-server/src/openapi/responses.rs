@@ -1,0 +1,165 @@
+//! Response bodies: the success and list envelopes, and the error responses an
+//! operation can give.
+
+use serde_json::{json, Map, Value};
+
+use super::ERROR_REF;
+use crate::request::MAX_BODY_BYTES;
+use Failure::*;
+
+/// An error response, as one operation can give it. The tests check each status and
+/// reason against what [`crate::error::ApiError`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Failure {
+    /// A header or query parameter broke a rule.
+    InvalidRequest,
+    /// A header, query parameter or body field broke a rule, or the body is not JSON.
+    InvalidBody,
+    Unauthenticated,
+    Forbidden,
+    WebhookNotFound,
+    EventNotFound,
+    /// No such webhook, or no such delivery of it.
+    DeliveryNotFound,
+    IdempotencyConflict,
+    WebhookDisabled,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+}
+
+impl Failure {
+    /// The HTTP status.
+    pub(super) fn status(self) -> u16 {
+        match self {
+            InvalidRequest | InvalidBody => 400,
+            Unauthenticated => 401,
+            Forbidden => 403,
+            WebhookNotFound | EventNotFound | DeliveryNotFound => 404,
+            IdempotencyConflict | WebhookDisabled => 409,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+        }
+    }
+
+    /// The `error.reason`s it can carry.
+    pub(super) fn reasons(self) -> &'static [&'static str] {
+        match self {
+            InvalidRequest => &["validation_failed"],
+            InvalidBody => &["validation_failed", "invalid_json"],
+            Unauthenticated => &["unauthenticated"],
+            Forbidden => &["forbidden"],
+            WebhookNotFound | EventNotFound | DeliveryNotFound => &["not_found"],
+            IdempotencyConflict => &["idempotency_conflict"],
+            WebhookDisabled => &["webhook_disabled"],
+            PayloadTooLarge => &["payload_too_large"],
+            UnsupportedMediaType => &["unsupported_media_type"],
+        }
+    }
+
+    /// What it means, then its reasons.
+    pub(super) fn description(self) -> String {
+        let meaning = match self {
+            InvalidRequest => {
+                "A header or query parameter broke a rule. `error.details` lists each broken rule.".to_owned()
+            }
+            InvalidBody => "The request broke a rule (a header, a query parameter or a body field) or its body is \
+                not valid JSON. `error.details` lists each broken rule."
+                .to_owned(),
+            Unauthenticated => "The Authorization header is missing or its bearer token is not valid.".to_owned(),
+            Forbidden => "The token does not grant access to the space named by Monime-Space-Id.".to_owned(),
+            WebhookNotFound => "The space has no webhook with this id.".to_owned(),
+            EventNotFound => "The space has no event with this id.".to_owned(),
+            DeliveryNotFound => {
+                "The space has no webhook with this id, or the webhook has no delivery with this id.".to_owned()
+            }
+            IdempotencyConflict => "The Idempotency-Key was already used for a different request, or the request \
+                that used it is still in progress."
+                .to_owned(),
+            WebhookDisabled => "The webhook is disabled; enable it first.".to_owned(),
+            PayloadTooLarge => format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            UnsupportedMediaType => "The request body is not sent with Content-Type: application/json.".to_owned(),
+        };
+        let reasons = self.reasons().iter().map(|r| format!("`{r}`")).collect::<Vec<_>>();
+        format!("{meaning} `error.reason`: {}.", reasons.join(" or "))
+    }
+}
+
+/// `200` with `ok` as its body schema, then each error response with the error envelope.
+pub(super) fn responses(ok: Value, errors: &[Failure]) -> Value {
+    let mut responses = Map::new();
+    responses.insert(
+        "200".to_owned(),
+        json!({ "description": "OK", "content": { "application/json": { "schema": ok } } }),
+    );
+    for &failure in errors {
+        let previous = responses.insert(
+            failure.status().to_string(),
+            json!({
+                "description": failure.description(),
+                "content": { "application/json": { "schema": { "$ref": ERROR_REF } } },
+            }),
+        );
+        assert!(
+            previous.is_none(),
+            "two error responses with status {}",
+            failure.status()
+        );
+    }
+    Value::Object(responses)
+}
+
+/// A list page's envelope: `result` holds the items, each an `item_ref`, and `pagination`
+/// the count and the next page's cursor.
+pub(super) fn list_envelope(item_ref: &str) -> Value {
+    success_envelope(json!({
+        "result": {
+            "type": "array",
+            "items": { "$ref": item_ref },
+            "description": "The list of items in the response",
+            "nullable": true,
+        },
+        "pagination": {
+            "type": "object",
+            "properties": {
+                "count": {
+                    "type": "integer",
+                    "description": "Number of items returned in the current page.",
+                },
+                "next": {
+                    "type": "string",
+                    "description": "Cursor pointing to the next page of results. Use this value as \
+                        the 'after' query parameter in your next request to fetch the following page. \
+                        If null, you have reached the end of the result set.",
+                    "nullable": true,
+                },
+            },
+            "description": "The pagination info associated with the response",
+        },
+    }))
+}
+
+/// The success envelope: `success` and `messages`, plus `extra`'s properties.
+pub(super) fn success_envelope(extra: Value) -> Value {
+    let mut properties = Map::new();
+    properties.insert(
+        "success".to_owned(),
+        json!({
+            "type": "boolean",
+            "description": "Represents the status of the query operation, confirming if it was successful. \
+                This field is always true",
+        }),
+    );
+    properties.insert(
+        "messages".to_owned(),
+        json!({
+            "type": "array",
+            "items": {},
+            "description": "Contains a list of messages providing relevant information or feedback related to \
+                the query or operation",
+        }),
+    );
+    if let Value::Object(extra) = extra {
+        properties.extend(extra);
+    }
+    json!({ "type": "object", "properties": properties })
+}
