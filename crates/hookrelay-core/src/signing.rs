@@ -32,12 +32,22 @@ pub enum SignatureKey {
 }
 
 /// A key that verifies deliveries.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum VerificationKey {
     /// The shared HS256 secret.
     Hs256(Vec<u8>),
     /// The webhook's ES256 public key.
     Es256(VerifyingKey),
+}
+
+// By hand: an HS256 secret must not reach a log through `{:?}`.
+impl std::fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hs256(_) => f.write_str("VerificationKey::Hs256(<redacted>)"),
+            Self::Es256(key) => f.debug_tuple("VerificationKey::Es256").field(key).finish(),
+        }
+    }
 }
 
 /// Why a delivery did not verify. Messages never contain key material.
@@ -166,6 +176,14 @@ pub fn es256_signing_key(private_key: &[u8]) -> Option<SigningKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verification_key_never_prints_a_secret() {
+        let key = VerificationKey::Hs256(b"whsec-do-not-print-0123456789abcdef".to_vec());
+        let printed = format!("{key:?}");
+        assert!(!printed.contains("do-not-print"), "{printed}");
+        assert!(!printed.contains("119, 104"), "secret bytes: {printed}");
+    }
 
     #[test]
     fn hs256_matches_an_independent_vector() {

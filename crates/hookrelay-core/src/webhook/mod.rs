@@ -102,8 +102,9 @@ impl fmt::Debug for VerificationMethod {
     }
 }
 
-/// A stored webhook.
-#[derive(Clone, Debug, PartialEq)]
+/// A stored webhook. Its `Debug` shows custom header names but not their values, which
+/// often carry credentials.
+#[derive(Clone, PartialEq)]
 pub struct Webhook {
     /// `whk-…`.
     pub id: WebhookId,
@@ -133,6 +134,27 @@ pub struct Webhook {
     pub update_time: Timestamp,
 }
 
+impl fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&String> = self.headers.keys().collect();
+        f.debug_struct("Webhook")
+            .field("id", &self.id)
+            .field("space_id", &self.space_id)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("enabled", &self.enabled)
+            .field("events", &self.events)
+            .field("api_release", &self.api_release)
+            .field("verification", &self.verification)
+            .field("header_names", &header_names)
+            .field("alert_emails", &self.alert_emails)
+            .field("metadata", &self.metadata)
+            .field("create_time", &self.create_time)
+            .field("update_time", &self.update_time)
+            .finish()
+    }
+}
+
 /// What the validation of a URL may allow.
 #[derive(Clone, Copy, Debug)]
 pub struct InputRules<'a> {
@@ -140,4 +162,32 @@ pub struct InputRules<'a> {
     pub catalog: &'a EventCatalog,
     /// Whether URLs may name private, loopback and other non-public IP literals.
     pub allow_private_targets: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhooks_debug_names_headers_without_their_values() {
+        let webhook = Webhook {
+            id: WebhookId::parse("whk-1").unwrap(),
+            space_id: SpaceId::parse("spc-1").unwrap(),
+            name: "n".into(),
+            url: "https://example.com/h".into(),
+            enabled: true,
+            events: vec![],
+            api_release: ApiRelease::Caph,
+            verification: VerificationMethod::Hs256 { secret: "s".repeat(32) },
+            headers: [("Authorization".to_owned(), "Bearer do-not-print".to_owned())].into(),
+            alert_emails: vec![],
+            metadata: Map::new(),
+            create_time: Timestamp::from_micros(0),
+            update_time: Timestamp::from_micros(0),
+        };
+        let printed = format!("{webhook:?}");
+        assert!(printed.contains("Authorization"), "{printed}");
+        assert!(!printed.contains("do-not-print"), "{printed}");
+        assert!(!printed.contains(&"s".repeat(32)), "{printed}");
+    }
 }
