@@ -6,7 +6,8 @@
 //! A backend holds SQL and transactions only. The decisions it carries out are pure
 //! functions of `hookrelay_core` (`record`, `claim`, `webhook_change`, `alert`), and
 //! what both backends read and write alike is decoded in `rows` and sorted in
-//! `triage`, so that the two cannot drift apart.
+//! `triage`, and their reads are one implementation over sqlx (`reads`), so that the
+//! two cannot drift apart.
 //!
 //! Secrets are sealed here, on the way in, with the [`SecretCipher`] a store is opened
 //! with: callers hand over plain domain values and cannot forget to encrypt.
@@ -14,6 +15,7 @@
 mod error;
 mod location;
 mod postgres;
+mod reads;
 mod rows;
 mod sqlite;
 pub mod traits;
@@ -30,7 +32,8 @@ pub use location::DatabaseLocation;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, Store, TokenStore, WebhookStore,
+    AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, ReadStore, Store, TokenStore,
+    WebhookStore,
 };
 pub use types::{
     AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoredEvent,

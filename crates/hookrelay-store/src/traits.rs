@@ -21,16 +21,9 @@ pub trait TokenStore: Send + Sync {
     /// Creates the space if it does not exist.
     async fn ensure_space(&self, space: &SpaceId) -> Result<(), StoreError>;
 
-    /// Whether any space exists (an empty database gets a bootstrap space).
-    async fn has_spaces(&self) -> Result<bool, StoreError>;
-
     /// Records a token digest for a space (creating the space); a digest already
     /// recorded for the same space is left as it is.
     async fn add_access_token(&self, space: &SpaceId, digest: &[u8; 32]) -> Result<(), StoreError>;
-
-    /// The space a token digest belongs to, with the stored digest for a constant-time
-    /// comparison by the caller.
-    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(SpaceId, Vec<u8>)>, StoreError>;
 }
 
 /// Webhooks. Methods that may be retried by a client take an optional
@@ -48,10 +41,6 @@ pub trait WebhookStore: Send + Sync {
 
     /// A webhook of the space, if it exists.
     async fn get_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<Option<Webhook>, StoreError>;
-
-    /// The space's webhooks, newest first, after the cursor position `after`.
-    async fn list_webhooks(&self, space: &SpaceId, after: Option<i64>, limit: u32)
-        -> Result<Page<Webhook>, StoreError>;
 
     /// Applies `patch` atomically, with its effects on the webhook's health and pending
     /// deliveries (`hookrelay_core::webhook_change`); `None` if the webhook does not exist.
@@ -77,17 +66,9 @@ pub trait WebhookStore: Send + Sync {
 }
 
 /// Saved answers to requests made with an `Idempotency-Key` (saved by the changes they
-/// answer, through [`WebhookStore`] and [`EventStore`]).
+/// answer, through [`WebhookStore`] and [`EventStore`]; found through [`ReadStore`]).
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// The record saved for a key, if one was saved at or after `not_before`.
-    async fn find_idempotency_record(
-        &self,
-        space: &SpaceId,
-        key: &str,
-        not_before: Timestamp,
-    ) -> Result<Option<IdempotencyRecord>, StoreError>;
-
     /// Forgets records older than `before`; returns how many.
     async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
@@ -102,40 +83,11 @@ pub trait EventStore: Send + Sync {
 
     /// Saves `event` with a single delivery to `webhook` (the test event).
     async fn publish_test_event(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError>;
-
-    /// An event of the space.
-    async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;
-
-    /// The space's events, newest first.
-    async fn list_events(
-        &self,
-        space: &SpaceId,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Page<StoredEvent>, StoreError>;
 }
 
-/// Deliveries as tenants see them.
+/// A tenant's hand on deliveries.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
-    /// A webhook's deliveries, newest first, optionally of one status.
-    async fn list_deliveries(
-        &self,
-        space: &SpaceId,
-        webhook: &WebhookId,
-        status: Option<DeliveryStatus>,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Page<Delivery>, StoreError>;
-
-    /// A delivery of a webhook with its attempts.
-    async fn get_delivery(
-        &self,
-        space: &SpaceId,
-        webhook: &WebhookId,
-        id: &DeliveryId,
-    ) -> Result<Option<DeliveryDetail>, StoreError>;
-
     /// Makes a delivery pending and due now, whatever its status.
     async fn retry_delivery(
         &self,
@@ -199,6 +151,59 @@ pub trait AlertStore: Send + Sync {
 
     /// Records how sending a claimed alert ended.
     async fn finish_alert(&self, id: &AlertId, outcome: &AlertOutcome, now: Timestamp) -> Result<(), StoreError>;
+}
+
+/// Every read the API serves that needs nothing of a backend but its SQL: written once,
+/// over sqlx, for both (`crate::reads`).
+#[async_trait]
+pub trait ReadStore: Send + Sync {
+    /// Whether any space exists (an empty database gets a bootstrap space).
+    async fn has_spaces(&self) -> Result<bool, StoreError>;
+
+    /// The space a token digest belongs to, with the stored digest for a constant-time
+    /// comparison by the caller.
+    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(SpaceId, Vec<u8>)>, StoreError>;
+
+    /// The record saved for a key, if one was saved at or after `not_before`.
+    async fn find_idempotency_record(
+        &self,
+        space: &SpaceId,
+        key: &str,
+        not_before: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// The space's webhooks, newest first, after the cursor position `after`.
+    async fn list_webhooks(&self, space: &SpaceId, after: Option<i64>, limit: u32)
+        -> Result<Page<Webhook>, StoreError>;
+
+    /// An event of the space.
+    async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// The space's events, newest first.
+    async fn list_events(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<StoredEvent>, StoreError>;
+
+    /// A webhook's deliveries, newest first, optionally of one status.
+    async fn list_deliveries(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        status: Option<DeliveryStatus>,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Delivery>, StoreError>;
+
+    /// A delivery of a webhook with its attempts.
+    async fn get_delivery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+    ) -> Result<Option<DeliveryDetail>, StoreError>;
 
     /// A webhook's alerts, newest first.
     async fn list_alerts(
@@ -213,7 +218,8 @@ pub trait AlertStore: Send + Sync {
 /// Everything hookrelay persists, and whether the database can take it.
 #[async_trait]
 pub trait Store:
-    TokenStore
+    ReadStore
+    + TokenStore
     + WebhookStore
     + IdempotencyStore
     + EventStore

@@ -4,11 +4,11 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use hookrelay_core::alert::Alert;
-use hookrelay_core::{AlertId, SpaceId, Timestamp, WebhookId};
+use hookrelay_core::{AlertId, Timestamp};
 
 use super::PostgresStore;
-use crate::rows::{decode_alert, page, ALERT_COLUMNS};
-use crate::{AlertOutcome, AlertStore, Page, StoreError};
+use crate::rows::{decode_alert, ALERT_COLUMNS};
+use crate::{AlertOutcome, AlertStore, StoreError};
 
 /// Leases due alerts, oldest due first. `SKIP LOCKED` passes over alerts another node is
 /// claiming at this moment, and one leased since this statement's snapshot fails the
@@ -55,25 +55,5 @@ impl AlertStore for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    async fn list_alerts(
-        &self,
-        space: &SpaceId,
-        webhook: &WebhookId,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Page<Alert>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE webhook_id = $1 AND space_id = $2 AND seq < $3
-             ORDER BY seq DESC LIMIT $4"
-        ))
-        .bind(webhook.as_str())
-        .bind(space.as_str())
-        .bind(after.unwrap_or(i64::MAX))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        page(rows, limit, decode_alert)
     }
 }

@@ -11,8 +11,8 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::notify::WORK_CHANNEL;
-use super::{webhook_columns, PostgresStore};
-use crate::rows::{claimed_delivery, decode_webhook, event_from_columns};
+use super::PostgresStore;
+use crate::rows::{claimed_delivery, decode_webhook, event_from_columns, webhook_columns};
 use crate::triage::{Triage, Unreadable};
 use crate::{ClaimRequest, ClaimStore, ClaimedDelivery, StoreError};
 

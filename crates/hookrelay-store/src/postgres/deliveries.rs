@@ -1,13 +1,13 @@
 //! Deliveries in PostgreSQL as tenants see them, and cancelling a webhook's pending ones.
 
 use async_trait::async_trait;
-use hookrelay_core::delivery::{Delivery, DeliveryStatus};
+use hookrelay_core::delivery::Delivery;
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, WebhookId};
 use sqlx::{Postgres, Transaction};
 
 use super::PostgresStore;
-use crate::rows::{decode_attempt, decode_delivery, page, ATTEMPT_COLUMNS, DELIVERY_COLUMNS};
-use crate::{DeliveryDetail, DeliveryStore, Page, StoreError};
+use crate::rows::{decode_delivery, DELIVERY_COLUMNS};
+use crate::{DeliveryStore, StoreError};
 
 /// Cancels a webhook's pending deliveries (it was disabled or deleted).
 pub(super) async fn cancel_pending(
@@ -28,59 +28,6 @@ pub(super) async fn cancel_pending(
 
 #[async_trait]
 impl DeliveryStore for PostgresStore {
-    async fn list_deliveries(
-        &self,
-        space: &SpaceId,
-        webhook: &WebhookId,
-        status: Option<DeliveryStatus>,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Page<Delivery>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
-             WHERE d.webhook_id = $1 AND d.space_id = $2 AND ($3::text IS NULL OR d.status = $3) AND d.seq < $4
-             ORDER BY d.seq DESC LIMIT $5"
-        ))
-        .bind(webhook.as_str())
-        .bind(space.as_str())
-        .bind(status.map(DeliveryStatus::as_str))
-        .bind(after.unwrap_or(i64::MAX))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        page(rows, limit, decode_delivery)
-    }
-
-    async fn get_delivery(
-        &self,
-        space: &SpaceId,
-        webhook: &WebhookId,
-        id: &DeliveryId,
-    ) -> Result<Option<DeliveryDetail>, StoreError> {
-        let Some(row) = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id
-             WHERE d.id = $1 AND d.webhook_id = $2 AND d.space_id = $3"
-        ))
-        .bind(id.as_str())
-        .bind(webhook.as_str())
-        .bind(space.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let attempts = sqlx::query(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt"
-        ))
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Some(DeliveryDetail {
-            delivery: decode_delivery(&row)?,
-            attempts: attempts.iter().map(decode_attempt).collect::<Result<_, _>>()?,
-        }))
-    }
-
     async fn retry_delivery(
         &self,
         space: &SpaceId,

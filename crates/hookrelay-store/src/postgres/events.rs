@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use hookrelay_core::delivery::Delivery;
 use hookrelay_core::event::Event;
-use hookrelay_core::{DeliveryId, EventId, SpaceId, WebhookId};
+use hookrelay_core::{DeliveryId, WebhookId};
 use sqlx::{PgPool, Row};
 
 use super::{bind_idempotency, PostgresStore};
-use crate::rows::{corrupt, decode_event, page, pending_delivery, seal_idempotency, EVENT_COLUMNS};
-use crate::{EventStore, IdempotencyRecord, Page, StoreError, StoredEvent};
+use crate::rows::{corrupt, pending_delivery, seal_idempotency};
+use crate::{EventStore, IdempotencyRecord, StoreError};
 
 /// Inserts the event and one pending delivery of it per webhook, due at once, and saves
 /// `key` (sealed), all in one statement whatever the count (the ids travel as two arrays),
@@ -89,34 +89,5 @@ impl EventStore for PostgresStore {
         self.notifier.work_stored();
         let id = ids.into_iter().next().expect("one delivery inserted");
         Ok(pending_delivery(id, event, webhook))
-    }
-
-    async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
-        sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND space_id = $2"
-        ))
-        .bind(id.as_str())
-        .bind(space.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|row| decode_event(&row))
-        .transpose()
-    }
-
-    async fn list_events(
-        &self,
-        space: &SpaceId,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Page<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE space_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
-        ))
-        .bind(space.as_str())
-        .bind(after.unwrap_or(i64::MAX))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        page(rows, limit, decode_event)
     }
 }

@@ -14,7 +14,7 @@
 
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use hookrelay_core::seal::SecretCipher;
@@ -52,35 +52,6 @@ mod webhooks;
 use notify::WorkNotifier;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// The webhooks table's columns, as the decoder reads them, qualified by `alias`.
-/// `events` is JSONB and is read back as its text.
-fn webhook_columns(alias: &str) -> String {
-    [
-        "seq",
-        "id",
-        "space_id",
-        "name",
-        "url",
-        "enabled",
-        "events::text AS events",
-        "api_release",
-        "verification_type",
-        "secret_sealed",
-        "public_key",
-        "headers_sealed",
-        "alert_emails",
-        "metadata",
-        "create_time",
-        "update_time",
-    ]
-    .iter()
-    .map(|column| format!("{alias}.{column}"))
-    .collect::<Vec<_>>()
-    .join(", ")
-}
-
-static WEBHOOK_COLUMNS: LazyLock<String> = LazyLock::new(|| webhook_columns("webhooks"));
 
 /// A store in one PostgreSQL database, shared by any number of nodes.
 #[derive(Clone, Debug)]
@@ -165,6 +136,18 @@ async fn save_idempotency(tx: &mut Transaction<'_, Postgres>, record: &Idempoten
         return Err(StoreError::IdempotencyKeyTaken);
     }
     Ok(())
+}
+
+impl crate::reads::ReadingBackend for PostgresStore {
+    type Pool = PgPool;
+
+    fn read_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn cipher(&self) -> &SecretCipher {
+        &self.cipher
+    }
 }
 
 #[async_trait]

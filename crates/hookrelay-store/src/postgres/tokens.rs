@@ -2,10 +2,8 @@
 
 use async_trait::async_trait;
 use hookrelay_core::{SpaceId, Timestamp};
-use sqlx::Row;
 
 use super::PostgresStore;
-use crate::rows::decode_token;
 use crate::{StoreError, TokenStore};
 
 const ENSURE_SPACE: &str = "INSERT INTO spaces (id, create_time) VALUES ($1, $2) ON CONFLICT DO NOTHING";
@@ -19,13 +17,6 @@ impl TokenStore for PostgresStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    async fn has_spaces(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM spaces)")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<bool, _>(0)?)
     }
 
     async fn add_access_token(&self, space: &SpaceId, digest: &[u8; 32]) -> Result<(), StoreError> {
@@ -47,13 +38,5 @@ impl TokenStore for PostgresStore {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(SpaceId, Vec<u8>)>, StoreError> {
-        let row = sqlx::query("SELECT space_id, token_digest FROM access_tokens WHERE token_digest = $1")
-            .bind(&digest[..])
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(decode_token).transpose()
     }
 }

@@ -6,9 +6,9 @@ use hookrelay_core::{SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
 use super::deliveries::cancel_pending;
 use super::health::reset_health;
-use super::{save_idempotency, PostgresStore, WEBHOOK_COLUMNS};
-use crate::rows::{decode_webhook, page, seal_headers, seal_idempotency, seal_webhook, to_json};
-use crate::{IdempotencyRecord, Page, StoreError, WebhookStore};
+use super::{save_idempotency, PostgresStore};
+use crate::rows::{decode_webhook, seal_headers, seal_idempotency, seal_webhook, to_json, WEBHOOK_COLUMNS};
+use crate::{IdempotencyRecord, StoreError, WebhookStore};
 
 #[async_trait]
 impl WebhookStore for PostgresStore {
@@ -58,25 +58,6 @@ impl WebhookStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| decode_webhook(&self.cipher, &row)).transpose()
-    }
-
-    async fn list_webhooks(
-        &self,
-        space: &SpaceId,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Page<Webhook>, StoreError> {
-        // One row more than asked tells whether another page exists.
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM webhooks WHERE space_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-            *WEBHOOK_COLUMNS
-        ))
-        .bind(space.as_str())
-        .bind(after.unwrap_or(i64::MAX))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        page(rows, limit, |row| decode_webhook(&self.cipher, row))
     }
 
     async fn update_webhook(

@@ -31,6 +31,37 @@ pub(crate) const ALERT_COLUMNS: &str = "seq, id, space_id, webhook_id, kind, rec
 pub(crate) const HEALTH_COLUMNS: &str = "consecutive_failures, failing_since, failed_deliveries, last_status_code, \
      last_error_kind, last_response_body, last_failing_alert, alerted";
 
+/// The columns of `webhooks` that [`decode_webhook`] reads, qualified by `table` (an
+/// alias in a join). `events` is JSONB on PostgreSQL and is read back as its text.
+pub(crate) fn webhook_columns(table: &str) -> String {
+    [
+        "seq",
+        "id",
+        "space_id",
+        "name",
+        "url",
+        "enabled",
+        "api_release",
+        "verification_type",
+        "secret_sealed",
+        "public_key",
+        "headers_sealed",
+        "alert_emails",
+        "metadata",
+        "create_time",
+        "update_time",
+    ]
+    .iter()
+    .map(|column| format!("{table}.{column}"))
+    .chain([format!("CAST({table}.events AS TEXT) AS events")])
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// [`webhook_columns`] of the `webhooks` table itself.
+pub(crate) static WEBHOOK_COLUMNS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| webhook_columns("webhooks"));
+
 /// The column reads both backends' rows offer with the same meaning.
 pub(crate) trait Columns {
     /// A non-null text column.

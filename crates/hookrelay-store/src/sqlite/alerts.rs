@@ -2,12 +2,12 @@
 
 use async_trait::async_trait;
 use hookrelay_core::alert::Alert;
-use hookrelay_core::{AlertId, SpaceId, Timestamp, WebhookId};
+use hookrelay_core::{AlertId, Timestamp};
 use rusqlite::params;
 
 use super::SqliteStore;
-use crate::rows::{decode_alert, page, ALERT_COLUMNS};
-use crate::{AlertOutcome, AlertStore, Page, StoreError};
+use crate::rows::{decode_alert, ALERT_COLUMNS};
+use crate::{AlertOutcome, AlertStore, StoreError};
 
 #[async_trait]
 impl AlertStore for SqliteStore {
@@ -53,25 +53,5 @@ impl AlertStore for SqliteStore {
                 Ok(())
             })
             .await
-    }
-
-    async fn list_alerts(
-        &self,
-        space: &SpaceId,
-        webhook: &WebhookId,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Page<Alert>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE webhook_id = ? AND space_id = ? AND seq < ?
-             ORDER BY seq DESC LIMIT ?"
-        ))
-        .bind(webhook.as_str())
-        .bind(space.as_str())
-        .bind(after.unwrap_or(i64::MAX))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.readers)
-        .await?;
-        page(rows, limit, decode_alert)
     }
 }

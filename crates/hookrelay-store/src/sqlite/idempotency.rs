@@ -1,11 +1,10 @@
 //! Idempotency records in SQLite.
 
 use async_trait::async_trait;
-use hookrelay_core::{SpaceId, Timestamp};
+use hookrelay_core::Timestamp;
 use rusqlite::{params, Connection};
 
 use super::SqliteStore;
-use crate::rows::decode_idempotency;
 use crate::{IdempotencyRecord, IdempotencyStore, StoreError, IDEMPOTENCY_WINDOW_MICROS};
 
 /// Saves an idempotency record (its body sealed: `rows::seal_idempotency`) in the
@@ -38,25 +37,6 @@ pub(super) fn save_idempotency(connection: &Connection, record: &IdempotencyReco
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
-    async fn find_idempotency_record(
-        &self,
-        space: &SpaceId,
-        key: &str,
-        not_before: Timestamp,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT fingerprint, status, body, create_time FROM idempotency_keys
-             WHERE space_id = ? AND key = ? AND create_time >= ?",
-        )
-        .bind(space.as_str())
-        .bind(key)
-        .bind(not_before.as_micros())
-        .fetch_optional(&self.readers)
-        .await?;
-        row.map(|row| decode_idempotency(&self.cipher, &row, space, key))
-            .transpose()
-    }
-
     async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.writer
             .write(move |connection| {

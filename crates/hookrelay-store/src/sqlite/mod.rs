@@ -109,6 +109,18 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
+impl crate::reads::ReadingBackend for SqliteStore {
+    type Pool = SqlitePool;
+
+    fn read_pool(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    fn cipher(&self) -> &SecretCipher {
+        &self.cipher
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {

@@ -12,11 +12,8 @@ use sqlx::Row;
 
 use super::idempotency::save_idempotency;
 use super::{deliveries::cancel_pending, health::reset_health, SqliteStore};
-use crate::rows::{decode_webhook, page, seal_headers, seal_idempotency, seal_webhook, to_json};
-use crate::{IdempotencyRecord, Page, StoreError, WebhookStore};
-
-pub(super) const WEBHOOK_COLUMNS: &str = "seq, id, space_id, name, url, enabled, events, api_release, \
-     verification_type, secret_sealed, public_key, headers_sealed, alert_emails, metadata, create_time, update_time";
+use crate::rows::{decode_webhook, seal_headers, seal_idempotency, seal_webhook, to_json, WEBHOOK_COLUMNS};
+use crate::{IdempotencyRecord, StoreError, WebhookStore};
 
 /// A webhook as read by id: decoded, or why not (with whether it is enabled).
 pub(super) enum WebhookRead {
@@ -59,7 +56,8 @@ impl SqliteStore {
         }
         let epoch = self.cache.epoch();
         let rows = sqlx::query(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id IN (SELECT value FROM json_each(?))"
+            "SELECT {} FROM webhooks WHERE id IN (SELECT value FROM json_each(?))",
+            *WEBHOOK_COLUMNS
         ))
         .bind(super::json_ids(missing))
         .fetch_all(&self.readers)
@@ -144,24 +142,6 @@ impl WebhookStore for SqliteStore {
         }
     }
 
-    async fn list_webhooks(
-        &self,
-        space: &SpaceId,
-        after: Option<i64>,
-        limit: u32,
-    ) -> Result<Page<Webhook>, StoreError> {
-        // One row more than asked tells whether another page exists.
-        let rows = sqlx::query(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE space_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-        ))
-        .bind(space.as_str())
-        .bind(after.unwrap_or(i64::MAX))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.readers)
-        .await?;
-        page(rows, limit, |row| decode_webhook(&self.cipher, row))
-    }
-
     async fn update_webhook(
         &self,
         space: &SpaceId,
@@ -175,7 +155,8 @@ impl WebhookStore for SqliteStore {
             .write(move |connection| {
                 let found = connection
                     .prepare_cached(&format!(
-                        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = ? AND space_id = ?"
+                        "SELECT {} FROM webhooks WHERE id = ? AND space_id = ?",
+                        *WEBHOOK_COLUMNS
                     ))?
                     .query([id.as_str(), space.as_str()])?
                     .next()?
