@@ -5,7 +5,7 @@ mod output;
 mod remote;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// mimalloc: the server allocates many small, short-lived buffers (requests, JSON, rows)
 /// across threads, where it costs a fraction of glibc's malloc (about 10 % of the CPU).
@@ -24,14 +24,10 @@ struct Cli {
 enum Command {
     /// Run the API server and the delivery engine.
     ///
-    /// Every setting comes from a flag, else its HOOKRELAY_* environment variable, else
-    /// the TOML file given with --config (keys: listen, database_url, master_key,
-    /// master_key_file, bootstrap_space_id, bootstrap_token, allow_private_targets,
-    /// retry_schedule, attempt_timeout, connect_timeout, max_in_flight_per_webhook,
-    /// max_in_flight, shutdown_grace, smtp_url, smtp_from, smtp_timeout,
-    /// alert_failing_after, alert_quiet_period, auto_disable_after, alert_retry_schedule,
-    /// events), else its default. `events` (file only)
-    /// adds event names to the built-in catalog, e.g. `events = ["invoice.paid"]`.
+    /// Every setting below comes from its flag, else its HOOKRELAY_* environment
+    /// variable, else the TOML file given with --config, else its default. A file key is
+    /// the variable's name without HOOKRELAY_, in lower case; hookrelay.example.toml
+    /// lists them all.
     ///
     /// On an empty database with no bootstrap settings, a space and an access token are
     /// created and printed once.
@@ -68,6 +64,14 @@ enum TokenCommand {
     },
 }
 
+/// The matches of the subcommand that runs, such as `token create`'s.
+fn innermost(matches: &ArgMatches) -> &ArgMatches {
+    match matches.subcommand() {
+        Some((_, sub)) => innermost(sub),
+        None => matches,
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -77,12 +81,16 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match Cli::parse().command {
-        Command::Serve(args) => serve::serve(args).await,
-        Command::Migrate { store } => serve::migrate(&store).await,
+    // Kept beside the parse: the settings' layering asks it where each value came from.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let leaf = innermost(&matches);
+    let result = match cli.command {
+        Command::Serve(args) => serve::serve(args, leaf).await,
+        Command::Migrate { store } => serve::migrate(store, leaf).await,
         Command::Token {
             command: TokenCommand::Create { space, store },
-        } => serve::create_token(&space, &store).await,
+        } => serve::create_token(&space, store, leaf).await,
         Command::Webhook(args) => remote::webhook(args).await,
         Command::Events(args) => remote::events(args).await,
         Command::Deliveries(args) => remote::deliveries(args).await,

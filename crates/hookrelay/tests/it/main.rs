@@ -10,6 +10,7 @@ mod api_conventions;
 mod auth;
 mod cli;
 mod cluster;
+mod config;
 mod delivery;
 mod events;
 mod idempotency;
