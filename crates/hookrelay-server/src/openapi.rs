@@ -301,12 +301,28 @@ fn send_test_event() -> Value {
     })
 }
 
+/// `/healthz`'s `delivery`: the engine's status.
+fn delivery_status() -> Value {
+    json!({
+        "type": "object",
+        "required": ["idle", "attemptsInFlight", "queued", "unrecorded"],
+        "properties": {
+            "idle": { "type": "boolean" },
+            "attemptsInFlight": { "type": "integer", "minimum": 0 },
+            "queued": { "type": "integer", "minimum": 0 },
+            "unrecorded": { "type": "integer", "minimum": 0 },
+        },
+    })
+}
+
 fn healthz() -> Value {
     json!({
         "tags": ["Meta"],
         "summary": "Health check",
         "description": "Answers 200 while the server accepts requests and its database answers, 503 when \
-            the database does not (so a load balancer takes the node out). Needs no token.",
+            the database does not (so a load balancer takes the node out). `delivery` says what this node's \
+            delivery engine is doing: idle when nothing due is unclaimed and nothing it claimed is unfinished or \
+            unrecorded (a retry whose delay has not passed is not due yet). Needs no token.",
         "operationId": "GetHealth",
         "security": [],
         "responses": {
@@ -316,10 +332,11 @@ fn healthz() -> Value {
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "required": ["status", "database"],
+                            "required": ["status", "database", "delivery"],
                             "properties": {
                                 "status": { "type": "string", "enum": ["ok"] },
                                 "database": { "type": "string", "enum": ["ok"] },
+                                "delivery": delivery_status(),
                             },
                         },
                     },
@@ -331,10 +348,11 @@ fn healthz() -> Value {
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "required": ["status", "database"],
+                            "required": ["status", "database", "delivery"],
                             "properties": {
                                 "status": { "type": "string", "enum": ["unavailable"] },
                                 "database": { "type": "string", "enum": ["unreachable"] },
+                                "delivery": delivery_status(),
                             },
                         },
                     },
