@@ -88,12 +88,14 @@ impl App {
             tracing::info!(released, "released claims held by a previous run");
         }
         let created_credentials = bootstrap(store.as_ref(), config).await?;
+        let wakeup = delivery::Wakeup::default();
         Ok(Self {
             state: AppState {
                 store,
                 catalog: Arc::new(config.catalog.clone()),
                 allow_private_targets: config.allow_private_targets,
-                wakeup: delivery::Wakeup::default(),
+                engine: delivery::EngineStatus::new(wakeup.clone()),
+                wakeup,
                 tokens: state::TokenCache::default(),
             },
             delivery: config.delivery.clone(),
@@ -223,7 +225,7 @@ pub async fn run(
     let alerts = delivery::Wakeup::default();
     let alerter = alerter::Alerter::start(state.store.clone(), alerter, alerts.clone())
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
-    let engine = delivery::Engine::start(state.store.clone(), delivery, state.wakeup.clone(), alerts);
+    let engine = delivery::Engine::start(state.store.clone(), delivery, state.engine.clone(), alerts);
     // Work stored by other nodes wakes this one (PostgreSQL); on SQLite this process
     // stores all work and wakes its own engine.
     let wakeup = state.wakeup.clone();

@@ -8,7 +8,7 @@ use hookrelay_core::webhook::InputRules;
 use hookrelay_core::{EventCatalog, SpaceId};
 use hookrelay_store::Store;
 
-use crate::delivery::Wakeup;
+use crate::delivery::{EngineStatus, Wakeup};
 
 /// Shared, cheaply cloned handler state.
 #[derive(Clone)]
@@ -21,6 +21,8 @@ pub struct AppState {
     pub allow_private_targets: bool,
     /// Tells the delivery engine about new work.
     pub wakeup: Wakeup,
+    /// What the delivery engine is doing (woken by `wakeup`).
+    pub engine: EngineStatus,
     /// Recently verified token digests, so most requests skip the token lookup.
     pub tokens: TokenCache,
 }

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod deliveries;
 pub mod events;
+mod health;
 mod routes;
 pub mod webhooks;
 
@@ -13,11 +14,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use hookrelay_core::cursor;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub use self::routes::RouteTable;
 use crate::error::ApiError;
 use crate::state::AppState;
+use health::health;
 
 /// Every route of the API, registered and listed.
 pub fn route_table() -> RouteTable {
@@ -35,21 +37,6 @@ pub fn router() -> Router<AppState> {
         .into_router()
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-}
-
-/// 200 when the database answers, 503 when it does not (a load balancer takes the node out).
-async fn health(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ok", "database": "ok"}))).into_response(),
-        Err(error) => {
-            tracing::warn!(error = %crate::error_chain(&error), "health check: the database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "database": "unreachable"})),
-            )
-                .into_response()
-        }
-    }
 }
 
 async fn openapi(State(state): State<AppState>) -> Json<Value> {

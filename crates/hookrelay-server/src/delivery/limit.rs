@@ -58,7 +58,8 @@ impl LoadSignal {
 pub struct InFlightLimit {
     current: u32,
     ceiling: u32,
-    /// Quick successes since the limit last moved.
+    /// Quick successes since the limit last moved, at most `current`: a round's worth
+    /// raises the limit, and at the ceiling more would count towards nothing.
     successes: u32,
     /// When the limit was last halved: answers to attempts sent before then were part
     /// of the same round and do not halve it again.
@@ -83,7 +84,7 @@ impl InFlightLimit {
     pub fn answered(&mut self, signal: LoadSignal, sent: Instant, now: Instant) -> bool {
         match signal {
             LoadSignal::Room => {
-                self.successes += 1;
+                self.successes = (self.successes + 1).min(self.current);
                 if self.successes >= self.current && self.current < self.ceiling {
                     self.current += 1;
                     self.successes = 0;
@@ -177,6 +178,35 @@ mod tests {
             4,
             "a ceiling below the initial limit is the start"
         );
+    }
+
+    #[test]
+    fn quick_successes_at_the_ceiling_are_counted_only_up_to_a_round() {
+        let mut limit = InFlightLimit::new(12);
+        let now = Instant::now();
+        for _ in 0..5_000_000 {
+            limit.answered(LoadSignal::Room, now, now);
+            assert!(
+                limit.successes <= limit.current,
+                "{} successes counted",
+                limit.successes
+            );
+        }
+        assert_eq!(limit.current(), 12);
+        // A cut starts a fresh round: it takes a whole round of the new limit to rise.
+        let later = now + Duration::from_millis(1);
+        limit.answered(LoadSignal::Overloaded, later, later);
+        assert_eq!(limit.current(), 6);
+        let rises = (0..5)
+            .filter(|_| limit.answered(LoadSignal::Room, later, later))
+            .count();
+        assert_eq!(
+            (rises, limit.current()),
+            (0, 6),
+            "five successes are not a round of six"
+        );
+        assert!(limit.answered(LoadSignal::Room, later, later));
+        assert_eq!(limit.current(), 7);
     }
 
     #[test]

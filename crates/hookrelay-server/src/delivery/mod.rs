@@ -6,8 +6,15 @@
 mod attempt;
 mod dispatcher;
 mod limit;
+mod recorder;
 mod resolver;
+mod slots;
+mod status;
+#[cfg(test)]
+mod testing;
+mod worker;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +25,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use attempt::build_client;
+pub use status::{EngineStatus, StatusSnapshot};
 
 /// How deliveries are made.
 #[derive(Clone, Debug)]
@@ -59,23 +67,49 @@ impl DeliveryConfig {
     /// between them. Below its ceiling a webhook's rounds are narrower than a claim may
     /// fill, so a worker gives back a queued delivery whose lease would run out during
     /// its attempt instead of sending it.
+    /// Saturates rather than overflows on durations no lease could use.
     pub fn lease(&self) -> Duration {
-        (QUEUED_CAPS + 2) * (self.attempt_timeout + self.connect_timeout) + Duration::from_secs(5)
+        self.attempt_timeout
+            .saturating_add(self.connect_timeout)
+            .saturating_mul(QUEUED_CAPS + 2)
+            .saturating_add(Duration::from_secs(5))
     }
+}
+
+/// Microseconds in `duration`, at most `i64::MAX` (about 292,000 years): a duration
+/// configured beyond that moves a timestamp to the end of time, never back past zero.
+pub(crate) fn saturating_micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Wakes the engine when new work is stored (publish, retry, test).
 #[derive(Clone, Debug, Default)]
-pub struct Wakeup(Arc<Notify>);
+pub struct Wakeup(Arc<WakeupState>);
+
+#[derive(Debug, Default)]
+struct WakeupState {
+    notify: Notify,
+    /// How many wake-ups there have been. Moved on before the engine is notified, so a
+    /// request that woke the engine has moved it on by the time it is answered, and a
+    /// claim round that read the number before claiming knows whether it saw the work
+    /// behind every wake-up so far.
+    generation: AtomicU64,
+}
 
 impl Wakeup {
     /// Tells the engine there may be due work.
     pub fn wake(&self) {
-        self.0.notify_one();
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        self.0.notify.notify_one();
+    }
+
+    /// How many wake-ups there have been.
+    pub(crate) fn generation(&self) -> u64 {
+        self.0.generation.load(Ordering::SeqCst)
     }
 
     pub(crate) async fn woken(&self) {
-        self.0.notified().await;
+        self.0.notify.notified().await;
     }
 }
 
@@ -86,11 +120,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts claiming and delivering.
-    /// `alerts` is woken when recording attempts queues alerts.
-    pub fn start(store: Arc<dyn Store>, config: DeliveryConfig, wakeup: Wakeup, alerts: Wakeup) -> Self {
+    /// Starts claiming and delivering, woken by `status`'s wake-up and reporting there
+    /// what it is doing. `alerts` is woken when recording attempts queues alerts.
+    pub fn start(store: Arc<dyn Store>, config: DeliveryConfig, status: EngineStatus, alerts: Wakeup) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let dispatcher = dispatcher::Dispatcher::new(store, config, wakeup, alerts);
+        let dispatcher = dispatcher::Dispatcher::new(store, config, status, alerts);
         let task = tokio::spawn(dispatcher.run(stopped));
         Self { task, stop }
     }
@@ -120,6 +154,19 @@ mod tests {
             *free += attempt;
         }
         *workers.iter().min().expect("at least one worker")
+    }
+
+    #[test]
+    fn a_lease_and_its_microseconds_saturate_instead_of_overflowing() {
+        let config = DeliveryConfig {
+            attempt_timeout: Duration::MAX,
+            connect_timeout: Duration::MAX,
+            ..testing::config()
+        };
+        assert_eq!(config.lease(), Duration::MAX);
+        assert_eq!(saturating_micros(config.lease()), i64::MAX);
+        assert_eq!(saturating_micros(Duration::from_millis(u64::MAX)), i64::MAX);
+        assert_eq!(saturating_micros(Duration::from_secs(3)), 3_000_000);
     }
 
     #[test]

@@ -237,42 +237,49 @@ pub(super) fn list_alerts() -> Value {
     })
 }
 
+/// A `/healthz` answer: `status` and `database` as given, and the engine's status.
+fn health_body(status: &str, database: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "required": ["status", "database", "delivery"],
+        "properties": {
+            "status": { "type": "string", "enum": [status] },
+            "database": { "type": "string", "enum": database },
+            "delivery": {
+                "type": "object",
+                "required": ["idle", "attemptsInFlight", "queued", "unrecorded"],
+                "properties": {
+                    "idle": { "type": "boolean" },
+                    "attemptsInFlight": { "type": "integer", "minimum": 0 },
+                    "queued": { "type": "integer", "minimum": 0 },
+                    "unrecorded": { "type": "integer", "minimum": 0 },
+                },
+            },
+        },
+    })
+}
+
 pub(super) fn healthz() -> Value {
     json!({
         "tags": ["Meta"],
         "summary": "Health check",
         "description": "Answers 200 while the server accepts requests and its database answers, 503 when \
-            the database does not (so a load balancer takes the node out). Needs no token.",
+            the database does not, or can no longer be written to (`writer_stopped`: the process is stopping), so \
+            a load balancer takes the node out. `delivery` says what this node's delivery engine is doing: idle \
+            when nothing due is unclaimed and nothing it claimed is unfinished or unrecorded (a retry whose delay \
+            has not passed is not due yet). Needs no token.",
         "operationId": "GetHealth",
         "security": [],
         "responses": {
             "200": {
                 "description": "OK",
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["status", "database"],
-                            "properties": {
-                                "status": { "type": "string", "enum": ["ok"] },
-                                "database": { "type": "string", "enum": ["ok"] },
-                            },
-                        },
-                    },
-                },
+                "content": { "application/json": { "schema": health_body("ok", &["ok"]) } },
             },
             "503": {
-                "description": "The database does not answer",
+                "description": "The database does not answer or cannot be written to",
                 "content": {
                     "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["status", "database"],
-                            "properties": {
-                                "status": { "type": "string", "enum": ["unavailable"] },
-                                "database": { "type": "string", "enum": ["unreachable"] },
-                            },
-                        },
+                        "schema": health_body("unavailable", &["unreachable", "writer_stopped"]),
                     },
                 },
             },

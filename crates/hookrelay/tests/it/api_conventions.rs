@@ -26,7 +26,16 @@ async fn health_and_openapi_are_served() {
     let server = TestServer::start().await;
     let (status, body) = send(server.bare(Method::GET, "/healthz")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"status": "ok", "database": "ok"}));
+    assert_eq!(
+        (&body["status"], &body["database"]),
+        (&json!("ok"), &json!("ok")),
+        "{body}"
+    );
+    let delivery = &body["delivery"];
+    assert!(delivery["idle"].is_boolean(), "{body}");
+    for count in ["attemptsInFlight", "queued", "unrecorded"] {
+        assert_eq!(delivery[count], json!(0), "nothing to deliver yet: {body}");
+    }
     let (status, doc) = send(server.bare(Method::GET, "/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.0.3");

@@ -1,6 +1,7 @@
 //! Several `hookrelay serve` nodes on one PostgreSQL database share the API and the
-//! delivery work, and losing one loses nothing. These run only against PostgreSQL
-//! (`HOOKRELAY_TEST_POSTGRES`, set by `.ci/run`): SQLite serves one node.
+//! delivery work, and losing one loses nothing. SQLite serves one node, so these run on
+//! PostgreSQL whatever the suite's backend (`support::required_postgres_url`), and fail
+//! when it cannot be reached.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,10 +13,9 @@ use crate::receiver::{Receiver, Reply};
 use crate::support::*;
 
 /// `n` nodes on one fresh database, each in its own directory.
-async fn cluster(n: usize, args: &[&str]) -> Option<(Vec<TestServer>, Vec<tempfile::TempDir>)> {
-    postgres_admin_url()?;
+async fn cluster(n: usize, args: &[&str]) -> (Vec<TestServer>, Vec<tempfile::TempDir>) {
     let first_dir = tempfile::TempDir::new().unwrap();
-    let database = database_url(first_dir.path()).await;
+    let database = postgres_database(&required_postgres_url(), first_dir.path()).await;
     let mut nodes = Vec::new();
     let mut dirs = vec![first_dir];
     for i in 0..n {
@@ -35,15 +35,12 @@ async fn cluster(n: usize, args: &[&str]) -> Option<(Vec<TestServer>, Vec<tempfi
             .await,
         );
     }
-    Some((nodes, dirs))
+    (nodes, dirs)
 }
 
 #[tokio::test]
 async fn api_requests_spread_over_three_nodes_behave_as_on_one() {
-    let Some((nodes, _dirs)) = cluster(3, &[]).await else {
-        eprintln!("skipped: set HOOKRELAY_TEST_POSTGRES to run the cluster tests");
-        return;
-    };
+    let (nodes, _dirs) = cluster(3, &[]).await;
     // Creates round-robin; an idempotent retry lands on another node.
     let mut ids = Vec::new();
     for i in 0..12 {
@@ -133,10 +130,7 @@ async fn three_nodes_lose_nothing_when_one_is_killed() {
         "--max-in-flight-per-webhook",
         "10",
     ];
-    let Some((mut nodes, _dirs)) = cluster(3, &args).await else {
-        eprintln!("skipped: set HOOKRELAY_TEST_POSTGRES to run the cluster tests");
-        return;
-    };
+    let (mut nodes, _dirs) = cluster(3, &args).await;
     let receivers = [Receiver::start().await, Receiver::start().await];
     for receiver in &receivers {
         receiver.script(|_| Reply::After(Duration::from_millis(3)));

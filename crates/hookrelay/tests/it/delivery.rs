@@ -208,7 +208,8 @@ async fn seed_webhooks_receive_signed_events_with_the_protocol_headers() {
     server.publish("payout.failed", "po-1", json!({})).await;
     headers_rx.wait_for(2, WAIT).await;
     ecdsa_rx.wait_for(2, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every delivery of both events made and recorded: nothing more is coming.
+    server.wait_until_idle().await;
     assert_eq!(hmac_rx.count(), 1, "HS256 webhook subscribes to neither");
     assert_eq!(
         headers_rx.received()[1].json()["event"]["name"],
@@ -221,6 +222,61 @@ async fn seed_webhooks_receive_signed_events_with_the_protocol_headers() {
         other_space_rx.count(),
         0,
         "another space's webhook hears nothing of ours"
+    );
+}
+
+/// The engine's status in `/healthz`.
+async fn engine(server: &TestServer) -> Value {
+    let (status, health) = server.health().await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    health["delivery"].clone()
+}
+
+#[tokio::test]
+async fn the_engine_is_idle_only_once_every_delivery_due_is_attempted_and_recorded() {
+    let server = delivering_server(&["--attempt-timeout", "60s"]).await;
+    server.wait_until_idle().await;
+    assert_eq!(
+        engine(&server).await,
+        json!({"idle": true, "attemptsInFlight": 0, "queued": 0, "unrecorded": 0}),
+        "an empty server is idle"
+    );
+    let receiver = Receiver::start().await;
+    receiver.script(|_| Reply::Held);
+    let webhook = server
+        .must_create(&with_url(simple_webhook("held"), &receiver.url))
+        .await;
+    server.publish("payment.completed", "pmt-1", json!({})).await;
+    // The publish woke the engine before it was answered.
+    assert_eq!(
+        engine(&server).await["idle"],
+        json!(false),
+        "busy as soon as a publish is answered"
+    );
+    receiver.wait_for(1, WAIT).await;
+    // Watched for a second, over several claim rounds (the loop looks again within
+    // 100 ms of a claim, and after every wake-up), each of which finds nothing due.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(1) {
+        let held = engine(&server).await;
+        assert_eq!(
+            (held["idle"].clone(), held["attemptsInFlight"].clone()),
+            (json!(false), json!(1)),
+            "busy while the receiver holds the attempt: {held}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    receiver.release();
+    server.wait_until_idle().await;
+    let delivered = deliveries(&server, &webhook).await;
+    assert_eq!(
+        delivered[0]["status"], "succeeded",
+        "idle only once the attempt is recorded"
+    );
+    assert_eq!(delivered[0]["attemptCount"], json!(1));
+    assert_eq!(
+        engine(&server).await,
+        json!({"idle": true, "attemptsInFlight": 0, "queued": 0, "unrecorded": 0})
     );
 }
 
@@ -354,8 +410,8 @@ async fn the_test_event_goes_to_that_webhook_alone_signed() {
     mac.update(format!("{t}_").as_bytes());
     mac.update(&got[0].body);
     mac.verify_slice(&signature).expect("test event is signed");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(bystander.count(), 0);
+    server.wait_until_idle().await;
+    assert_eq!(bystander.count(), 0, "the test event went to its webhook alone");
 
     send(
         server
@@ -438,7 +494,15 @@ async fn disable_update_and_delete_take_effect_for_the_next_attempt() {
     ))
     .await;
 
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Once the deleted webhook's attempt is recorded, no delivery is left to retry
+    // (both were cancelled with their webhooks), so nothing more can be sent.
+    server.wait_until_idle().await;
+    let pending = db_count(
+        &server.database,
+        "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
+    )
+    .await;
+    assert_eq!(pending, 0, "no delivery left to retry");
     assert_eq!(disabled_rx.count(), 1, "a disabled webhook gets no further attempt");
     assert_eq!(deleted_rx.count(), 1, "a deleted webhook gets no further attempt");
 }
@@ -476,9 +540,11 @@ async fn retry_after_holds_the_next_attempt_back_and_410_disables_the_webhook() 
         .get(&format!("/v1/webhooks/{}", webhook["id"].as_str().unwrap()))
         .await;
     assert_eq!(fetched["result"]["enabled"], json!(false), "410 disables the webhook");
-    server.publish("payment.completed", "pmt-3", json!({})).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(gone.count(), 1);
+    let event = server.publish("payment.completed", "pmt-3", json!({})).await;
+    assert_eq!(event["deliveryCount"], json!(1), "to the enabled webhook alone");
+    slow.wait_for(3, WAIT).await;
+    server.wait_until_idle().await;
+    assert_eq!(gone.count(), 1, "a disabled webhook is not delivered to");
 }
 
 #[tokio::test]
@@ -797,7 +863,7 @@ async fn redirects_are_not_followed() {
     let failed = wait_for_status(&server, &webhook, "failed").await;
     assert_eq!(failed["attempts"][0]["statusCode"], json!(307));
     assert_eq!(failed["attempts"][0]["errorKind"], "http_status");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.wait_until_idle().await;
     assert_eq!(target.count(), 0, "the redirect was not followed");
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// One request as received.
 #[derive(Clone, Debug)]
@@ -38,6 +38,8 @@ pub enum Reply {
     After(Duration),
     /// Answer this status after this long.
     StatusAfter(u16, Duration),
+    /// Answer 200 once the test calls [`Receiver::release`] (at once if it has).
+    Held,
 }
 
 type Script = Box<dyn Fn(usize) -> Reply + Send + Sync>;
@@ -46,6 +48,8 @@ struct Inner {
     received: Mutex<Vec<Received>>,
     script: Mutex<Script>,
     arrived: Notify,
+    /// Set once held requests may be answered.
+    released: watch::Sender<bool>,
 }
 
 /// A running receiver.
@@ -62,6 +66,7 @@ impl Receiver {
             received: Mutex::new(Vec::new()),
             script: Mutex::new(Box::new(|_| Reply::Status(200))),
             arrived: Notify::new(),
+            released: watch::channel(false).0,
         });
         let state = inner.clone();
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
@@ -77,6 +82,11 @@ impl Receiver {
     /// Answers request `n` (0-based) with `script(n)`.
     pub fn script(&self, script: impl Fn(usize) -> Reply + Send + Sync + 'static) {
         *self.inner.script.lock().unwrap() = Box::new(script);
+    }
+
+    /// Answers every request held by [`Reply::Held`], and every later one at once.
+    pub fn release(&self) {
+        self.inner.released.send_replace(true);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -118,8 +128,12 @@ async fn answer(inner: Arc<Inner>, headers: HeaderMap, body: Bytes) -> Response 
         (n, script(n))
     };
     inner.arrived.notify_waiters();
-    if let Reply::After(delay) | Reply::StatusAfter(_, delay) = &reply {
-        tokio::time::sleep(*delay).await;
+    match &reply {
+        Reply::After(delay) | Reply::StatusAfter(_, delay) => tokio::time::sleep(*delay).await,
+        Reply::Held => {
+            let _ = inner.released.subscribe().wait_for(|released| *released).await;
+        }
+        Reply::Status(_) | Reply::StatusWith(..) => {}
     }
     inner.received.lock().unwrap()[n].answered = Some(Instant::now());
     match reply {
@@ -134,5 +148,6 @@ async fn answer(inner: Arc<Inner>, headers: HeaderMap, body: Bytes) -> Response 
             response
         }
         Reply::After(_) => (StatusCode::OK, "late").into_response(),
+        Reply::Held => (StatusCode::OK, "released").into_response(),
     }
 }

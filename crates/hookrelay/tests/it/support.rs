@@ -25,27 +25,46 @@ pub fn postgres_admin_url() -> Option<String> {
         .filter(|url| !url.is_empty())
 }
 
+/// Where tests that need PostgreSQL whatever the backend (several nodes on one
+/// database) find it: `HOOKRELAY_TEST_POSTGRES`, or the project machines' server.
+pub const DEFAULT_TEST_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The PostgreSQL server for tests that cannot run on SQLite. They fail rather than
+/// skip when it is missing: a skipped test passes, and would hide that it never ran.
+pub fn required_postgres_url() -> String {
+    postgres_admin_url().unwrap_or_else(|| DEFAULT_TEST_POSTGRES.to_owned())
+}
+
 /// The database a test directory uses: SQLite beside it, or (under
 /// `HOOKRELAY_TEST_POSTGRES`) a PostgreSQL database made for it, remembered in the
 /// directory so that a restarted server finds the same data.
 pub async fn database_url(dir: &Path) -> String {
-    let Some(admin) = postgres_admin_url() else {
-        return format!("sqlite://{}", dir.join("hookrelay.db").display());
-    };
+    match postgres_admin_url() {
+        Some(admin) => postgres_database(&admin, dir).await,
+        None => format!("sqlite://{}", dir.join("hookrelay.db").display()),
+    }
+}
+
+/// A PostgreSQL database of its own for a test directory, made on the server `admin`
+/// names (or the one made before, remembered in the directory).
+pub async fn postgres_database(admin: &str, dir: &Path) -> String {
     let remembered = dir.join("database-url");
     if let Ok(url) = std::fs::read_to_string(&remembered) {
         return url;
     }
     use sqlx::{Connection, Executor};
     let name = format!("hr_test_{}", unique_key().replace('-', "_"));
-    let mut connection = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("HOOKRELAY_TEST_POSTGRES={admin} is not reachable: {e}"));
+    let mut connection = sqlx::PgConnection::connect(admin).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL at {admin} is not reachable: {e}. These tests need it: start it (.ci/run does), \
+             or set HOOKRELAY_TEST_POSTGRES to a server that runs"
+        )
+    });
     connection
         .execute(format!("CREATE DATABASE {name}").as_str())
         .await
         .expect("create a test database");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
     let url = format!("{base}/{name}");
     std::fs::write(&remembered, &url).unwrap();
     url
@@ -119,6 +138,11 @@ impl TestServer {
         };
         if !database_given {
             command.arg("--database").arg(&database);
+        }
+        // PostgreSQL has no key file beside it: a test that chose it without
+        // HOOKRELAY_TEST_POSTGRES (several nodes) needs the key `command` did not give.
+        if database.starts_with("postgres") {
+            command.env("HOOKRELAY_MASTER_KEY", TEST_MASTER_KEY);
         }
         command.args(&launch.args);
         if !launch.no_bootstrap {
@@ -218,6 +242,44 @@ impl TestServer {
         let (status, body) = send(self.request(Method::GET, path)).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
         body
+    }
+
+    /// `GET /healthz`: its status and body.
+    pub async fn health(&self) -> (StatusCode, Value) {
+        send(self.bare(Method::GET, "/healthz")).await
+    }
+
+    /// Waits until the delivery engine is idle: every delivery due has been claimed,
+    /// attempted and recorded, and a claim after the last wake-up found nothing more (a
+    /// retry whose delay has not passed is not due yet). What a test asserts was not
+    /// delivered, it asserts after this. Panics after 30 s, naming what was busy.
+    pub async fn wait_until_idle(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, health) = self.health().await;
+            let delivery = &health["delivery"];
+            if status == StatusCode::OK && delivery["idle"] == json!(true) {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                panic!(
+                    "the delivery engine was still busy after 30 s: {} attempts in flight, {} deliveries queued, \
+                     {} results unrecorded{} (health {status}: {health})",
+                    delivery["attemptsInFlight"],
+                    delivery["queued"],
+                    delivery["unrecorded"],
+                    if delivery["attemptsInFlight"] == json!(0)
+                        && delivery["queued"] == json!(0)
+                        && delivery["unrecorded"] == json!(0)
+                    {
+                        ", and no claim since the last wake-up has found nothing due"
+                    } else {
+                        ""
+                    },
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Sends SIGKILL and reaps the process.
