@@ -279,7 +279,10 @@ async fn send(
     *request.method_mut() = Method::POST;
     *request.uri_mut() = target.uri.clone();
     *request.headers_mut() = headers;
-    let deadline = tokio::time::Instant::now() + config.attempt_timeout;
+    // A timeout past what an instant can hold (a configured "forever") waits a century.
+    let now = tokio::time::Instant::now();
+    let deadline = (now.checked_add(config.attempt_timeout))
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600));
     let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
         Err(_) => return Err(ErrorKind::Timeout),
         Ok(Err(error)) => return Err(classify(&error)),

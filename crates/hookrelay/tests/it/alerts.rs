@@ -54,6 +54,22 @@ async fn alerts(server: &TestServer, webhook: &Value) -> Vec<Value> {
     body["result"].as_array().unwrap().clone()
 }
 
+/// Waits until every attempt made so far is recorded (so every alert it raises is
+/// queued) and the alerter has finished with every queued alert of `webhook`: then what
+/// the mail server got is all it will get for them.
+async fn settle(server: &TestServer, webhook: &Value) {
+    server.wait_until_idle().await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let listed = alerts(server, webhook).await;
+        if listed.iter().all(|alert| alert["status"] != "pending") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "alerts still pending: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn publish(server: &TestServer, marker: &str) {
     server
         .publish("payment.completed", "pmt-1", json!({"marker": marker}))
@@ -115,7 +131,7 @@ async fn failing_then_quiet_then_recovered() {
     }
     publish(&server, "payload-marker-2").await;
     receiver.wait_for(16, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settle(&server, &webhook).await;
     assert_eq!(smtp.mails().len(), 1, "one failing alert per quiet period");
 
     // Recovery: the first success sends one recovered mail.
@@ -128,7 +144,7 @@ async fn failing_then_quiet_then_recovered() {
     );
     publish(&server, "payload-marker-4").await;
     receiver.wait_for(18, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settle(&server, &webhook).await;
     assert_eq!(smtp.mails().len(), 2, "recovered is sent once");
 
     let listed = alerts(&server, &webhook).await;
@@ -171,7 +187,7 @@ async fn a_webhook_failing_for_too_long_is_disabled_and_told() {
     assert_eq!(server.get(&path).await["result"]["enabled"], json!(false));
     let sent = receiver.count();
     publish(&server, "m2").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.wait_until_idle().await;
     assert_eq!(receiver.count(), sent, "no delivery after auto-disable");
 
     // Re-enabling resets the failure record: it takes another full span to disable it.
@@ -180,7 +196,7 @@ async fn a_webhook_failing_for_too_long_is_disabled_and_told() {
     assert!(status.is_success());
     publish(&server, "m3").await;
     receiver.wait_for(sent + 1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settle(&server, &webhook).await;
     assert_eq!(server.get(&path).await["result"]["enabled"], json!(true));
     assert_eq!(
         smtp.mails().len(),
@@ -222,7 +238,7 @@ async fn an_smtp_outage_delays_the_alert_and_it_arrives_once() {
     smtp.restart().await;
     let mails = smtp.wait_for(1, WAIT).await;
     assert!(mails[0].subject().ends_with("is failing"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(&server, &webhook).await;
     assert_eq!(smtp.mails().len(), 1, "sent exactly once");
     let listed = alerts(&server, &webhook).await;
     assert_eq!(listed.len(), 1);
