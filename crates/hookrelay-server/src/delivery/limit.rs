@@ -107,9 +107,8 @@ impl InFlightLimit {
 /// How many deliveries of one webhook a claim takes: the claim divided among the
 /// webhooks that have work, as the claims before it found them, between the initial
 /// limit and the ceiling. A claim's query reads up to that many candidates of every
-/// webhook with work, so a share larger than the webhooks need costs the claim (on
-/// SQLite, on the one writer: at the ceiling for every webhook, W3 lost a quarter of its
-/// rate).
+/// webhook with work, so a share larger than the webhooks need makes every claim read
+/// more than it takes (on SQLite, on the one writer every other write waits behind).
 #[derive(Debug, Default)]
 pub struct ClaimShare {
     /// Webhooks with work, as last seen (none yet counts as one).

@@ -54,8 +54,8 @@ pub struct DeliveryConfig {
 /// behind its attempts in flight: enough that its workers do not run dry while the next
 /// claim is on its way (a claim waits its turn on the store's writer). One claim may add
 /// up to the ceiling on top, so at the ceiling the queue holds at most
-/// `(QUEUED_CAPS + 1) × ceiling − 1`. Two gave W1 ~10 % more than one; three gave less
-/// than two (with a fixed cap of ten).
+/// `(QUEUED_CAPS + 1) × ceiling − 1`. A deeper queue only lengthens leases; a shallower
+/// one lets a fast receiver's workers wait for claims (`docs/performance.md`).
 pub(crate) const QUEUED_CAPS: u32 = 2;
 
 impl DeliveryConfig {

@@ -108,7 +108,7 @@ const RECENT_EVENT_BYTES: usize = 8 << 20;
 
 /// The events this process published last, by id. A delivery is mostly claimed soon
 /// after its event is published, and reading the event back on the writer's connection,
-/// then parsing its data again, was a third of a one-webhook claim. Events never change
+/// then parsing its data again, would hold the one writer for every claim. Events never change
 /// once stored, so a kept copy cannot go stale; one not kept is read as before.
 #[derive(Debug, Default)]
 pub(super) struct RecentEvents {
