@@ -21,6 +21,7 @@ pub mod token;
 pub mod validation;
 pub mod webhook;
 pub mod webhook_change;
+pub mod webhook_settings;
 
 pub use catalog::EventCatalog;
 pub use id::{AlertId, DeliveryId, EventId, SpaceId, WebhookId};
