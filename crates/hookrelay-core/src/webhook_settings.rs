@@ -121,7 +121,7 @@ fn duration_text(duration: Duration) -> String {
         return "0s".to_owned();
     }
     for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if millis % size == 0 && millis > 0 {
+        if millis.is_multiple_of(size) {
             return format!("{}{unit}", millis / size);
         }
     }
