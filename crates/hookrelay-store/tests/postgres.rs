@@ -1087,7 +1087,10 @@ async fn claims_and_outcomes_match_sqlite() {
         let postgres: Arc<dyn Store> = hookrelay_store::open_with(
             &DatabaseLocation::parse(&url).unwrap(),
             cipher.clone(),
-            &OpenOptions { max_connections: 3 },
+            &OpenOptions {
+                max_connections: 3,
+                ..OpenOptions::default()
+            },
         )
         .await
         .unwrap();

@@ -73,6 +73,7 @@ impl StoreSettings {
         };
         let options = OpenOptions {
             max_connections: self.database_max_connections.get(),
+            sqlite_synchronous: self.sqlite_synchronous.into(),
         };
         Ok((database, options, master_key))
     }
@@ -210,6 +211,7 @@ mod tests {
                 database_max_connections: 10.try_into().unwrap(),
                 master_key: None,
                 master_key_file: None,
+                sqlite_synchronous: crate::config::SqliteSync::Full,
             },
             serve: ServeSettings::default(),
         }
@@ -298,6 +300,15 @@ mod tests {
         given.serve.bootstrap_token = Some("a-token-of-16-characters".parse().unwrap());
         let bootstrap = given.resolve().unwrap().bootstrap.unwrap();
         assert_eq!(bootstrap.space.as_str(), "spc-x");
+    }
+
+    #[test]
+    fn commits_are_synced_by_default() {
+        let config = settings("sqlite://x.db").resolve().unwrap();
+        assert_eq!(
+            config.database_options.sqlite_synchronous,
+            hookrelay_store::SqliteSynchronous::Full
+        );
     }
 
     #[test]
