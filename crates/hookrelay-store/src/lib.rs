@@ -28,16 +28,17 @@ use hookrelay_core::seal::SecretCipher;
 
 pub use error::StoreError;
 pub use hookrelay_core::record::AttemptResult;
+pub use hookrelay_core::record::Lease;
 pub use location::DatabaseLocation;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, ReadStore, Store, TokenStore,
-    WebhookStore,
+    AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, NodeStore, ReadStore, Store,
+    TokenStore, WebhookStore,
 };
 pub use types::{
-    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoredEvent,
-    IDEMPOTENCY_WINDOW_MICROS,
+    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, NodeBeat, NodeRecord, Page,
+    StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
 /// Settings for [`open_with`] that only some backends use.

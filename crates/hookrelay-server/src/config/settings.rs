@@ -176,6 +176,21 @@ pub struct ServeSettings {
     #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT", value_name = "N", default_value = "512")]
     pub max_in_flight: NonZeroU32,
 
+    /// PostgreSQL: how often this node writes its heartbeat.
+    #[arg(
+        long,
+        env = "HOOKRELAY_HEARTBEAT_INTERVAL",
+        value_name = "DURATION",
+        default_value = "1s"
+    )]
+    pub heartbeat_interval: PositiveDuration,
+
+    /// PostgreSQL: how old this node's heartbeat may grow before other nodes take its
+    /// deliveries over (at least two heartbeat intervals). The node stops starting
+    /// attempts a fifth of this earlier, when it cannot write its heartbeat.
+    #[arg(long, env = "HOOKRELAY_NODE_TIMEOUT", value_name = "DURATION", default_value = "5s")]
+    pub node_timeout: PositiveDuration,
+
     /// On SIGTERM, time attempts in flight may take to finish.
     #[arg(
         long,

@@ -6,7 +6,8 @@
 //! Rows that a read-modify-write depends on are locked (`FOR UPDATE`), claims take rows
 //! `FOR UPDATE SKIP LOCKED` so two nodes never claim one delivery or alert, and no lease
 //! is released at start ([`Store::release_orphaned_claims`] releases none): another node
-//! may hold it, and an expired lease is claimable anyway.
+//! may hold it, and an expired lease is claimable anyway, as is one of a node whose
+//! heartbeat went stale (`nodes`).
 //!
 //! Commits are durable before they are answered: sessions run with `synchronous_commit`
 //! on unless the URL's `options` set it (a server or database that turns it off is
@@ -48,6 +49,7 @@ mod deliveries;
 mod events;
 mod health;
 mod idempotency;
+mod nodes;
 mod notify;
 mod record;
 mod tokens;

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection as _, SqlitePool};
 
-use crate::{SqliteSynchronous, Store, StoreError};
+use crate::{NodeRecord, SqliteSynchronous, Store, StoreError};
 
 mod alerts;
 mod cache;
@@ -28,6 +28,7 @@ mod deliveries;
 mod events;
 mod health;
 mod idempotency;
+mod nodes;
 mod record;
 mod tokens;
 mod webhooks;
@@ -53,6 +54,8 @@ pub struct SqliteStore {
     cache: Arc<WebhookCache>,
     /// The events published last, for claims.
     recent_events: Arc<RecentEvents>,
+    /// This node's last heartbeat (`nodes.rs`).
+    node: Arc<Mutex<Option<NodeRecord>>>,
 }
 
 impl SqliteStore {
@@ -93,6 +96,7 @@ impl SqliteStore {
             cipher,
             cache: Arc::default(),
             recent_events: Arc::default(),
+            node: Arc::default(),
         })
     }
 }
@@ -130,6 +134,10 @@ impl crate::reads::ReadingBackend for SqliteStore {
 
     fn cipher(&self) -> &SecretCipher {
         &self.cipher
+    }
+
+    fn nodes_in_memory(&self) -> Option<Vec<NodeRecord>> {
+        Some(nodes::this_node(self))
     }
 }
 
