@@ -117,8 +117,11 @@ async fn api_requests_spread_over_three_nodes_behave_as_on_one() {
 
 /// Delivery flags for the takeover tests. Leases stay long, 4 × (5 s + 1 s) + 5 s =
 /// 29 s, so that a takeover within seconds can only be the heartbeat's (1 s interval,
-/// 5 s timeout, the defaults).
-const TAKEOVER_ARGS: [&str; 9] = [
+/// 5 s timeout, the defaults). Few connections each: the suite's other tests share the
+/// PostgreSQL server.
+const TAKEOVER_ARGS: [&str; 11] = [
+    "--database-max-connections",
+    "5",
     "--allow-private-targets",
     "--retry-schedule",
     "0s,1s,1s,1s,1s,1s",
