@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod event;
 pub mod id;
 pub mod net;
+pub mod node;
 pub mod record;
 pub mod seal;
 pub mod signing;

@@ -1,6 +1,11 @@
 //! Recording attempts, as pure rules: which results of a batch count, what state each
 //! moves its delivery to, and in what order their webhooks' health must be applied.
 //! Both storage backends record a batch by this plan, so they cannot drift apart.
+//!
+//! A result counts only while its delivery is still under the lease it was attempted
+//! under. One whose lease was taken over (its node was judged dead, or the lease ran out
+//! and another claim took it) is kept as history and changes nothing else: the
+//! delivery's state and its webhook's health follow the lease's new holder.
 
 use std::collections::HashSet;
 
@@ -25,6 +30,17 @@ pub struct AttemptResult {
     /// The delivery's update time when it was claimed: a record finding it changed since
     /// (a manual retry while the attempt was in flight) keeps the delivery pending.
     pub claimed_update_time: Timestamp,
+    /// The lease the attempt was made under.
+    pub lease: Lease,
+}
+
+/// A claim's hold on a delivery: who took it, and until when.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The claiming node's id.
+    pub owner: String,
+    /// When the lease runs out.
+    pub until: Timestamp,
 }
 
 impl AttemptResult {
@@ -46,6 +62,13 @@ impl AttemptResult {
     /// The key that makes an attempt unique: its delivery and number.
     pub fn key(&self) -> (&str, u32) {
         (self.delivery_id.as_str(), self.attempt.attempt)
+    }
+
+    /// Whether the delivery is still under the lease this attempt was made under, given
+    /// its lease now (`None` when it has none: the lease was released, or the delivery
+    /// recorded, since). Only then does the result count.
+    pub fn holds_lease(&self, now: Option<(&str, Timestamp)>) -> bool {
+        now.is_some_and(|(owner, until)| owner == self.lease.owner && until == self.lease.until)
     }
 
     /// Applies this failed attempt to its webhook's health.
@@ -116,23 +139,42 @@ pub struct RecordPlan<'a> {
     /// The webhooks of `together` and the finish time of their first success: each
     /// clears its health record once (the later successes find nothing to clear).
     pub recoveries: Vec<(&'a WebhookId, Timestamp)>,
+    /// Results whose lease was taken over: their attempts are stored, as what happened,
+    /// and nothing else changes.
+    pub history: Vec<&'a AttemptResult>,
 }
 
-/// Plans the record of `results`, of which `inserted` holds the attempts newly stored
-/// (an attempt recorded before, its lease having run out and been taken over, is left
-/// alone, and so is a result repeated within the batch: each attempt counts once).
-pub fn plan<'a>(results: &'a [AttemptResult], inserted: &HashSet<(&str, u32)>) -> RecordPlan<'a> {
+impl<'a> RecordPlan<'a> {
+    /// Every result whose attempt is stored: those that count, then the history.
+    pub fn attempts(&self) -> impl Iterator<Item = &'a AttemptResult> + '_ {
+        self.together.iter().chain(&self.in_order).chain(&self.history).copied()
+    }
+}
+
+/// Plans the record of `results`; `holds` tells whether a result's delivery is still
+/// under its lease ([`AttemptResult::holds_lease`] on the delivery's lease now). Those
+/// that do count, once each (a result repeated within the batch is dropped); the others
+/// are [`RecordPlan::history`].
+pub fn plan<'a>(results: &'a [AttemptResult], holds: impl Fn(&AttemptResult) -> bool) -> RecordPlan<'a> {
     let mut counted = HashSet::new();
-    let recorded: Vec<&AttemptResult> = results
-        .iter()
-        .filter(|r| inserted.contains(&r.key()) && counted.insert(r.key()))
-        .collect();
+    let mut history = Vec::new();
+    let mut recorded: Vec<&AttemptResult> = Vec::new();
+    for result in results {
+        if !holds(result) {
+            history.push(result);
+        } else if counted.insert(result.key()) {
+            recorded.push(result);
+        }
+    }
     let with_failures: HashSet<&WebhookId> = recorded
         .iter()
         .filter(|r| !r.succeeded())
         .map(|r| &r.webhook_id)
         .collect();
-    let mut plan = RecordPlan::default();
+    let mut plan = RecordPlan {
+        history,
+        ..RecordPlan::default()
+    };
     let mut recovering = HashSet::new();
     for result in recorded {
         if with_failures.contains(&result.webhook_id) {
@@ -167,11 +209,15 @@ mod tests {
             next,
             finish_time: Timestamp::from_micros(finish),
             claimed_update_time: Timestamp::from_micros(0),
+            lease: Lease {
+                owner: "node-a".into(),
+                until: Timestamp::from_micros(1_000),
+            },
         }
     }
 
-    fn all_inserted(results: &[AttemptResult]) -> HashSet<(&str, u32)> {
-        results.iter().map(AttemptResult::key).collect()
+    fn all_hold(_: &AttemptResult) -> bool {
+        true
     }
 
     #[test]
@@ -183,7 +229,7 @@ mod tests {
             result("dlv-3", 1, "whk-ok", NextStep::Succeeded, 12),
             result("dlv-4", 1, "whk-bad", NextStep::Succeeded, 13),
         ];
-        let plan = plan(&results, &all_inserted(&results));
+        let plan = plan(&results, all_hold);
         let ids = |list: &[&AttemptResult]| {
             list.iter()
                 .map(|r| r.delivery_id.as_str().to_owned())
@@ -201,17 +247,35 @@ mod tests {
     }
 
     #[test]
-    fn an_attempt_counts_once_and_only_if_newly_stored() {
+    fn an_attempt_counts_once_and_only_under_its_lease() {
+        let mut taken_over = result("dlv-2", 3, "whk-a", NextStep::Failed { disable_webhook: true }, 12);
+        taken_over.lease.owner = "node-b".into();
         let results = [
             result("dlv-1", 1, "whk-a", NextStep::Succeeded, 10),
             result("dlv-1", 1, "whk-a", NextStep::Succeeded, 11),
-            result("dlv-2", 3, "whk-a", NextStep::Succeeded, 12),
+            taken_over,
         ];
-        let inserted: HashSet<(&str, u32)> = [("dlv-1", 1)].into_iter().collect();
-        let plan = plan(&results, &inserted);
+        let plan = plan(&results, |r| r.lease.owner == "node-a");
         assert_eq!(plan.together.len(), 1);
         assert_eq!(plan.together[0].finish_time, Timestamp::from_micros(10));
-        assert!(plan.in_order.is_empty());
+        assert!(plan.in_order.is_empty(), "the taken-over failure touches no health");
+        assert_eq!(plan.history.len(), 1);
+        assert_eq!(plan.history[0].delivery_id.as_str(), "dlv-2");
+        let stored: Vec<i64> = plan.attempts().map(|r| r.finish_time.as_micros()).collect();
+        assert_eq!(stored, [10, 12], "the repeat is dropped, the taken-over attempt kept");
+    }
+
+    #[test]
+    fn a_lease_is_held_only_by_its_owner_until_its_own_end() {
+        let attempt = result("dlv-1", 1, "whk-a", NextStep::Succeeded, 10);
+        let until = attempt.lease.until;
+        assert!(attempt.holds_lease(Some(("node-a", until))));
+        assert!(!attempt.holds_lease(Some(("node-b", until))), "taken over");
+        assert!(
+            !attempt.holds_lease(Some(("node-a", until.plus_micros(1)))),
+            "the same node's later claim, after this lease ran out"
+        );
+        assert!(!attempt.holds_lease(None), "recorded or released since");
     }
 
     #[test]

@@ -28,16 +28,17 @@ use hookrelay_core::seal::SecretCipher;
 
 pub use error::StoreError;
 pub use hookrelay_core::record::AttemptResult;
+pub use hookrelay_core::record::Lease;
 pub use location::DatabaseLocation;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, ReadStore, Store, TokenStore,
-    WebhookStore,
+    AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, NodeStore, ReadStore, Store,
+    TokenStore, WebhookStore,
 };
 pub use types::{
-    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoredEvent,
-    IDEMPOTENCY_WINDOW_MICROS,
+    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, NodeBeat, NodeRecord, Page,
+    StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
 /// Settings for [`open_with`] that only some backends use.
@@ -45,11 +46,40 @@ pub use types::{
 pub struct OpenOptions {
     /// PostgreSQL: the most connections this node's pool opens (SQLite's pools are fixed).
     pub max_connections: u32,
+    /// SQLite: how a commit reaches the disk before it is answered.
+    pub sqlite_synchronous: SqliteSynchronous,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { max_connections: 10 }
+        Self {
+            max_connections: 10,
+            sqlite_synchronous: SqliteSynchronous::Full,
+        }
+    }
+}
+
+/// How SQLite makes a commit durable before it is answered (its `synchronous` pragma,
+/// in WAL mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    /// The write-ahead log is synced (fsync) at every commit: an answered write survives
+    /// a power cut or an operating-system crash. The writer's group commit shares one
+    /// sync among the writes that arrive together.
+    #[default]
+    Full,
+    /// The log is synced only at checkpoints: a killed process loses nothing, but a
+    /// power cut or an operating-system crash may lose the last answered commits.
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// The pragma's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
     }
 }
 
@@ -67,7 +97,9 @@ pub async fn open_with(
     options: &OpenOptions,
 ) -> Result<Arc<dyn Store>, StoreError> {
     match location {
-        DatabaseLocation::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path, cipher).await?)),
+        DatabaseLocation::Sqlite(path) => Ok(Arc::new(
+            SqliteStore::open_with(path, cipher, options.sqlite_synchronous).await?,
+        )),
         DatabaseLocation::Postgres(url) => Ok(Arc::new(
             PostgresStore::open(url, cipher, options.max_connections).await?,
         )),

@@ -3,6 +3,7 @@
 //! is all of them together, as the server holds it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use hookrelay_core::alert::{Alert, AlertPolicy};
@@ -12,7 +13,8 @@ use hookrelay_core::record::AttemptResult;
 use hookrelay_core::{AlertId, DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
 use crate::{
-    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, Page, StoreError, StoredEvent,
+    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, NodeBeat, NodeRecord, Page,
+    StoreError, StoredEvent,
 };
 
 /// Spaces and the digests of their access tokens.
@@ -101,10 +103,12 @@ pub trait DeliveryStore: Send + Sync {
 /// Due deliveries, leased to the engine that attempts them.
 #[async_trait]
 pub trait ClaimStore: Send + Sync {
-    /// Claims due deliveries. Deliveries whose webhook has been disabled or deleted are
-    /// cancelled instead of returned, and those that cannot be read are set aside
-    /// (`hookrelay_core::claim`); on PostgreSQL after the claim commits, by a second
-    /// statement (should that fail, a later claim does it once their lease runs out).
+    /// Claims due deliveries: those with no lease, a lease that ran out, or a lease of a
+    /// node judged dead by its heartbeat ([`NodeStore`]). Deliveries whose webhook has
+    /// been disabled or deleted are cancelled instead of returned, and those that cannot
+    /// be read are set aside (`hookrelay_core::claim`); on PostgreSQL after the claim
+    /// commits, by a second statement (should that fail, a later claim does it once
+    /// their lease runs out).
     async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError>;
 
     /// Gives claimed deliveries back without attempting them: those of `ids` still under
@@ -117,14 +121,16 @@ pub trait ClaimStore: Send + Sync {
         lease_until: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// The earliest time an unclaimed pending delivery is due, ignoring `skip_webhooks`.
+    /// The earliest time a claimable pending delivery is due (as for
+    /// [`Self::claim_deliveries`]), ignoring `skip_webhooks`.
     async fn next_due_time(&self, now: Timestamp, skip_webhooks: &[WebhookId])
         -> Result<Option<Timestamp>, StoreError>;
 
     /// Releases claims that can only belong to a process that died. SQLite serves one
     /// process per file, so at `serve` start every lease is orphaned; on PostgreSQL
-    /// leases of live nodes must stand, so it releases none (expired leases are
-    /// claimable anyway). Returns how many claims (deliveries and alerts) it released.
+    /// leases of live nodes must stand, so it releases none (expired leases, and those
+    /// of nodes judged dead, are claimable anyway). Returns how many claims (deliveries
+    /// and alerts) it released.
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
 
     /// Calls `wake` whenever another node stores work that is due (PostgreSQL
@@ -132,14 +138,35 @@ pub trait ClaimStore: Send + Sync {
     async fn watch_for_work(&self, wake: Arc<dyn Fn() + Send + Sync>) -> Result<(), StoreError>;
 }
 
+/// The nodes serving the database, by their heartbeats. On PostgreSQL a node whose
+/// heartbeat is older than its timeout is dead, and the deliveries it leased are
+/// claimable at once; SQLite serves one node, which keeps its heartbeat in memory.
+#[async_trait]
+pub trait NodeStore: Send + Sync {
+    /// Whether other nodes share the database and take a dead node's deliveries over
+    /// (PostgreSQL): then a node that cannot write its heartbeat must stop starting
+    /// attempts. SQLite serves one node.
+    fn shared_by_nodes(&self) -> bool;
+
+    /// Records that `node` is alive, stamped by the database's clock (registering it at
+    /// its first heartbeat); returns the other nodes now judged dead whose rows remain.
+    async fn beat(&self, node: &NodeBeat) -> Result<Vec<String>, StoreError>;
+
+    /// Forgets the nodes whose last heartbeat is older than `silent_for`; returns how
+    /// many. A forgotten node's leases are claimable only once they run out.
+    async fn forget_nodes(&self, silent_for: Duration) -> Result<u64, StoreError>;
+}
+
 /// What attempts did.
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
     /// Records attempts and moves their deliveries on, in one transaction, by
-    /// `hookrelay_core::record::plan`: a result for an attempt already recorded (a lease
-    /// that expired and was taken over) is ignored. The same transaction updates each
-    /// webhook's health under `policy`, disables webhooks failing for too long or gone,
-    /// and queues the alerts that calls for. Returns how many alerts were queued.
+    /// `hookrelay_core::record::plan`: a result whose delivery is no longer under the
+    /// lease it was attempted under (taken over from a node judged dead, or a lease that
+    /// ran out and was claimed again) is stored as history and changes nothing else. The
+    /// same transaction updates each webhook's health under `policy`, disables webhooks
+    /// failing for too long or gone, and queues the alerts that calls for. Returns how
+    /// many alerts were queued.
     async fn record_attempts(&self, results: &[AttemptResult], policy: &AlertPolicy) -> Result<u32, StoreError>;
 }
 
@@ -213,6 +240,10 @@ pub trait ReadStore: Send + Sync {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Page<Alert>, StoreError>;
+
+    /// The nodes known by their heartbeats, oldest first, the dead among them until
+    /// they are forgotten (PostgreSQL); SQLite's one node, once it has had a heartbeat.
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
 }
 
 /// Everything hookrelay persists, and whether the database can take it.
@@ -225,6 +256,7 @@ pub trait Store:
     + EventStore
     + DeliveryStore
     + ClaimStore
+    + NodeStore
     + AttemptStore
     + AlertStore
     + 'static

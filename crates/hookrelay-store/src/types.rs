@@ -1,10 +1,12 @@
 //! The values the store's traits take and give, beyond the domain's own.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hookrelay_core::alert::AlertStatus;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt};
 use hookrelay_core::event::Event;
+use hookrelay_core::record::Lease;
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, Webhook, WebhookId};
 
 /// How long an idempotency key's first response is replayed.
@@ -63,6 +65,16 @@ pub struct ClaimRequest {
     pub skip_webhooks: Vec<WebhookId>,
 }
 
+impl ClaimRequest {
+    /// The lease this claim takes.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            owner: self.owner.clone(),
+            until: self.lease_until,
+        }
+    }
+}
+
 /// A claimed delivery with everything needed to attempt it.
 #[derive(Clone, Debug)]
 pub struct ClaimedDelivery {
@@ -77,6 +89,40 @@ pub struct ClaimedDelivery {
     /// The delivery's update time as claimed: its record, finding it changed since (a
     /// manual retry while the attempt was in flight), keeps the delivery pending.
     pub update_time: Timestamp,
+    /// The claim's lease: its record counts only while the delivery is still under it.
+    pub lease: Lease,
+}
+
+/// A node as its heartbeat announces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeBeat {
+    /// The node's id: the owner its leases name.
+    pub id: String,
+    /// The machine it runs on, for operators.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+    /// When it started.
+    pub started: Timestamp,
+    /// How old its heartbeat may grow before the others take its deliveries over.
+    pub timeout: Duration,
+}
+
+/// A node as the store last heard from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Its id, host, process, start and timeout, as it announced them.
+    pub node: NodeBeat,
+    /// When its last heartbeat was written (by the database's clock).
+    pub heartbeat: Timestamp,
+}
+
+impl NodeRecord {
+    /// Whether the node counts as alive at `now` (by the database's clock): its
+    /// heartbeat is no older than its timeout.
+    pub fn alive_at(&self, now: Timestamp) -> bool {
+        hookrelay_core::node::is_alive(self.heartbeat, self.node.timeout, now)
+    }
 }
 
 /// How an attempt to send an alert ended.

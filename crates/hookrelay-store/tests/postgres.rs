@@ -24,8 +24,8 @@ use hookrelay_core::{
 };
 use hookrelay_store::traits::*;
 use hookrelay_store::{
-    AttemptResult, ClaimRequest, ClaimedDelivery, DatabaseLocation, IdempotencyRecord, OpenOptions, PostgresStore,
-    SqliteStore, Store, StoreError, IDEMPOTENCY_WINDOW_MICROS,
+    AttemptResult, ClaimRequest, ClaimedDelivery, DatabaseLocation, IdempotencyRecord, NodeBeat, OpenOptions,
+    PostgresStore, SqliteStore, Store, StoreError, IDEMPOTENCY_WINDOW_MICROS,
 };
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -188,6 +188,7 @@ fn result(claimed: &ClaimedDelivery, next: NextStep, status: Option<u16>, finish
         next,
         finish_time: Timestamp::from_micros(finish),
         claimed_update_time: claimed.update_time,
+        lease: claimed.lease.clone(),
     }
 }
 
@@ -801,25 +802,25 @@ async fn recorded_attempts_move_deliveries_on() {
         assert_eq!(detail.attempts, [retried.attempt.clone()]);
         assert_eq!(detail.delivery.update_time, Timestamp::from_micros(now + 5));
 
-        // The same attempt recorded again (a lease taken over) changes nothing.
+        // The same attempt recorded again changes nothing; another attempt made under
+        // the lease that was recorded (a node that lost it) is kept as history only.
+        store.record_attempts(&[retried.clone()], &POLICY).await.unwrap();
+        let late = result(retry, NextStep::Succeeded, Some(200), now + 9);
         store
-            .record_attempts(&[result(retry, NextStep::Succeeded, Some(200), now + 9)], &POLICY)
+            .record_attempts(std::slice::from_ref(&late), &POLICY)
             .await
             .unwrap();
         assert_eq!(
             states(&store, &space, &w.id).await[&events[1].id],
             (DeliveryStatus::Pending, 1, Some(retry_at))
         );
-        assert_eq!(
-            store
-                .get_delivery(&space, &w.id, &retry.delivery_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .attempts
-                .len(),
-            1
-        );
+        let attempts = store
+            .get_delivery(&space, &w.id, &retry.delivery_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .attempts;
+        assert_eq!(attempts, [retried.attempt.clone(), late.attempt]);
 
         // Not due before its retry time; then it is attempt 2.
         let in_flight = store
@@ -1087,7 +1088,10 @@ async fn claims_and_outcomes_match_sqlite() {
         let postgres: Arc<dyn Store> = hookrelay_store::open_with(
             &DatabaseLocation::parse(&url).unwrap(),
             cipher.clone(),
-            &OpenOptions { max_connections: 3 },
+            &OpenOptions {
+                max_connections: 3,
+                ..OpenOptions::default()
+            },
         )
         .await
         .unwrap();
@@ -2142,6 +2146,215 @@ async fn a_release_gives_back_only_the_lease_it_names() {
         }
     })
     .await;
+}
+
+// ---- nodes and takeover -----------------------------------------------------------------
+
+fn node(id: &str, timeout_secs: u64) -> NodeBeat {
+    NodeBeat {
+        id: id.into(),
+        host: "test-host".into(),
+        pid: 4242,
+        started: Timestamp::from_micros(T0),
+        timeout: Duration::from_secs(timeout_secs),
+    }
+}
+
+/// Moves node `id`'s last heartbeat `seconds` into the past, as if it had stopped.
+async fn age_heartbeat(url: &str, id: &str, seconds: i64) {
+    let mut db = PgConnection::connect(url).await.unwrap();
+    let aged = sqlx::query("UPDATE nodes SET heartbeat_time = heartbeat_time - $1 WHERE id = $2")
+        .bind(seconds * SECOND)
+        .bind(id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(aged.rows_affected(), 1, "node {id} has a heartbeat");
+}
+
+fn delivery_ids(claimed: &[ClaimedDelivery]) -> Vec<DeliveryId> {
+    let mut ids: Vec<DeliveryId> = claimed.iter().map(|c| c.delivery_id.clone()).collect();
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ids
+}
+
+/// A node whose heartbeat is older than its own timeout is dead: the deliveries it
+/// leased are claimable at once, long before their leases run out. A live node's are
+/// not, and neither are those of an owner that never wrote a heartbeat (a node of an
+/// older version): they wait for their leases.
+#[tokio::test]
+async fn a_dead_nodes_deliveries_are_claimable_before_their_leases_run_out() {
+    with_database(|url| async move {
+        let cipher = new_cipher();
+        let (a, b) = (open(&url, &cipher).await, open(&url, &cipher).await);
+        let (space, _) = space_with_webhook(&a).await;
+        for i in 0..3 {
+            publish(&a, &event(&space, "payment.completed", T0 + i)).await;
+        }
+        assert!(a.beat(&node("a", 10)).await.unwrap().is_empty());
+        assert!(b.beat(&node("b", 5)).await.unwrap().is_empty());
+        let held = a
+            .claim_deliveries(&claim_at(T0 + SECOND, 2, 2, &[], "a"))
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 2);
+        let unknown = b
+            .claim_deliveries(&claim_at(T0 + SECOND, 1, 1, &[], "old-version"))
+            .await
+            .unwrap();
+        assert_eq!(unknown.len(), 1);
+
+        let now = T0 + 2 * SECOND;
+        let nothing_for = |owner: &'static str| claim_at(now, 10, 10, &[], owner);
+        assert!(
+            b.claim_deliveries(&nothing_for("b")).await.unwrap().is_empty(),
+            "a is alive"
+        );
+        // Six seconds without a heartbeat: dead for a 5 s timeout, alive for its 10 s.
+        age_heartbeat(&url, "a", 6).await;
+        assert!(
+            b.beat(&node("b", 5)).await.unwrap().is_empty(),
+            "a's own timeout counts"
+        );
+        assert!(b.claim_deliveries(&nothing_for("b")).await.unwrap().is_empty());
+        assert_eq!(b.next_due_time(Timestamp::from_micros(now), &[]).await.unwrap(), None);
+
+        age_heartbeat(&url, "a", 5).await;
+        assert_eq!(b.beat(&node("b", 5)).await.unwrap(), ["a"]);
+        assert_eq!(
+            b.next_due_time(Timestamp::from_micros(now), &[]).await.unwrap(),
+            Some(Timestamp::from_micros(T0)),
+            "the dead node's deliveries are due"
+        );
+        let taken = b.claim_deliveries(&nothing_for("b")).await.unwrap();
+        assert_eq!(
+            delivery_ids(&taken),
+            delivery_ids(&held),
+            "a's, not the unknown owner's"
+        );
+        assert!(taken.iter().all(|c| c.lease.owner == "b" && c.attempt == 1));
+        // Taken under a live node's lease: no one else takes them now, and the dead
+        // node's heartbeat coming back does not give them back to it.
+        assert!(a.beat(&node("a", 10)).await.unwrap().is_empty());
+        assert!(a.claim_deliveries(&nothing_for("a")).await.unwrap().is_empty());
+
+        // Both are listed; a node silent for longer than asked is forgotten.
+        let listed: Vec<(String, u32, Duration)> = a
+            .nodes()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| (n.node.id, n.node.pid, n.node.timeout))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("a".to_owned(), 4242, Duration::from_secs(10)),
+                ("b".to_owned(), 4242, Duration::from_secs(5))
+            ]
+        );
+        age_heartbeat(&url, "b", 7200).await;
+        assert_eq!(a.forget_nodes(Duration::from_secs(3600)).await.unwrap(), 1);
+        let left: Vec<String> = a.nodes().await.unwrap().into_iter().map(|n| n.node.id).collect();
+        assert_eq!(left, ["a"]);
+    })
+    .await;
+}
+
+/// A node whose delivery was taken over may still record the attempt it had in flight:
+/// kept as history, it changes neither the delivery (still under the new lease) nor the
+/// webhook's health; the new holder's record settles the delivery.
+#[tokio::test]
+async fn a_record_under_a_lease_taken_over_is_history_only() {
+    with_database(|url| async move {
+        let (_dir, stores) = both_backends(&url).await;
+        for (backend, store) in &stores {
+            let store = store.as_ref();
+            let (space, w) = space_with_webhook(store).await;
+            let e = event(&space, "payment.completed", T0);
+            publish(store, &e).await;
+            let old = store.claim_deliveries(&claim_at(T0, 1, 1, &[], "a")).await.unwrap();
+            let taken_at = T0 + LEASE + 1;
+            let new = store
+                .claim_deliveries(&claim_at(taken_at, 1, 1, &[], "b"))
+                .await
+                .unwrap();
+            assert_eq!(delivery_ids(&new), delivery_ids(&old), "{backend}");
+            assert_eq!(new[0].attempt, 1, "{backend}");
+
+            // The old holder's 410 arrives while the new holder's attempt is out.
+            let gone = result(&old[0], GONE, Some(410), taken_at + 1);
+            let alerts = store
+                .record_attempts(std::slice::from_ref(&gone), &POLICY)
+                .await
+                .unwrap();
+            assert_eq!(alerts, 0, "{backend}");
+            assert!(
+                store.get_webhook(&space, &w.id).await.unwrap().unwrap().enabled,
+                "{backend}"
+            );
+            assert_eq!(
+                states(store, &space, &w.id).await[&e.id].0,
+                DeliveryStatus::Pending,
+                "{backend}"
+            );
+            assert!(
+                store
+                    .claim_deliveries(&claim_at(taken_at + 2, 1, 1, &[], "c"))
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{backend}: the new holder's lease stands"
+            );
+
+            let delivered = result(&new[0], NextStep::Succeeded, Some(200), taken_at + 3);
+            store
+                .record_attempts(std::slice::from_ref(&delivered), &POLICY)
+                .await
+                .unwrap();
+            assert_eq!(
+                states(store, &space, &w.id).await[&e.id],
+                (DeliveryStatus::Succeeded, 1, None),
+                "{backend}"
+            );
+            let attempts = store
+                .get_delivery(&space, &w.id, &new[0].delivery_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .attempts;
+            // PostgreSQL keeps an attempt per start; SQLite, one node's file, one per
+            // number, the one that counted.
+            let expected = match *backend {
+                "PostgreSQL" => vec![gone.attempt, delivered.attempt],
+                _ => vec![delivered.attempt],
+            };
+            assert_eq!(attempts, expected, "{backend}");
+            assert!(store
+                .list_alerts(&space, &w.id, None, 10)
+                .await
+                .unwrap()
+                .items
+                .is_empty());
+        }
+    })
+    .await;
+}
+
+/// SQLite serves one node and lists it from its last heartbeat.
+#[tokio::test]
+async fn sqlite_lists_its_one_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("hr.db"), new_cipher())
+        .await
+        .unwrap();
+    assert!(store.nodes().await.unwrap().is_empty());
+    assert!(store.beat(&node("only", 5)).await.unwrap().is_empty());
+    let nodes = store.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].node, node("only", 5));
+    assert!(nodes[0].alive_at(Timestamp::now()));
+    assert_eq!(store.forget_nodes(Duration::ZERO).await.unwrap(), 0);
 }
 
 // ---- TLS ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ use crate::alerter::AlerterConfig;
 use crate::delivery::DeliveryConfig;
 
 pub use layers::ConfigFile;
-pub use settings::{ServeSettings, Settings, StoreSettings};
+pub use settings::{ServeSettings, Settings, SqliteSync, StoreSettings};
 pub use values::{PositiveDuration, Schedule, Secret};
 
 /// A setting that is missing, malformed or inconsistent. No variant holds a secret

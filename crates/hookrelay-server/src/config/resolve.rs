@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hookrelay_core::alert::AlertPolicy;
+use hookrelay_core::node::Liveness;
 use hookrelay_core::seal::MasterKey;
 use hookrelay_core::{EventCatalog, SpaceId};
 use hookrelay_store::{DatabaseLocation, OpenOptions};
@@ -43,7 +44,7 @@ impl Settings {
             bootstrap: bootstrap(&serve)?,
             catalog,
             allow_private_targets: serve.allow_private_targets,
-            delivery: delivery(&serve),
+            delivery: delivery(&serve)?,
             alerter: AlerterConfig {
                 smtp: smtp(&serve)?,
                 retry_schedule: serve.alert_retry_schedule.get().clone(),
@@ -73,6 +74,7 @@ impl StoreSettings {
         };
         let options = OpenOptions {
             max_connections: self.database_max_connections.get(),
+            sqlite_synchronous: self.sqlite_synchronous.into(),
         };
         Ok((database, options, master_key))
     }
@@ -158,8 +160,13 @@ fn bootstrap(serve: &ServeSettings) -> Result<Option<Bootstrap>, ConfigError> {
     }))
 }
 
-fn delivery(serve: &ServeSettings) -> DeliveryConfig {
-    DeliveryConfig {
+fn delivery(serve: &ServeSettings) -> Result<DeliveryConfig, ConfigError> {
+    let liveness = Liveness {
+        heartbeat_interval: serve.heartbeat_interval.get(),
+        node_timeout: serve.node_timeout.get(),
+    };
+    liveness.check().map_err(|reason| invalid("node_timeout", reason))?;
+    Ok(DeliveryConfig {
         retry_schedule: serve.retry_schedule.get().clone(),
         attempt_timeout: serve.attempt_timeout.get(),
         connect_timeout: serve.connect_timeout.get(),
@@ -173,7 +180,8 @@ fn delivery(serve: &ServeSettings) -> DeliveryConfig {
             quiet_period: serve.alert_quiet_period.get(),
             disable_after: serve.auto_disable_after.get(),
         },
-    }
+        liveness,
+    })
 }
 
 /// The mail server, checked as the mail transport will read it (lettre's messages
@@ -210,6 +218,7 @@ mod tests {
                 database_max_connections: 10.try_into().unwrap(),
                 master_key: None,
                 master_key_file: None,
+                sqlite_synchronous: crate::config::SqliteSync::Full,
             },
             serve: ServeSettings::default(),
         }
@@ -298,6 +307,33 @@ mod tests {
         given.serve.bootstrap_token = Some("a-token-of-16-characters".parse().unwrap());
         let bootstrap = given.resolve().unwrap().bootstrap.unwrap();
         assert_eq!(bootstrap.space.as_str(), "spc-x");
+    }
+
+    #[test]
+    fn durability_and_liveness_default_to_the_safe_choices() {
+        let config = settings("sqlite://x.db").resolve().unwrap();
+        assert_eq!(
+            config.database_options.sqlite_synchronous,
+            hookrelay_store::SqliteSynchronous::Full
+        );
+        assert_eq!(config.delivery.liveness, Liveness::default());
+    }
+
+    #[test]
+    fn a_node_timeout_must_span_two_heartbeats() {
+        let mut given = settings("sqlite://x.db");
+        given.serve.heartbeat_interval = "2s".parse().unwrap();
+        given.serve.node_timeout = "3s".parse().unwrap();
+        let error = error_of(given.clone());
+        assert!(
+            error.contains("`node_timeout`") && error.contains("2 heartbeat intervals"),
+            "{error}"
+        );
+        given.serve.node_timeout = "4s".parse().unwrap();
+        assert_eq!(
+            given.resolve().unwrap().delivery.liveness.fence_after(),
+            Duration::from_millis(3200)
+        );
     }
 
     #[test]

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 
-use clap::{Args, FromArgMatches};
+use clap::{Args, FromArgMatches, ValueEnum};
 use hookrelay_core::delivery::RetrySchedule;
+use hookrelay_store::SqliteSynchronous;
 use serde::{Deserialize, Serialize};
 
 use super::values::{PositiveDuration, Schedule, Secret};
@@ -49,6 +50,37 @@ pub struct StoreSettings {
     /// 0600 if missing. [default: the SQLite database file's path plus `.key`]
     #[arg(long, env = "HOOKRELAY_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
+
+    /// SQLite: `full` syncs every commit to disk before it is answered, so an answered
+    /// publish survives a power cut; `normal` is faster, but a power cut or an operating
+    /// system crash may lose the last answered commits (a killed process loses nothing).
+    #[arg(
+        long,
+        env = "HOOKRELAY_SQLITE_SYNCHRONOUS",
+        value_name = "MODE",
+        value_enum,
+        default_value = "full"
+    )]
+    pub sqlite_synchronous: SqliteSync,
+}
+
+/// The `sqlite_synchronous` values.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// Sync the write-ahead log at every commit.
+    Full,
+    /// Sync it at checkpoints only.
+    Normal,
+}
+
+impl From<SqliteSync> for SqliteSynchronous {
+    fn from(mode: SqliteSync) -> Self {
+        match mode {
+            SqliteSync::Full => Self::Full,
+            SqliteSync::Normal => Self::Normal,
+        }
+    }
 }
 
 /// How `serve` serves: the API, deliveries and alerts.
@@ -143,6 +175,21 @@ pub struct ServeSettings {
     /// Attempts in flight in all at most.
     #[arg(long, env = "HOOKRELAY_MAX_IN_FLIGHT", value_name = "N", default_value = "512")]
     pub max_in_flight: NonZeroU32,
+
+    /// PostgreSQL: how often this node writes its heartbeat.
+    #[arg(
+        long,
+        env = "HOOKRELAY_HEARTBEAT_INTERVAL",
+        value_name = "DURATION",
+        default_value = "1s"
+    )]
+    pub heartbeat_interval: PositiveDuration,
+
+    /// PostgreSQL: how old this node's heartbeat may grow before other nodes take its
+    /// deliveries over (at least two heartbeat intervals). The node stops starting
+    /// attempts a fifth of this earlier, when it cannot write its heartbeat.
+    #[arg(long, env = "HOOKRELAY_NODE_TIMEOUT", value_name = "DURATION", default_value = "5s")]
+    pub node_timeout: PositiveDuration,
 
     /// On SIGTERM, time attempts in flight may take to finish.
     #[arg(

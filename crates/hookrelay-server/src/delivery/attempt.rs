@@ -432,6 +432,7 @@ mod tests {
             shutdown_grace: Duration::from_secs(1),
             idle_poll: Duration::from_secs(1),
             alert_policy: AlertPolicy::default(),
+            liveness: hookrelay_core::node::Liveness::default(),
         };
         let mut request = Request::new(Full::new(Bytes::from_static(b"{}")));
         *request.method_mut() = Method::POST;

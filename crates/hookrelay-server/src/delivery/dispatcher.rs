@@ -29,6 +29,7 @@ use hookrelay_store::{ClaimRequest, ClaimedDelivery, Store};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit};
 
 use super::attempt::Body;
+use super::heartbeat::Fence;
 use super::limit::ClaimShare;
 use super::recorder::{Recorder, ToRecorder, RECORD_BATCH};
 use super::slots::{Claimed, Shared};
@@ -65,10 +66,18 @@ enum Round {
     NoCapacity,
     /// The store failed.
     StoreFailed,
+    /// The heartbeat is too old to start attempts: claim nothing until it is written.
+    Fenced,
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, config: DeliveryConfig, status: EngineStatus, alerts: Wakeup) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: DeliveryConfig,
+        status: EngineStatus,
+        alerts: Wakeup,
+        fence: Fence,
+    ) -> Self {
         let (recorder, results) = mpsc::channel(2 * RECORD_BATCH);
         let recording = tokio::spawn(
             Recorder {
@@ -80,7 +89,7 @@ impl Dispatcher {
             .run(results),
         );
         Self {
-            shared: Arc::new(Shared::new(store, config, status, recorder)),
+            shared: Arc::new(Shared::new(store, config, status, recorder, fence)),
             recording,
             share: ClaimShare::default(),
         }
@@ -95,6 +104,8 @@ impl Dispatcher {
                 Round::Partial { claimed: false } => self.idle_wait().await,
                 Round::NoCapacity => None,
                 Round::StoreFailed => Some(STORE_RETRY_PAUSE),
+                // A heartbeat that is written again wakes the loop.
+                Round::Fenced => Some(self.shared.config.liveness.heartbeat_interval),
             };
             let sleep = async {
                 match pause {
@@ -113,6 +124,10 @@ impl Dispatcher {
 
     async fn claim_round(&self) -> Round {
         let shared = &self.shared;
+        // Claimed now, its deliveries would only be dropped: others may take them.
+        if !shared.fence.may_start() {
+            return Round::Fenced;
+        }
         // Read first: a wake-up after this is for work this round may not see.
         let generation = shared.status.wakeup().generation();
         // Held for the claim's deliveries, so that a worker starting another (its

@@ -5,6 +5,7 @@
 
 mod attempt;
 mod dispatcher;
+mod heartbeat;
 mod limit;
 mod recorder;
 mod resolver;
@@ -20,11 +21,14 @@ use std::time::Duration;
 
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::RetrySchedule;
-use hookrelay_store::Store;
+use hookrelay_core::node::Liveness;
+use hookrelay_core::Timestamp;
+use hookrelay_store::{NodeBeat, Store};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use attempt::build_client;
+use heartbeat::Fence;
 pub use status::{EngineStatus, StatusSnapshot};
 
 /// How deliveries are made.
@@ -48,6 +52,8 @@ pub struct DeliveryConfig {
     pub idle_poll: Duration,
     /// When failures raise alerts and disable webhooks.
     pub alert_policy: AlertPolicy,
+    /// How this node proves it is alive, and when the others take its work over.
+    pub liveness: Liveness,
 }
 
 /// How many limits' worth of claimed deliveries a busy webhook's queue is topped up to,
@@ -117,25 +123,41 @@ impl Wakeup {
 pub struct Engine {
     task: JoinHandle<()>,
     stop: watch::Sender<bool>,
+    heartbeat: heartbeat::Heartbeat,
 }
 
 impl Engine {
-    /// Starts claiming and delivering, woken by `status`'s wake-up and reporting there
-    /// what it is doing. `alerts` is woken when recording attempts queues alerts.
+    /// Starts the heartbeat, and claiming and delivering once it is written, woken by
+    /// `status`'s wake-up and reporting there what it is doing. `alerts` is woken when
+    /// recording attempts queues alerts.
     pub fn start(store: Arc<dyn Store>, config: DeliveryConfig, status: EngineStatus, alerts: Wakeup) -> Self {
+        let fence = match store.shared_by_nodes() {
+            true => Fence::new(config.liveness),
+            false => Fence::never_closing(config.liveness),
+        };
+        status.set_fence(fence.clone());
+        let node = NodeBeat {
+            id: status.node().to_owned(),
+            host: heartbeat::host(),
+            pid: std::process::id(),
+            started: Timestamp::now(),
+            timeout: config.liveness.node_timeout,
+        };
+        let heartbeat = heartbeat::Heartbeat::start(store.clone(), node, fence.clone(), status.wakeup().clone());
         let (stop, stopped) = watch::channel(false);
-        let dispatcher = dispatcher::Dispatcher::new(store, config, status, alerts);
+        let dispatcher = dispatcher::Dispatcher::new(store, config, status, alerts, fence);
         let task = tokio::spawn(dispatcher.run(stopped));
-        Self { task, stop }
+        Self { task, stop, heartbeat }
     }
 
     /// Stops claiming, lets attempts in flight finish within the grace period, and
-    /// returns once everything finished has been recorded.
+    /// returns once everything finished has been recorded; then stops the heartbeat.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
             tracing::error!(%error, "delivery engine failed");
         }
+        self.heartbeat.stop().await;
     }
 }
 
@@ -182,6 +204,7 @@ mod tests {
                 shutdown_grace: Duration::from_secs(10),
                 idle_poll: Duration::from_secs(5),
                 alert_policy: AlertPolicy::default(),
+                liveness: Liveness::default(),
             };
             let done = last_start(cap, config.attempt_timeout) + config.attempt_timeout;
             assert!(

@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use hookrelay_core::{Timestamp, Webhook, WebhookId};
 use hookrelay_store::{ClaimedDelivery, Store};
-use rand::Rng;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::attempt::{build_client, Body, Client, Target};
+use super::heartbeat::Fence;
 use super::limit::{InFlightLimit, LoadSignal};
 use super::recorder::ToRecorder;
 use super::status::EngineStatus;
@@ -43,6 +43,8 @@ pub(super) struct Shared {
     pub(super) stopping: AtomicBool,
     /// Names this process in the leases it takes.
     pub(super) owner: String,
+    /// Whether attempts may start: the heartbeat is fresh enough.
+    pub(super) fence: Fence,
     /// Where workers send what their attempts did.
     pub(super) recorder: mpsc::Sender<ToRecorder>,
     /// Each webhook's prepared target, for the next worker that starts on it: under
@@ -177,16 +179,18 @@ impl Shared {
         config: DeliveryConfig,
         status: EngineStatus,
         recorder: mpsc::Sender<ToRecorder>,
+        fence: Fence,
     ) -> Self {
         Self {
             store,
             client: build_client(&config),
             permits: Arc::new(Semaphore::new(config.max_in_flight as usize)),
             config,
+            owner: status.node().to_owned(),
             status,
             webhooks: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
-            owner: format!("pid-{}-{:08x}", std::process::id(), rand::thread_rng().gen::<u32>()),
+            fence,
             recorder,
             targets: Mutex::new(KeptTargets::default()),
             workers: TaskTracker::new(),

@@ -9,10 +9,11 @@
 //! nothing. Work that falls due later (a retry's delay) does not count until it is due.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
+use super::heartbeat::Fence;
 use super::Wakeup;
 
 /// The engine's counters and its wake-up, shared by the engine and the API.
@@ -22,6 +23,10 @@ pub struct EngineStatus(Arc<Counters>);
 #[derive(Debug)]
 struct Counters {
     wakeup: Wakeup,
+    /// This node's id: the owner its leases and its heartbeat name.
+    node: String,
+    /// Whether the engine may start attempts, once it has started.
+    fence: OnceLock<Fence>,
     /// Workers holding one of their webhook's slots: an attempt going out, or the
     /// next one being prepared, or the last ones' records awaited.
     in_flight: Gauge,
@@ -55,9 +60,14 @@ impl Gauge {
 }
 
 /// The engine as one read of its status saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusSnapshot {
+    /// This node's id, as its leases and its heartbeat name it.
+    pub node: String,
+    /// The node starts no attempt: it could not write its heartbeat in time (or has
+    /// not yet written its first), so other nodes may take its deliveries over.
+    pub fenced: bool,
     /// Nothing due is unclaimed, and nothing claimed is unfinished or unrecorded.
     pub idle: bool,
     /// Workers holding a slot (see [`EngineStatus`]).
@@ -73,6 +83,8 @@ impl EngineStatus {
     pub fn new(wakeup: Wakeup) -> Self {
         Self(Arc::new(Counters {
             wakeup,
+            node: super::heartbeat::new_node_id(),
+            fence: OnceLock::new(),
             in_flight: Gauge::default(),
             queued: Gauge::default(),
             unrecorded: Gauge::default(),
@@ -85,6 +97,16 @@ impl EngineStatus {
         &self.0.wakeup
     }
 
+    /// This node's id: the owner its leases and its heartbeat name.
+    pub fn node(&self) -> &str {
+        &self.0.node
+    }
+
+    /// Tells the status the engine's fence (once, as the engine starts).
+    pub(crate) fn set_fence(&self, fence: Fence) {
+        let _ = self.0.fence.set(fence);
+    }
+
     /// The engine now.
     pub fn snapshot(&self) -> StatusSnapshot {
         // The counters first, then the round, then the generation: a wake-up between
@@ -95,6 +117,8 @@ impl EngineStatus {
         let settled_at = self.0.settled_at.load(Ordering::SeqCst);
         let settled = settled_at == self.0.wakeup.generation();
         StatusSnapshot {
+            node: self.0.node.clone(),
+            fenced: self.0.fence.get().is_some_and(|fence| !fence.may_start()),
             idle: settled && attempts_in_flight == 0 && queued == 0 && unrecorded == 0,
             attempts_in_flight,
             queued,
@@ -158,6 +182,8 @@ mod tests {
         assert_eq!(
             status.snapshot(),
             StatusSnapshot {
+                node: status.node().to_owned(),
+                fenced: false,
                 idle: false,
                 attempts_in_flight: 0,
                 queued: 0,

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::RetrySchedule;
 use hookrelay_core::event::EventDraft;
+use hookrelay_core::node::Liveness;
 use hookrelay_core::seal::{MasterKey, SecretCipher};
 use hookrelay_core::webhook::{InputRules, WebhookDraft};
 use hookrelay_core::{EventCatalog, SpaceId, Timestamp, WebhookId};
@@ -17,7 +18,7 @@ use hookrelay_store::{SqliteStore, Store, TokenStore};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::DeliveryConfig;
+use super::{DeliveryConfig, Fence};
 
 /// A delivery configuration for tests: loopback targets allowed, a short retry schedule.
 pub fn config() -> DeliveryConfig {
@@ -31,7 +32,18 @@ pub fn config() -> DeliveryConfig {
         shutdown_grace: Duration::from_secs(10),
         idle_poll: Duration::from_secs(5),
         alert_policy: AlertPolicy::default(),
+        liveness: Liveness::default(),
     }
+}
+
+/// A fence whose heartbeat was just written and stays fresh for a day: attempts start.
+pub fn open_fence() -> Fence {
+    let fence = Fence::new(Liveness {
+        heartbeat_interval: Duration::from_secs(1),
+        node_timeout: Duration::from_secs(24 * 3600),
+    });
+    let _ = fence.beat_began(std::time::Instant::now());
+    fence
 }
 
 /// A fresh SQLite store, removed with its directory when dropped.

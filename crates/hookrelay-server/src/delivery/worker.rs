@@ -3,8 +3,9 @@
 //!
 //! A worker does not record its attempts itself: it hands each result to the recorder
 //! and makes its next attempt while the last one is being recorded, but no further
-//! ([`RECORD_WINDOW`]). Right before it sends a queued delivery, it checks that the
-//! delivery's lease outlasts the attempt, and gives the delivery back if not.
+//! ([`RECORD_WINDOW`]). Right before it sends a delivery, it checks that this node's
+//! heartbeat still allows attempts (dropping the delivery if not), and that a queued
+//! delivery's lease outlasts the attempt (giving it back if not).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub(super) async fn work(shared: Arc<Shared>, first: Claimed, permit: OwnedSemap
         let current = !queued || unchanged || refresh_webhook(&shared, &mut delivery).await;
         if !current {
             // Cancelled with its webhook.
+        } else if !shared.fence.may_start_or_drop(&delivery.delivery_id, lease_until) {
+            // The heartbeat is too old: another node may take this delivery over any
+            // moment, so it is neither sent nor given back now (see `heartbeat`).
         } else if queued && !lease_outlasts_attempt(lease_until, &shared.config, Timestamp::now()) {
             // Checked after the reload, right before sending.
             give_back(&shared, &delivery, lease_until).await;
@@ -171,6 +175,7 @@ async fn attempt(shared: &Shared, target: &Target, delivery: &ClaimedDelivery, b
         next,
         finish_time,
         claimed_update_time: delivery.update_time,
+        lease: delivery.lease.clone(),
     };
     let (recorded, recording) = oneshot::channel();
     // Counted before it is handed over, so the recorder never counts it down first.

@@ -247,8 +247,14 @@ fn health_body(status: &str, database: &[&str]) -> Value {
             "database": { "type": "string", "enum": database },
             "delivery": {
                 "type": "object",
-                "required": ["idle", "attemptsInFlight", "queued", "unrecorded"],
+                "required": ["node", "fenced", "idle", "attemptsInFlight", "queued", "unrecorded"],
                 "properties": {
+                    "node": { "type": "string", "description": "This node's id, as its leases and heartbeat name it." },
+                    "fenced": {
+                        "type": "boolean",
+                        "description": "This node starts no attempt: it could not write its heartbeat in time, so \
+                            other nodes may take its deliveries over.",
+                    },
                     "idle": { "type": "boolean" },
                     "attemptsInFlight": { "type": "integer", "minimum": 0 },
                     "queued": { "type": "integer", "minimum": 0 },

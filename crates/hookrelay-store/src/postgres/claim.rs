@@ -6,10 +6,12 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 use hookrelay_core::claim::{set_aside_until, WebhookAtClaim};
 use hookrelay_core::event::EventObject;
+use hookrelay_core::record::Lease;
 use hookrelay_core::{DeliveryId, Timestamp, Webhook, WebhookId};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+use super::nodes::dead_nodes;
 use super::notify::WORK_CHANNEL;
 use super::PostgresStore;
 use crate::rows::{claimed_delivery, decode_webhook, event_from_columns, webhook_columns};
@@ -36,6 +38,19 @@ macro_rules! pending_webhooks {
     };
 }
 
+/// Whether a delivery `d`'s lease leaves it claimable at `$1`: it has none, its lease ran
+/// out, or the node holding it is dead (its heartbeat is older than its timeout). A
+/// macro, so queries can `concat!` it.
+macro_rules! lease_claimable {
+    () => {
+        concat!(
+            "(d.lease_until IS NULL OR d.lease_until < $1 OR d.lease_owner = ANY(",
+            dead_nodes!(),
+            "))"
+        )
+    };
+}
+
 /// Leases due deliveries and reads what sending them needs, in one statement: oldest
 /// due first, at most `$4` of any one webhook (so one webhook's backlog cannot crowd out
 /// the others), at most `$3` in all; the same choice as SQLite's claim, which
@@ -44,7 +59,8 @@ macro_rules! pending_webhooks {
 /// Only the `$3` webhooks whose oldest due delivery comes first can contribute (each
 /// of them has a delivery ahead of any other webhook's), so only their first `$4` rows
 /// are locked. `SKIP LOCKED` passes over rows another node is claiming at this moment,
-/// and a row leased since this statement's snapshot fails the re-checked lease test.
+/// and a row leased since this statement's snapshot fails the re-checked lease test (its
+/// new owner is alive). A dead node's leases are taken at once, not when they run out.
 /// Each leased delivery comes back with its event and its webhook as they are now
 /// (NULL columns for a webhook deleted meanwhile); the webhook's columns keep their own
 /// names so the webhook decoder reads them as it reads the webhooks table.
@@ -54,7 +70,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
             SELECT live.webhook_id FROM live CROSS JOIN LATERAL (
                 SELECT d.next_attempt_time, d.seq FROM deliveries d
                 WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
-                  AND (d.lease_until IS NULL OR d.lease_until < $1)
+                  AND {claimable}
                 ORDER BY d.next_attempt_time, d.seq LIMIT 1
             ) first
             ORDER BY first.next_attempt_time, first.seq LIMIT $3
@@ -62,7 +78,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
             SELECT l.seq, l.next_attempt_time FROM firsts CROSS JOIN LATERAL (
                 SELECT d.seq, d.next_attempt_time FROM deliveries d
                 WHERE d.webhook_id = firsts.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
-                  AND (d.lease_until IS NULL OR d.lease_until < $1)
+                  AND {claimable}
                 ORDER BY d.next_attempt_time, d.seq LIMIT $4
                 FOR UPDATE SKIP LOCKED
             ) l
@@ -82,7 +98,8 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
         LEFT JOIN webhooks w ON w.id = c.webhook_id
         ORDER BY c.next_attempt_time, c.seq",
         pending_webhooks!(),
-        webhook_columns("w")
+        webhook_columns("w"),
+        claimable = lease_claimable!(),
     )
 });
 
@@ -95,8 +112,8 @@ fn claimed_webhook(store: &PostgresStore, row: &PgRow) -> Result<Result<Arc<Webh
     }
 }
 
-/// A claimed row as a delivery to attempt, with its (ready) webhook.
-fn decode_claimed(row: &PgRow, webhook: Arc<Webhook>) -> Result<ClaimedDelivery, StoreError> {
+/// A claimed row as a delivery to attempt, with its (ready) webhook, under `lease`.
+fn decode_claimed(row: &PgRow, webhook: Arc<Webhook>, lease: Lease) -> Result<ClaimedDelivery, StoreError> {
     let event = event_from_columns(
         &row.try_get::<String, _>("event_id")?,
         &row.try_get::<String, _>("event_space_id")?,
@@ -114,6 +131,7 @@ fn decode_claimed(row: &PgRow, webhook: Arc<Webhook>) -> Result<ClaimedDelivery,
         row.try_get("delivery_update_time")?,
         Arc::new(event),
         webhook,
+        lease,
     )
 }
 
@@ -147,7 +165,7 @@ impl ClaimStore for PostgresStore {
                 Err(error) => Err(error),
             };
             let decode = || match &webhook {
-                Ok(Ok(webhook)) => decode_claimed(row, webhook.clone()),
+                Ok(Ok(webhook)) => decode_claimed(row, webhook.clone(), request.lease()),
                 _ => Err(StoreError::Corrupt("its webhook is not ready".into())),
             };
             triage.add(delivery_id, state, decode);
@@ -178,8 +196,9 @@ impl ClaimStore for PostgresStore {
             pending_webhooks!(),
             "SELECT MIN(first.next_attempt_time) FROM live CROSS JOIN LATERAL (
                  SELECT d.next_attempt_time FROM deliveries d
-                 WHERE d.webhook_id = live.webhook_id AND d.status = 'pending'
-                   AND (d.lease_until IS NULL OR d.lease_until < $1)
+                 WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND ",
+            lease_claimable!(),
+            "
                  ORDER BY d.next_attempt_time, d.seq LIMIT 1
              ) first"
         ))

@@ -6,7 +6,12 @@
 //! Rows that a read-modify-write depends on are locked (`FOR UPDATE`), claims take rows
 //! `FOR UPDATE SKIP LOCKED` so two nodes never claim one delivery or alert, and no lease
 //! is released at start ([`Store::release_orphaned_claims`] releases none): another node
-//! may hold it, and an expired lease is claimable anyway.
+//! may hold it, and an expired lease is claimable anyway, as is one of a node whose
+//! heartbeat went stale (`nodes`).
+//!
+//! Commits are durable before they are answered: sessions run with `synchronous_commit`
+//! on unless the URL's `options` set it (a server or database that turns it off is
+//! overruled, and a URL that does is warned about).
 //!
 //! The connection speaks TLS as the URL's `sslmode` asks (libpq's names; without one,
 //! `prefer`: TLS when the server offers it). Only `verify-ca` and `verify-full` check
@@ -44,6 +49,7 @@ mod deliveries;
 mod events;
 mod health;
 mod idempotency;
+mod nodes;
 mod notify;
 mod record;
 mod tokens;
@@ -100,15 +106,59 @@ impl PostgresStore {
             options = options.application_name("hookrelay");
         }
         warn_if_unverified(&options);
+        let commits_chosen = chooses_synchronous_commit(&options);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if !commits_chosen {
+                        keep_commits_durable(connection).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
+        report_commit_durability(&pool).await?;
         // Nodes starting together are serialised by the migrator's advisory lock.
         MIGRATOR.run(&pool).await?;
         let notifier = Arc::new(WorkNotifier::start(pool.clone()));
         Ok(Self { pool, cipher, notifier })
     }
+}
+
+/// Whether the URL's `options` set `synchronous_commit` themselves: then the sessions
+/// run as they say.
+fn chooses_synchronous_commit(options: &PgConnectOptions) -> bool {
+    options.get_options().is_some_and(|o| o.contains("synchronous_commit"))
+}
+
+/// Turns `synchronous_commit` back on in a session where the server's or database's
+/// settings turned it off: an answered publish must survive a crash of the database
+/// server. Stronger settings (`remote_apply`, ...) stay as they are.
+async fn keep_commits_durable(connection: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut *connection)
+        .await?;
+    if setting == "off" {
+        sqlx::query("SET synchronous_commit = on").execute(connection).await?;
+    }
+    Ok(())
+}
+
+/// Says at start how commits reach the disk; warns when the URL turned that off.
+async fn report_commit_durability(pool: &PgPool) -> Result<(), StoreError> {
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(pool).await?;
+    if setting == "off" {
+        tracing::warn!(
+            synchronous_commit = %setting,
+            "PostgreSQL commits are answered before they are on disk: a crash of the database server may lose \
+             the last answered publishes"
+        );
+    } else {
+        tracing::info!(synchronous_commit = %setting, "PostgreSQL commits are on disk before they are answered");
+    }
+    Ok(())
 }
 
 /// Binds `record` (sealed) as `$1` to `$7` of [`save_idempotency_key`], or nulls.

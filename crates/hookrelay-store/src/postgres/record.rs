@@ -1,13 +1,15 @@
 //! Recording attempts in PostgreSQL, by `hookrelay_core::record::plan`, in a few
 //! statements over the whole batch (a round trip per attempt was most of a record's time).
 //!
-//! Lock order, to keep writers from deadlocking: webhooks (by `seq`) before deliveries.
-//! Recording attempts locks every webhook it touches first, so two transactions that
-//! record attempts of one webhook (its health, or the same delivery after a lease ran
-//! out) run one after the other. A deadlock the order cannot rule out (attempts of a
-//! webhook deleted meanwhile, which has no row left to lock) is retried.
+//! Lock order, to keep writers from deadlocking: webhooks (by `seq`) before deliveries
+//! (by `seq`). Recording attempts locks every webhook it touches first, so two
+//! transactions that record attempts of one webhook (its health, or the same delivery
+//! after it was taken over) run one after the other, then the deliveries, whose leases
+//! decide which results count: a claim skips a locked delivery, so none is taken over
+//! between that check and the record. A deadlock the order cannot rule out (attempts
+//! of a webhook deleted meanwhile, which has no row left to lock) is retried.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use hookrelay_core::alert::AlertPolicy;
@@ -17,6 +19,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::health::{apply_failure, clear_health, clear_health_of_all};
 use super::PostgresStore;
+use crate::rows::{held_lease, LeaseColumns};
 use crate::{AttemptStore, StoreError};
 
 /// How often a transaction that lost a deadlock is tried again.
@@ -63,13 +66,11 @@ impl PostgresStore {
                 .await?
                 .into_iter()
                 .collect();
-        let stored = insert_attempts(&mut tx, results).await?;
-        let inserted: HashSet<(&str, u32)> = results
-            .iter()
-            .map(AttemptResult::key)
-            .filter(|(delivery, attempt)| stored.contains(&((*delivery).to_owned(), i64::from(*attempt))))
-            .collect();
-        let plan = plan(results, &inserted);
+        let leases = lock_leases(&mut tx, results).await?;
+        let plan = plan(results, |result| {
+            result.holds_lease(held_lease(leases.get(result.delivery_id.as_str())))
+        });
+        insert_attempts(&mut tx, &plan.attempts().collect::<Vec<_>>()).await?;
         move_deliveries_on(&mut tx, &plan.together).await?;
         let mut alerts = 0;
         for result in plan.in_order {
@@ -96,20 +97,40 @@ impl PostgresStore {
     }
 }
 
-/// Stores the attempts not stored yet; returns those it stored. Waits for a concurrent
-/// insert of the same attempt; if that one commits, this one is among those not stored.
-async fn insert_attempts(
-    tx: &mut Transaction<'_, Postgres>,
-    results: &[AttemptResult],
-) -> Result<HashSet<(String, i64)>, StoreError> {
-    let column = |f: fn(&AttemptResult) -> Option<i64>| results.iter().map(f).collect::<Vec<_>>();
-    let stored: Vec<(String, i64)> = sqlx::query_as(
+/// Each delivery's lease now (owner, end), locked until the transaction ends.
+type Leases = HashMap<String, LeaseColumns>;
+
+/// Locks the deliveries of `results` (by `seq`, see the lock order above) and reads
+/// their leases.
+async fn lock_leases(tx: &mut Transaction<'_, Postgres>, results: &[AttemptResult]) -> Result<Leases, StoreError> {
+    let mut ids: Vec<&str> = results.iter().map(|r| r.delivery_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows: Vec<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT id, lease_owner, lease_until FROM deliveries WHERE id = ANY($1) ORDER BY seq FOR UPDATE",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, owner, until)| (id, (owner, until)))
+        .collect())
+}
+
+/// Stores attempts; one stored already (the same attempt, recorded twice) is left as it
+/// is.
+async fn insert_attempts(tx: &mut Transaction<'_, Postgres>, results: &[&AttemptResult]) -> Result<(), StoreError> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&AttemptResult) -> Option<i64>| results.iter().map(|r| f(r)).collect::<Vec<_>>();
+    sqlx::query(
         "INSERT INTO delivery_attempts
              (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
          SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[],
                               $7::bytea[])
-         ON CONFLICT DO NOTHING
-         RETURNING delivery_id, attempt",
+         ON CONFLICT DO NOTHING",
     )
     .bind(results.iter().map(|r| r.delivery_id.as_str()).collect::<Vec<_>>())
     .bind(column(|r| Some(i64::from(r.attempt.attempt))))
@@ -128,9 +149,9 @@ async fn insert_attempts(
             .map(|r| r.attempt.response_body.as_deref().map(str::as_bytes))
             .collect::<Vec<_>>(),
     )
-    .fetch_all(&mut **tx)
+    .execute(&mut **tx)
     .await?;
-    Ok(stored.into_iter().collect())
+    Ok(())
 }
 
 /// Moves the deliveries of recorded attempts on, in one statement. A delivery cancelled

@@ -12,10 +12,11 @@ use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId
 pub(crate) use pool::{Arg, ReadPool};
 
 use crate::rows::{
-    decode_alert, decode_attempt, decode_delivery, decode_event, decode_idempotency, decode_token, decode_webhook,
-    page, ALERT_COLUMNS, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS, WEBHOOK_COLUMNS,
+    decode_alert, decode_attempt, decode_delivery, decode_event, decode_idempotency, decode_node, decode_token,
+    decode_webhook, page, ALERT_COLUMNS, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS, NODE_COLUMNS,
+    WEBHOOK_COLUMNS,
 };
-use crate::{DeliveryDetail, IdempotencyRecord, Page, ReadStore, StoreError, StoredEvent};
+use crate::{DeliveryDetail, IdempotencyRecord, NodeRecord, Page, ReadStore, StoreError, StoredEvent};
 
 /// A backend whose reads run on a sqlx pool, opening sealed values with its cipher.
 pub(crate) trait ReadingBackend: Send + Sync {
@@ -26,6 +27,12 @@ pub(crate) trait ReadingBackend: Send + Sync {
 
     /// What opens sealed values.
     fn cipher(&self) -> &SecretCipher;
+
+    /// The nodes, when the backend serves one node and knows it without a table
+    /// (SQLite); `None` reads the `nodes` table.
+    fn nodes_in_memory(&self) -> Option<Vec<NodeRecord>> {
+        None
+    }
 }
 
 /// `after` as the bound of a `seq < $n` page query: no cursor starts at the newest.
@@ -147,7 +154,10 @@ impl<B: ReadingBackend> ReadStore for B {
         let Some(row) = self.read_pool().fetch_optional(&sql, &args).await? else {
             return Ok(None);
         };
-        let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt");
+        // Two attempts may share a number: one made by a node whose lease was taken over.
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt, start_time"
+        );
         let attempts = self.read_pool().fetch_all(&sql, &[Arg::Text(id.as_str())]).await?;
         Ok(Some(DeliveryDetail {
             delivery: decode_delivery(&row)?,
@@ -174,5 +184,14 @@ impl<B: ReadingBackend> ReadStore for B {
         ];
         let rows = self.read_pool().fetch_all(&sql, &args).await?;
         page(rows, limit, decode_alert)
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        if let Some(nodes) = self.nodes_in_memory() {
+            return Ok(nodes);
+        }
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY started_time, id");
+        let rows = self.read_pool().fetch_all(&sql, &[]).await?;
+        rows.iter().map(decode_node).collect()
     }
 }

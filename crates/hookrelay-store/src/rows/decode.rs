@@ -6,6 +6,7 @@ use hookrelay_core::alert::{render, Alert};
 use hookrelay_core::alert::{AlertKind, AlertMessage, AlertStatus, AlertSubject, WebhookHealth};
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind};
 use hookrelay_core::event::{Event, EventObject};
+use hookrelay_core::record::Lease;
 use hookrelay_core::seal::SecretCipher;
 use hookrelay_core::{
     AlertId, ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId,
@@ -13,7 +14,7 @@ use hookrelay_core::{
 use serde_json::value::RawValue;
 
 use super::{corrupt, headers_context, idempotency_context, json_column, secret_context, Columns};
-use crate::{ClaimedDelivery, IdempotencyRecord, StoreError, StoredEvent};
+use crate::{ClaimedDelivery, IdempotencyRecord, NodeBeat, NodeRecord, StoreError, StoredEvent};
 
 /// A non-negative count column as `u32`, saturating (counts only grow).
 fn count(row: &impl Columns, column: &str) -> Result<u32, StoreError> {
@@ -157,6 +158,7 @@ pub(crate) fn claimed_delivery(
     update_time: i64,
     event: Arc<Event>,
     webhook: Arc<Webhook>,
+    lease: Lease,
 ) -> Result<ClaimedDelivery, StoreError> {
     Ok(ClaimedDelivery {
         delivery_id: DeliveryId::parse(delivery_id).ok_or_else(|| corrupt("delivery id", delivery_id))?,
@@ -164,6 +166,32 @@ pub(crate) fn claimed_delivery(
         event,
         webhook,
         update_time: Timestamp::from_micros(update_time),
+        lease,
+    })
+}
+
+/// A delivery's `lease_owner` and `lease_until` columns.
+pub(crate) type LeaseColumns = (Option<String>, Option<i64>);
+
+/// A delivery's lease as its columns hold it; `None` without one. What
+/// [`hookrelay_core::record::AttemptResult::holds_lease`] compares.
+pub(crate) fn held_lease(columns: Option<&LeaseColumns>) -> Option<(&str, Timestamp)> {
+    let (owner, until) = columns?;
+    Some((owner.as_deref()?, Timestamp::from_micros((*until)?)))
+}
+
+/// A `nodes` row ([`super::NODE_COLUMNS`]).
+pub(crate) fn decode_node(row: &impl Columns) -> Result<NodeRecord, StoreError> {
+    let pid = row.int("pid")?;
+    Ok(NodeRecord {
+        node: NodeBeat {
+            id: row.text("id")?,
+            host: row.text("host")?,
+            pid: u32::try_from(pid).map_err(|_| corrupt("pid", &pid.to_string()))?,
+            started: Timestamp::from_micros(row.int("started_time")?),
+            timeout: std::time::Duration::from_micros(u64::try_from(row.int("timeout_micros")?.max(0)).unwrap_or(0)),
+        },
+        heartbeat: Timestamp::from_micros(row.int("heartbeat_time")?),
     })
 }
 

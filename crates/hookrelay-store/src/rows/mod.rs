@@ -24,6 +24,8 @@ pub(crate) const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id
      d.status, d.attempt_count, d.next_attempt_time, d.create_time, d.update_time";
 /// The columns of `delivery_attempts` that [`decode_attempt`] reads.
 pub(crate) const ATTEMPT_COLUMNS: &str = "attempt, start_time, duration_ms, status_code, error_kind, response_body";
+/// The columns of `nodes` that [`decode_node`] reads.
+pub(crate) const NODE_COLUMNS: &str = "id, host, pid, started_time, heartbeat_time, timeout_micros";
 /// The columns of `alerts` that [`decode_alert`] reads.
 pub(crate) const ALERT_COLUMNS: &str = "seq, id, space_id, webhook_id, kind, recipients, subject, text_body, \
      html_body, status, attempts, next_attempt_time, last_error, create_time, sent_time";

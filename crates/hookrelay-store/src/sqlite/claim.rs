@@ -177,6 +177,7 @@ impl ClaimStore for SqliteStore {
                     row.update_time,
                     event,
                     webhook.clone(),
+                    request.lease(),
                 )
             };
             triage.add(row.delivery_id.clone(), WebhookRead::at_claim(read), decode);

@@ -1,4 +1,6 @@
 //! The SQLite backend: one file, WAL mode, one writer connection and a pool of readers.
+//! Commits are synced as [`SqliteSynchronous`] says: by default at every commit, so an
+//! answered write survives a power cut, not only a killed process.
 //!
 //! SQLite allows one writer at a time. Funnelling every write through a single
 //! connection makes writers queue in-process instead of failing with `SQLITE_BUSY`,
@@ -8,16 +10,16 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use hookrelay_core::seal::SecretCipher;
 use rusqlite::{Connection, OpenFlags};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection as _, SqlitePool};
 
-use crate::{Store, StoreError};
+use crate::{NodeRecord, SqliteSynchronous, Store, StoreError};
 
 mod alerts;
 mod cache;
@@ -26,6 +28,7 @@ mod deliveries;
 mod events;
 mod health;
 mod idempotency;
+mod nodes;
 mod record;
 mod tokens;
 mod webhooks;
@@ -51,25 +54,36 @@ pub struct SqliteStore {
     cache: Arc<WebhookCache>,
     /// The events published last, for claims.
     recent_events: Arc<RecentEvents>,
+    /// This node's last heartbeat (`nodes.rs`).
+    node: Arc<Mutex<Option<NodeRecord>>>,
 }
 
 impl SqliteStore {
-    /// Opens the file at `path`, creating and migrating it as needed.
+    /// Opens the file at `path`, creating and migrating it as needed, with every commit
+    /// synced before it is answered.
     pub async fn open(path: &Path, cipher: SecretCipher) -> Result<Self, StoreError> {
+        Self::open_with(path, cipher, SqliteSynchronous::Full).await
+    }
+
+    /// Opens the file at `path`, creating and migrating it as needed, syncing commits as
+    /// `synchronous` says.
+    pub async fn open_with(
+        path: &Path,
+        cipher: SecretCipher,
+        synchronous: SqliteSynchronous,
+    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode survives a killed process; only power loss can drop
-            // the last commits, and it never corrupts the file.
-            .synchronous(SqliteSynchronous::Normal)
+            .pragma("synchronous", synchronous.as_str())
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         // Migrations run on a connection of their own, closed before the writer opens.
         let mut migrating = options.clone().connect().await?;
         MIGRATOR.run(&mut migrating).await?;
         migrating.close().await?;
-        let writer = Writer::start(open_writer(path)?)?;
+        let writer = Writer::start(open_writer(path, synchronous)?)?;
         let checkpointer = options.connect().await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
@@ -82,13 +96,15 @@ impl SqliteStore {
             cipher,
             cache: Arc::default(),
             recent_events: Arc::default(),
+            node: Arc::default(),
         })
     }
 }
 
-/// Opens the writer's connection. NORMAL synchronisation in WAL mode survives a killed
-/// process; only power loss can drop the last commits, and it never corrupts the file.
-fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+/// Opens the writer's connection, which makes every commit: with FULL synchronisation in
+/// WAL mode it syncs the log before a commit returns, so what the writer answers
+/// survives a power cut; with NORMAL only a killed process, never corrupting the file.
+fn open_writer(path: &Path, synchronous: SqliteSynchronous) -> Result<Connection, StoreError> {
     let connection = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -100,12 +116,12 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         // Most writes in a group run in a savepoint, whose journal SQLite would spill to
         // a temporary file past 64 KiB; in memory it is a copy, not a write.
         "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
          PRAGMA wal_autocheckpoint = 0;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -16384;",
     )?;
+    connection.pragma_update(None, "synchronous", synchronous.as_str())?;
     Ok(connection)
 }
 
@@ -118,6 +134,10 @@ impl crate::reads::ReadingBackend for SqliteStore {
 
     fn cipher(&self) -> &SecretCipher {
         &self.cipher
+    }
+
+    fn nodes_in_memory(&self) -> Option<Vec<NodeRecord>> {
+        Some(nodes::this_node(self))
     }
 }
 

@@ -1,16 +1,17 @@
 //! Recording attempts in SQLite, by `hookrelay_core::record::plan`, in one transaction
 //! of the writer.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::ErrorKind;
 use hookrelay_core::record::{plan, AttemptResult};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::health::{apply_failure, clear_health};
 use super::SqliteStore;
+use crate::rows::{held_lease, LeaseColumns};
 use crate::{AttemptStore, StoreError};
 
 #[async_trait]
@@ -35,8 +36,16 @@ impl AttemptStore for SqliteStore {
 /// Records `results` in the caller's transaction; returns the alerts queued and whether
 /// a webhook was disabled.
 fn record(connection: &Connection, results: &[AttemptResult], policy: &AlertPolicy) -> Result<(u32, bool), StoreError> {
-    let inserted = insert_attempts(connection, results)?;
-    let plan = plan(results, &inserted);
+    let leases = leases(connection, results)?;
+    let plan = plan(results, |result| {
+        result.holds_lease(held_lease(leases.get(result.delivery_id.as_str())))
+    });
+    // An attempt is one row per number here, unlike PostgreSQL's one per start: one
+    // node serves the file, so a number taken twice needs an attempt that outlived its
+    // lease, which a worker never starts. Should it happen, the attempt that moves the
+    // delivery on is the one kept.
+    insert_attempts(connection, plan.together.iter().chain(&plan.in_order), true)?;
+    insert_attempts(connection, plan.history.iter(), false)?;
     for result in &plan.together {
         move_on(connection, result)?;
     }
@@ -58,21 +67,48 @@ fn record(connection: &Connection, results: &[AttemptResult], policy: &AlertPoli
     Ok((alerts, disabled_any))
 }
 
-/// Stores each attempt unless it is stored already; returns those newly stored.
-fn insert_attempts<'a>(
+/// Each delivery's lease now (owner, end).
+fn leases<'a>(
     connection: &Connection,
     results: &'a [AttemptResult],
-) -> Result<HashSet<(&'a str, u32)>, StoreError> {
-    let mut insert = connection.prepare_cached(
+) -> Result<HashMap<&'a str, LeaseColumns>, StoreError> {
+    let mut select = connection.prepare_cached("SELECT lease_owner, lease_until FROM deliveries WHERE id = ?")?;
+    let mut leases = HashMap::new();
+    for result in results {
+        let id = result.delivery_id.as_str();
+        if let Some(lease) = select
+            .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?
+        {
+            leases.insert(id, lease);
+        }
+    }
+    Ok(leases)
+}
+
+/// Stores each attempt; one whose number is stored already replaces it when it
+/// `counts`, and is dropped when it does not.
+fn insert_attempts<'a>(
+    connection: &Connection,
+    results: impl Iterator<Item = &'a &'a AttemptResult>,
+    counts: bool,
+) -> Result<(), StoreError> {
+    let mut insert = connection.prepare_cached(if counts {
         "INSERT INTO delivery_attempts
              (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
          VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT DO NOTHING",
-    )?;
-    let mut inserted = HashSet::new();
+         ON CONFLICT (delivery_id, attempt) DO UPDATE SET start_time = excluded.start_time,
+             duration_ms = excluded.duration_ms, status_code = excluded.status_code,
+             error_kind = excluded.error_kind, response_body = excluded.response_body"
+    } else {
+        "INSERT INTO delivery_attempts
+             (delivery_id, attempt, start_time, duration_ms, status_code, error_kind, response_body)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING"
+    })?;
     for result in results {
         let attempt = &result.attempt;
-        let stored = insert.execute(params![
+        insert.execute(params![
             result.delivery_id.as_str(),
             i64::from(attempt.attempt),
             attempt.start_time.as_micros(),
@@ -81,11 +117,8 @@ fn insert_attempts<'a>(
             attempt.error_kind.map(ErrorKind::as_str),
             attempt.response_body.as_deref(),
         ])?;
-        if stored > 0 {
-            inserted.insert(result.key());
-        }
     }
-    Ok(inserted)
+    Ok(())
 }
 
 /// Moves a recorded attempt's delivery on. A delivery cancelled while its attempt was in

@@ -2,7 +2,8 @@
 //! connection, owned by a thread of its own, which also commits writes in groups: while
 //! a transaction runs, the writes that arrive queue up and then share the next one. A
 //! failing write rolls back alone and its neighbours still commit. A caller hears its
-//! result only after the commit that made it durable.
+//! result only after the commit that made it durable: with `synchronous = FULL` (the
+//! default) that commit syncs the write-ahead log, once for the whole group.
 //!
 //! A write runs inside its own savepoint, so that it can be rolled back alone, unless it
 //! fails, if at all, before it changes anything: a savepoint costs a copy of every page

@@ -3,13 +3,13 @@
 //! PostgreSQL whatever the suite's backend (`support::required_postgres_url`), and fail
 //! when it cannot be reached.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::receiver::{Receiver, Reply};
+use crate::receiver::{Received, Receiver, Reply};
 use crate::support::*;
 
 /// `n` nodes on one fresh database, each in its own directory.
@@ -115,94 +115,260 @@ async fn api_requests_spread_over_three_nodes_behave_as_on_one() {
     }
 }
 
-#[tokio::test]
-async fn three_nodes_lose_nothing_when_one_is_killed() {
-    const EVENTS: usize = 3_000;
-    let args = [
-        "--allow-private-targets",
-        "--retry-schedule",
-        "0s,1s,1s,1s,1s,1s",
-        "--attempt-timeout",
-        "2s",
-        "--connect-timeout",
-        "1s",
-        // Pinned, so the bound on repeats below stays tight.
-        "--max-in-flight-per-webhook",
-        "10",
-    ];
-    let (mut nodes, _dirs) = cluster(3, &args).await;
-    let receivers = [Receiver::start().await, Receiver::start().await];
+/// Delivery flags for the takeover tests. Leases stay long, 4 × (5 s + 1 s) + 5 s =
+/// 29 s, so that a takeover within seconds can only be the heartbeat's (1 s interval,
+/// 5 s timeout, the defaults). Few connections each: the suite's other tests share the
+/// PostgreSQL server.
+const TAKEOVER_ARGS: [&str; 11] = [
+    "--database-max-connections",
+    "5",
+    "--allow-private-targets",
+    "--retry-schedule",
+    "0s,1s,1s,1s,1s,1s",
+    "--attempt-timeout",
+    "5s",
+    "--connect-timeout",
+    "1s",
+    // Pinned, so the bounds on what was in flight stay tight.
+    "--max-in-flight-per-webhook",
+    "10",
+];
+
+/// How long receivers hold each request: long enough that a node has many in flight.
+const HOLD: Duration = Duration::from_millis(300);
+
+/// Every request the receivers got, by (event, webhook), in the order they arrived.
+fn arrivals(receivers: &[Receiver]) -> HashMap<(String, String), Vec<Received>> {
+    let mut seen: HashMap<(String, String), Vec<Received>> = HashMap::new();
+    for receiver in receivers {
+        for request in receiver.received() {
+            let key = (
+                request.header("monime-event-id").to_owned(),
+                request.header("monime-webhook-id").to_owned(),
+            );
+            seen.entry(key).or_default().push(request);
+        }
+    }
+    for requests in seen.values_mut() {
+        requests.sort_by_key(|r| r.at);
+    }
+    seen
+}
+
+/// Waits until all `pairs` (event, webhook) have arrived; panics after `within`.
+async fn all_arrive(
+    receivers: &[Receiver],
+    pairs: usize,
+    within: Duration,
+) -> HashMap<(String, String), Vec<Received>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = arrivals(receivers);
+        if seen.len() == pairs {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {pairs} pairs arrived",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// No two attempts of one delivery overlapped in time (an attempt whose answer never
+/// went out, its sender killed, counts as lasting three seconds).
+fn assert_no_overlap(seen: &HashMap<(String, String), Vec<Received>>) {
+    for (pair, requests) in seen {
+        let spans: Vec<(Instant, Instant)> = requests
+            .iter()
+            .map(|r| (r.at, r.answered.unwrap_or(r.at + Duration::from_secs(3))))
+            .collect();
+        for two in spans.windows(2) {
+            assert!(two[1].0 >= two[0].1, "two attempts of {pair:?} overlapped: {two:?}");
+        }
+    }
+}
+
+/// A node's id, as its `/healthz` and its leases name it.
+async fn node_id(node: &TestServer) -> String {
+    let (_, health) = node.health().await;
+    health["delivery"]["node"].as_str().expect("a node id").to_owned()
+}
+
+/// The (event, webhook) pairs of the deliveries `owner` holds leased.
+async fn leased_by(database: &str, owner: &str) -> HashSet<(String, String)> {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(database).await.unwrap();
+    sqlx::query_as("SELECT event_id, webhook_id FROM deliveries WHERE lease_owner = $1 AND status = 'pending'")
+        .bind(owner)
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// Three nodes, receivers and two webhooks, ready for the takeover tests.
+async fn takeover_cluster() -> (Vec<TestServer>, Vec<tempfile::TempDir>, Vec<Receiver>) {
+    let (nodes, dirs) = cluster(3, &TAKEOVER_ARGS).await;
+    let receivers = vec![Receiver::start().await, Receiver::start().await];
     for receiver in &receivers {
-        receiver.script(|_| Reply::After(Duration::from_millis(3)));
+        receiver.script(|_| Reply::After(HOLD));
         nodes[0]
             .must_create(&json!({"name": "c", "url": receiver.url, "events": ["payment.completed"]}))
             .await;
     }
-    let pairs = |receivers: &[Receiver]| {
-        let mut seen: HashMap<(String, String), usize> = HashMap::new();
-        for receiver in receivers {
-            for request in receiver.received() {
-                let key = (
-                    request.header("monime-event-id").to_owned(),
-                    request.header("monime-webhook-id").to_owned(),
-                );
-                *seen.entry(key).or_insert(0) += 1;
-            }
-        }
-        seen
-    };
-    let mut published = 0;
-    let mut killed = false;
-    while published < EVENTS {
-        let live: Vec<&TestServer> = nodes.iter().collect();
-        let ids: Vec<String> = (published..(published + 30).min(EVENTS))
-            .map(|i| format!("pmt-{i}"))
-            .collect();
+    (nodes, dirs, receivers)
+}
+
+/// Publishes events `from..to` round-robin over `nodes`, thirty at a time.
+async fn publish_range(nodes: &[&TestServer], from: usize, to: usize) {
+    for start in (from..to).step_by(30) {
+        let ids: Vec<(usize, String)> = (start..(start + 30).min(to)).map(|i| (i, format!("pmt-{i}"))).collect();
         let batch = ids
             .iter()
-            .enumerate()
-            .map(|(i, id)| live[i % live.len()].publish("payment.completed", id, json!({"id": id})));
-        published += futures::future::join_all(batch).await.len();
-        if !killed && published >= EVENTS / 3 && pairs(&receivers).len() > 600 {
-            nodes.remove(1).kill().await;
-            killed = true;
+            .map(|(i, id)| nodes[i % nodes.len()].publish("payment.completed", id, json!({"id": id})));
+        futures::future::join_all(batch).await;
+    }
+}
+
+/// A node killed mid-way: the others take over its deliveries within seconds, by its
+/// heartbeat going stale (not by its leases running out), every (event, webhook) pair
+/// arrives, and only what the dead node had in flight or unrecorded arrives twice.
+#[tokio::test]
+async fn a_killed_nodes_deliveries_are_taken_over_within_seconds() {
+    const EVENTS: usize = 600;
+    let (mut nodes, _dirs, receivers) = takeover_cluster().await;
+    let database = nodes[0].database.clone();
+    let victim = node_id(&nodes[1]).await;
+    let mut published = 0;
+    let mut held = HashSet::new();
+    while held.len() < 20 {
+        assert!(published < EVENTS, "the victim never held 20 deliveries at once");
+        let live: Vec<&TestServer> = nodes.iter().collect();
+        publish_range(&live, published, published + 30).await;
+        published += 30;
+        if published >= EVENTS / 3 {
+            held = leased_by(&database, &victim).await;
         }
     }
-    assert!(killed, "a node was killed mid-way");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let seen = loop {
-        let seen = pairs(&receivers);
-        if seen.len() == EVENTS * 2 {
-            break seen;
+    let killed_at = Instant::now();
+    nodes.remove(1).kill().await;
+    // Read at once: nobody may take them over for seconds.
+    let held = leased_by(&database, &victim).await;
+    let live: Vec<&TestServer> = nodes.iter().collect();
+    publish_range(&live, published, EVENTS).await;
+
+    let seen = all_arrive(&receivers, EVENTS * 2, Duration::from_secs(120)).await;
+    // The last request of each delivery the dead node held is another node's: the dead
+    // node sent any earlier one, just before it died or earlier.
+    let taken_over_after = held
+        .iter()
+        .map(|pair| {
+            seen[pair]
+                .last()
+                .expect("arrived")
+                .at
+                .saturating_duration_since(killed_at)
+        })
+        .max()
+        .expect("the dead node held deliveries");
+    eprintln!(
+        "{} deliveries held by the killed node; the last attempted by another node {taken_over_after:?} after the kill",
+        held.len()
+    );
+    assert!(
+        taken_over_after <= Duration::from_secs(10),
+        "the last of the dead node's deliveries was attempted {taken_over_after:?} after the kill"
+    );
+    // Only what the dead node had sent (in flight, or awaiting its record) arrives twice:
+    // once from it, before it died, and once from the node that took it over.
+    let mut duplicates = 0;
+    for (pair, requests) in &seen {
+        if requests.len() > 1 {
+            let offsets: Vec<f64> = requests
+                .iter()
+                .map(|r| r.at.saturating_duration_since(killed_at).as_secs_f64())
+                .collect();
+            assert!(
+                held.contains(pair) && requests.len() == 2 && offsets[0] < 1.0 && offsets[1] > 1.0,
+                "{pair:?} arrived at {offsets:?} s after the kill (0: before it); held by the dead node: {}",
+                held.contains(pair)
+            );
+            duplicates += 1;
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {} pairs arrived",
-            seen.len(),
-            EVENTS * 2
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    }
     assert!(
         duplicates <= 40,
-        "{duplicates} duplicates; the killed node had at most 2 webhooks × 10 attempts in flight, each with at most one more awaiting its record"
+        "{duplicates} duplicates; the dead node had at most 2 webhooks × 10 attempts in flight, each with at most one more awaiting its record"
     );
-    // No two attempts of one delivery ever overlapped in time.
-    for receiver in &receivers {
-        let mut by_pair: HashMap<String, Vec<(Instant, Instant)>> = HashMap::new();
-        for request in receiver.received() {
-            let end = request.answered.unwrap_or(request.at + Duration::from_secs(3));
-            by_pair
-                .entry(request.header("monime-event-id").to_owned())
-                .or_default()
-                .push((request.at, end));
+    assert_no_overlap(&seen);
+}
+
+/// Waits until `node`'s `/healthz` says it is (or is not) fenced; panics after `within`.
+async fn fenced_becomes(node: &TestServer, fenced: bool, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, health) = node.health().await;
+        if health["delivery"]["fenced"] == json!(fenced) {
+            return;
         }
-        for (event, mut spans) in by_pair {
-            spans.sort();
-            for pair in spans.windows(2) {
-                assert!(pair[1].0 >= pair[0].1, "two attempts of {event} overlapped: {pair:?}");
-            }
-        }
+        assert!(Instant::now() < deadline, "fenced never became {fenced}: {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A node that cannot write its heartbeat while it runs on (here its row is held
+/// locked, as a database too slow for it would) stops starting attempts before the
+/// others judge it dead and take its deliveries over: no delivery is attempted by two
+/// nodes at once, though all of them live. Once its heartbeat is written again it works
+/// on.
+#[tokio::test]
+async fn a_node_that_loses_its_heartbeat_stops_before_the_others_take_over() {
+    use sqlx::{Connection, Executor};
+    const EVENTS: usize = 450;
+    let (mut nodes, _dirs, receivers) = takeover_cluster().await;
+    let database = nodes[0].database.clone();
+    let victim = node_id(&nodes[1]).await;
+    let all: Vec<&TestServer> = nodes.iter().collect();
+    publish_range(&all, 0, EVENTS / 3).await;
+
+    let mut blocker = sqlx::PgConnection::connect(&database).await.unwrap();
+    blocker.execute("BEGIN").await.unwrap();
+    sqlx::query("SELECT id FROM nodes WHERE id = $1 FOR UPDATE")
+        .bind(&victim)
+        .fetch_one(&mut blocker)
+        .await
+        .unwrap();
+    // The victim still answers the API: publishing needs no heartbeat.
+    publish_range(&all, EVENTS / 3, 2 * EVENTS / 3).await;
+    fenced_becomes(&nodes[1], true, Duration::from_secs(10)).await;
+    // The others take over what it held (its leases run for 29 s).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !leased_by(&database, &victim).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the fenced node's deliveries were not taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    publish_range(&all, 2 * EVENTS / 3, EVENTS).await;
+    blocker.execute("ROLLBACK").await.unwrap();
+    fenced_becomes(&nodes[1], false, Duration::from_secs(10)).await;
+
+    let seen = all_arrive(&receivers, EVENTS * 2, Duration::from_secs(120)).await;
+    assert_no_overlap(&seen);
+    let duplicates: usize = seen.values().map(|requests| requests.len() - 1).sum();
+    assert!(
+        duplicates <= 40,
+        "{duplicates} duplicates; the fenced node had at most 2 webhooks × 10 attempts in flight, each with at most one more awaiting its record"
+    );
+
+    // It works on: alone, it delivers what is published to it.
+    for node in [nodes.remove(2), nodes.remove(0)] {
+        assert!(node.stop().await.success());
+    }
+    publish_range(&[&nodes[0]], EVENTS, EVENTS + 20).await;
+    all_arrive(&receivers, (EVENTS + 20) * 2, Duration::from_secs(30)).await;
 }

@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod config;
 mod delivery;
+mod durability;
 mod events;
 mod idempotency;
 mod openapi;

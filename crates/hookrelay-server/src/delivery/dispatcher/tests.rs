@@ -7,17 +7,23 @@ use hookrelay_core::Timestamp;
 use hookrelay_store::ClaimRequest;
 
 use super::{lease_until, Dispatcher, Round};
+use crate::delivery::heartbeat::tests::fence_beaten;
 use crate::delivery::status::EngineStatus;
-use crate::delivery::testing::{config, Receiver, TestStore};
+use crate::delivery::testing::{config, open_fence, Receiver, TestStore};
 use crate::delivery::worker::lease_outlasts_attempt;
+use crate::delivery::Fence;
 use crate::delivery::{DeliveryConfig, Wakeup};
 
 const CEILING: u32 = 200;
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn dispatcher(test: &TestStore, config: DeliveryConfig) -> (Dispatcher, EngineStatus) {
+    fenced_by(test, config, open_fence())
+}
+
+fn fenced_by(test: &TestStore, config: DeliveryConfig, fence: Fence) -> (Dispatcher, EngineStatus) {
     let status = EngineStatus::new(Wakeup::default());
-    let dispatcher = Dispatcher::new(test.store.clone(), config, status.clone(), Wakeup::default());
+    let dispatcher = Dispatcher::new(test.store.clone(), config, status.clone(), Wakeup::default(), fence);
     (dispatcher, status)
 }
 
@@ -203,5 +209,29 @@ async fn a_delivery_claimed_under_a_huge_attempt_timeout_stays_leased() {
     receiver.let_go();
     settle(&status).await;
     assert_eq!(receiver.received(), 1);
+    dispatcher.drain().await;
+}
+
+/// A node whose heartbeat is too old claims nothing: others may be taking its work over.
+#[tokio::test]
+async fn a_fenced_dispatcher_claims_nothing() {
+    let test = TestStore::open().await;
+    let receiver = Receiver::start().await;
+    test.webhook(&receiver.url, "payment.completed").await;
+    test.publish("payment.completed", 3).await;
+    let (dispatcher, _status) = fenced_by(&test, config(), fence_beaten(Duration::from_secs(4)));
+    assert_eq!(dispatcher.claim_round().await, Round::Fenced);
+    let now = Timestamp::now();
+    let another_node = ClaimRequest {
+        now,
+        lease_until: now.plus_micros(60_000_000),
+        owner: "another-node".into(),
+        limit: 10,
+        per_webhook: 10,
+        skip_webhooks: Vec::new(),
+    };
+    let taken = test.store.claim_deliveries(&another_node).await.expect("claim");
+    assert_eq!(taken.len(), 3, "nothing was claimed by the fenced node");
+    assert_eq!(receiver.received(), 0);
     dispatcher.drain().await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{DeliveryAttempt, NextStep};
 use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
-use hookrelay_store::{AttemptResult, StoreError};
+use hookrelay_store::{AttemptResult, Lease, StoreError};
 use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
@@ -129,6 +129,10 @@ fn result() -> AttemptResult {
         next: NextStep::Succeeded,
         finish_time: now,
         claimed_update_time: now,
+        lease: Lease {
+            owner: "node-test".into(),
+            until: now,
+        },
     }
 }
 

@@ -11,10 +11,12 @@ use tokio::sync::mpsc;
 
 use super::{lease_outlasts_attempt, work};
 use crate::delivery::attempt::Body;
+use crate::delivery::heartbeat::tests::fence_beaten;
 use crate::delivery::recorder::{Recorder, RECORD_BATCH};
 use crate::delivery::slots::{Claimed, Shared};
 use crate::delivery::status::EngineStatus;
-use crate::delivery::testing::{config, Receiver, TestStore};
+use crate::delivery::testing::{config, open_fence, Receiver, TestStore};
+use crate::delivery::Fence;
 use crate::delivery::{saturating_micros, Wakeup};
 
 const SECOND: i64 = 1_000_000;
@@ -44,6 +46,11 @@ fn a_lease_at_the_end_of_time_outlasts_any_attempt() {
 /// over it with a real recorder, and that delivery claimed under a lease ending at
 /// `lease_until`, queued behind a worker that is about to take it.
 async fn queued_delivery(lease_until: Timestamp) -> (TestStore, Receiver, Arc<Shared>, WebhookId) {
+    queued_delivery_behind(lease_until, open_fence()).await
+}
+
+/// [`queued_delivery`], with the engine's heartbeat as `fence` says.
+async fn queued_delivery_behind(lease_until: Timestamp, fence: Fence) -> (TestStore, Receiver, Arc<Shared>, WebhookId) {
     let test = TestStore::open().await;
     let receiver = Receiver::start().await;
     let webhook = test.webhook(&receiver.url, "payment.completed").await;
@@ -59,7 +66,7 @@ async fn queued_delivery(lease_until: Timestamp) -> (TestStore, Receiver, Arc<Sh
         }
         .run(results),
     );
-    let shared = Arc::new(Shared::new(test.store.clone(), config(), status, recorder));
+    let shared = Arc::new(Shared::new(test.store.clone(), config(), status, recorder, fence));
     let claimed = claim(&test, &shared.owner, lease_until).await;
     assert_eq!(claimed.len(), 1);
     let (delivery, permit) = {
@@ -131,4 +138,27 @@ async fn a_queued_delivery_with_its_attempt_s_time_left_is_sent_and_recorded() {
     assert!(shared.slots().is_empty(), "the worker left its slot");
     let status = shared.status.snapshot();
     assert_eq!((status.attempts_in_flight, status.queued, status.unrecorded), (0, 0, 0));
+}
+
+/// A worker whose node's heartbeat is too old sends nothing, and gives nothing back:
+/// another node may be taking the delivery over; the heartbeat gives it back later.
+#[tokio::test]
+async fn a_fenced_worker_drops_its_delivery_unsent_and_still_leased() {
+    let lease_until = Timestamp::now().plus_micros(saturating_micros(config().lease()));
+    let fence = fence_beaten(Duration::from_secs(4));
+    let (test, receiver, shared, webhook) = queued_delivery_behind(lease_until, fence.clone()).await;
+    assert_eq!(receiver.received(), 0, "nothing was sent");
+    let deliveries = test
+        .store
+        .list_deliveries(&test.space, &webhook, None, None, 10)
+        .await
+        .expect("list");
+    assert_eq!(deliveries.items[0].status, DeliveryStatus::Pending);
+    assert_eq!(deliveries.items[0].attempt_count, 0);
+    let again = claim(&test, "another-node", Timestamp::now().plus_micros(60 * SECOND)).await;
+    assert!(again.is_empty(), "still leased: not given back by the worker");
+    let dropped = fence.beat_began(std::time::Instant::now());
+    assert_eq!(dropped.len(), 1, "noted for the heartbeat to give back");
+    assert_eq!(dropped[0].0, deliveries.items[0].id);
+    assert!(shared.slots().is_empty(), "the worker left its slot");
 }
