@@ -5,6 +5,7 @@
 //! [`Timestamp::now`], and no files. Everything above it (storage, server, SDK)
 //! agrees on the wire contract by sharing these types.
 
+pub mod access;
 pub mod alert;
 pub mod catalog;
 pub mod claim;
@@ -13,6 +14,7 @@ pub mod delivery;
 pub mod event;
 pub mod id;
 pub mod net;
+pub mod quota;
 pub mod record;
 pub mod seal;
 pub mod signing;
@@ -23,7 +25,7 @@ pub mod webhook;
 pub mod webhook_change;
 
 pub use catalog::EventCatalog;
-pub use id::{AlertId, DeliveryId, EventId, SpaceId, WebhookId};
+pub use id::{AlertId, DeliveryId, EventId, SpaceId, TokenId, WebhookId};
 pub use timestamp::Timestamp;
 pub use validation::{FieldError, ValidationErrors};
 pub use webhook::{ApiRelease, VerificationMethod, Webhook, WebhookDraft, WebhookPatch};
