@@ -46,6 +46,7 @@ mod health;
 mod idempotency;
 mod notify;
 mod record;
+mod spaces;
 mod tokens;
 mod webhooks;
 

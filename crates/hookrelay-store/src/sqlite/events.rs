@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hookrelay_core::delivery::Delivery;
 use hookrelay_core::event::Event;
+use hookrelay_core::quota::check_fan_out;
 use hookrelay_core::{DeliveryId, SpaceId, WebhookId};
 use rusqlite::{params, Connection};
 
@@ -80,11 +81,19 @@ impl SqliteStore {
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn publish_event(&self, event: &Event, idempotency: Option<IdempotencyRecord>) -> Result<u32, StoreError> {
+    async fn publish_event_within(
+        &self,
+        event: &Event,
+        idempotency: Option<IdempotencyRecord>,
+        max_fan_out: Option<u32>,
+    ) -> Result<u32, StoreError> {
         // Subscribers are read before the write, off the writer's connection. A webhook
         // disabled or deleted meanwhile gets a delivery that is cancelled when claimed;
         // one created meanwhile was created after this event, as far as anyone can tell.
         let webhooks = self.subscribers(&event.space_id, &event.name).await?;
+        if let Some(limit) = max_fan_out {
+            check_fan_out(webhooks.len(), limit)?;
+        }
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
         let record = idempotency.map(|record| seal_idempotency(&self.cipher, record));
         let event = Arc::new(event.clone());

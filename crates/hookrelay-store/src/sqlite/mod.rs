@@ -27,6 +27,7 @@ mod events;
 mod health;
 mod idempotency;
 mod record;
+mod spaces;
 mod tokens;
 mod webhooks;
 mod writer;
