@@ -20,4 +20,5 @@ mod persistence;
 mod sdk;
 mod seed_examples;
 mod ssrf;
+mod tenancy;
 mod validation;
