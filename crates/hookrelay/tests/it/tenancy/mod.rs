@@ -1,7 +1,8 @@
 //! Tokens with scopes, spaces operators manage, and per-space quotas: through the API
-//! (`tokens`), the operator's CLI on the database (`spaces`), the quotas (`quotas`), and
-//! on a two-node cluster (`cluster`).
+//! (`tokens`), the SDK and the user's CLI (`clients`), the operator's CLI on the
+//! database (`spaces`), the quotas (`quotas`), and on a two-node cluster (`cluster`).
 
+mod clients;
 mod cluster;
 mod quotas;
 mod spaces;
