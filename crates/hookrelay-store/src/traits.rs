@@ -176,9 +176,10 @@ pub trait ClaimStore: Send + Sync {
         -> Result<Option<Timestamp>, StoreError>;
 
     /// Releases claims that can only belong to a process that died. SQLite serves one
-    /// process per file, so at `serve` start every lease is orphaned; on PostgreSQL
-    /// leases of live nodes must stand, so it releases none (expired leases are
-    /// claimable anyway). Returns how many claims (deliveries and alerts) it released.
+    /// process per file, so at `serve` start every lease is orphaned (and a wide
+    /// fan-out it was writing in chunks is finished first); on PostgreSQL leases of
+    /// live nodes must stand, so it releases none (expired leases are claimable
+    /// anyway). Returns how many claims (deliveries and alerts) it released.
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
 
     /// Calls `wake` whenever another node stores work that is due (PostgreSQL

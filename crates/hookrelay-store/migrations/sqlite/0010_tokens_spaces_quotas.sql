@@ -33,3 +33,14 @@ DROP TABLE access_tokens;
 ALTER TABLE access_tokens_scoped RENAME TO access_tokens;
 
 CREATE INDEX access_tokens_by_space ON access_tokens (space_id, seq);
+
+-- A wide fan-out being written: its event is stored with its first deliveries, the rest
+-- follow in separate writes so other spaces' writes are not held behind it. Claims
+-- skip the deliveries of an event listed here; the write that stores the last ones
+-- removes the row. webhooks (a JSON array of ids) and written (how many of them have
+-- their delivery) let the next start finish a fan-out a crash interrupted.
+CREATE TABLE staged_events (
+    event_id TEXT PRIMARY KEY NOT NULL REFERENCES events (id),
+    webhooks TEXT NOT NULL,
+    written  INTEGER NOT NULL
+) WITHOUT ROWID;

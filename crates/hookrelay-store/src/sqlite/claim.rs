@@ -9,6 +9,7 @@ use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
 use rusqlite::params;
 
+use super::staging::finish_staged;
 use super::webhooks::WebhookRead;
 use super::{json_ids, SqliteStore};
 use crate::rows::{claimed_delivery, corrupt, event_from_columns};
@@ -41,9 +42,17 @@ macro_rules! not_paused {
     };
 }
 
+/// `AND` the delivery (of `deliveries`) is not of a fan-out still being written
+/// (`staging.rs`): one probe of a table that is empty but for a moment.
+macro_rules! not_staged {
+    () => {
+        " AND NOT EXISTS (SELECT 1 FROM staged_events WHERE staged_events.event_id = deliveries.event_id) "
+    };
+}
+
 /// Leases due deliveries: oldest due first, at most `?5` of any one webhook (so one
 /// webhook's backlog cannot crowd out the others), at most `?6` in all, none of a
-/// disabled space. Each webhook's share is read from the index `pending_webhooks!`
+/// disabled space nor of a fan-out still being written. Each webhook's share is read from the index `pending_webhooks!`
 /// skips along.
 const CLAIM: &str = concat!(
     pending_webhooks!(),
@@ -54,8 +63,9 @@ const CLAIM: &str = concat!(
              JOIN deliveries AS d ON d.seq IN (
                  SELECT seq FROM deliveries
                  WHERE webhook_id = pending.webhook_id AND status = 'pending'
-                   AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
-                 ORDER BY next_attempt_time, seq LIMIT ?5)
+                   AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)",
+    not_staged!(),
+    "            ORDER BY next_attempt_time, seq LIMIT ?5)
              WHERE pending.webhook_id IS NOT NULL
                AND pending.webhook_id NOT IN (SELECT value FROM json_each(?4))",
     not_paused!(),
@@ -229,7 +239,9 @@ impl ClaimStore for SqliteStore {
             pending_webhooks!(),
             "SELECT MIN((SELECT MIN(next_attempt_time) FROM deliveries
                          WHERE webhook_id = pending.webhook_id AND status = 'pending'
-                           AND (lease_until IS NULL OR lease_until < ?1)))
+                           AND (lease_until IS NULL OR lease_until < ?1)",
+            not_staged!(),
+            "))
              FROM pending
              WHERE pending.webhook_id IS NOT NULL AND pending.webhook_id NOT IN (SELECT value FROM json_each(?2))",
             not_paused!()
@@ -246,6 +258,11 @@ impl ClaimStore for SqliteStore {
         // be running, and must not take that server's claims from under it.
         self.writer
             .write(move |connection| {
+                // Fan-outs a crash interrupted are finished first, before anything claims.
+                let finished = finish_staged(connection)?;
+                if finished > 0 {
+                    tracing::info!(finished, "finished writing fan-outs a previous run left half written");
+                }
                 // One SQLite file serves one hookrelay process, so leases held when it
                 // starts belong to a process that died: give its work back at once
                 // instead of waiting for the leases to run out.

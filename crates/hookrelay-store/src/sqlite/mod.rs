@@ -28,6 +28,7 @@ mod health;
 mod idempotency;
 mod record;
 mod spaces;
+mod staging;
 mod tokens;
 mod webhooks;
 mod writer;
