@@ -3,6 +3,7 @@
 //! users, is `hookrelay tokens` (`remote::tokens`).
 
 use anyhow::{bail, Context};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgMatches, Subcommand};
 use hookrelay_core::access::{AccessToken, Scope, Scopes, TokenDraft};
 use hookrelay_core::delivery::parse_duration;
@@ -23,10 +24,8 @@ pub enum TokenCommand {
         /// What the token is for, shown in lists.
         #[arg(long, default_value = "cli")]
         name: String,
-        /// A scope the token gets (repeatable): webhooks:read, webhooks:write,
-        /// events:publish, events:read, deliveries:read, deliveries:write, tokens:manage,
-        /// events:erase. [default: every scope]
-        #[arg(long = "scope", value_name = "SCOPE", value_parser = parse_scope)]
+        /// A scope the token gets (repeatable). [default: every scope]
+        #[arg(long = "scope", value_name = "SCOPE", value_parser = scope_parser())]
         scopes: Vec<Scope>,
         /// How long the token works, e.g. 12h or 30d. [default: until revoked]
         #[arg(long, value_name = "DURATION")]
@@ -55,11 +54,10 @@ pub enum TokenCommand {
     },
 }
 
-fn parse_scope(name: &str) -> Result<Scope, String> {
-    Scope::parse(name).ok_or_else(|| {
-        let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-        format!("not a scope; scopes are: {}", known.join(", "))
-    })
+/// Scopes by name, listed in `--help` and in the error for any other value.
+fn scope_parser() -> impl TypedValueParser<Value = Scope> {
+    PossibleValuesParser::new(Scope::ALL.map(Scope::as_str))
+        .map(|name| Scope::parse(&name).expect("a possible value is a scope"))
 }
 
 /// `text` as a space id, or an error saying what one looks like.

@@ -2,8 +2,10 @@
 //! API (your token needs `tokens:manage`). An operator's, on the database, is
 //! `hookrelay token`.
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Subcommand};
 use hookrelay_client::{CreateToken, ListParams, Token};
+use hookrelay_core::access::Scope;
 
 use super::{print_one, print_page, Connection};
 use crate::output;
@@ -23,10 +25,8 @@ enum TokenCommand {
         /// What the token is for, shown in lists.
         #[arg(long)]
         name: String,
-        /// A scope the token gets (repeatable; at least one, each one your token has):
-        /// webhooks:read, webhooks:write, events:publish, events:read, deliveries:read,
-        /// deliveries:write, tokens:manage, events:erase.
-        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        /// A scope the token gets (repeatable; at least one, each one your token has).
+        #[arg(long = "scope", value_name = "SCOPE", required = true, value_parser = scope_names())]
         scopes: Vec<String>,
         /// When the token stops working, RFC 3339 (e.g. 2030-01-01T00:00:00Z). [default: never]
         #[arg(long, value_name = "TIME")]
@@ -49,6 +49,11 @@ enum TokenCommand {
         /// The token's id, `tok-…`.
         id: String,
     },
+}
+
+/// The scopes' names, listed in `--help` and in the error for any other value.
+fn scope_names() -> PossibleValuesParser {
+    PossibleValuesParser::new(Scope::ALL.map(Scope::as_str))
 }
 
 pub async fn tokens(args: TokenArgs) -> anyhow::Result<()> {

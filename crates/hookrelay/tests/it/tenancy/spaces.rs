@@ -98,7 +98,7 @@ async fn operators_create_spaces_and_their_tokens_and_revoke_them() {
     for (args, says) in [
         (
             vec!["token", "create", "--space", "spc-cli", "--scope", "webhooks:admin"],
-            "not a scope",
+            "possible values",
         ),
         (
             vec!["token", "create", "--space", "spc-cli", "--expires", "0s"],
