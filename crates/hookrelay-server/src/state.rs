@@ -113,10 +113,13 @@ impl PublishLimits {
     /// allowed.
     pub fn take(&self, space: &SpaceId, rate: u32, now: Timestamp) -> Result<(), Duration> {
         let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        buckets
-            .entry(space.clone())
-            .or_insert_with(|| TokenBucket::new(rate, now))
-            .take(rate, now)
+        if let Some(bucket) = buckets.get_mut(space) {
+            return bucket.take(rate, now);
+        }
+        let mut bucket = TokenBucket::new(rate, now);
+        let taken = bucket.take(rate, now);
+        buckets.insert(space.clone(), bucket);
+        taken
     }
 }
 
