@@ -4,6 +4,7 @@
 //! is a development tool; docs/performance.md says how to run it and read its figures.
 
 mod api;
+mod fanout;
 mod receiver;
 mod report;
 mod server;
@@ -61,6 +62,9 @@ enum Which {
     /// A few hundred deliveries in seconds; fails on any missing or duplicate delivery,
     /// never on speed. Writes files only with --out.
     Smoke,
+    /// One space fans out to thousands of webhooks while another publishes steadily:
+    /// the other's publish and delivery latency alone and during the fan-out.
+    Fanout(fanout::FanoutSpec),
 }
 
 #[derive(Args)]
@@ -126,6 +130,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Which::W4 => vec![workload::W4],
         Which::W5 => vec![workload::W5],
         Which::Smoke => workload::SMOKE.to_vec(),
+        Which::Fanout(_) => Vec::new(),
     };
     let out = match (&options.out, cli.command) {
         (Some(dir), _) => Some(dir.clone()),
@@ -151,6 +156,7 @@ async fn run(cli: Cli) -> Result<bool> {
         verify_every: options.verify_every,
         deadline_secs: options.deadline,
         workloads: Vec::new(),
+        fanout: None,
         ok: true,
     };
     println!(
@@ -169,6 +175,13 @@ async fn run(cli: Cli) -> Result<bool> {
         if let Some(dir) = &out {
             report::write(&report, dir, &stamp)?;
         }
+    }
+    if let Which::Fanout(spec) = cli.command {
+        println!("\n== fanout (two spaces on one server)");
+        let result = fanout::run(spec, &config).await.context("workload fanout")?;
+        print!("{}", report::fanout_lines(&result));
+        report.ok &= result.ok();
+        report.fanout = Some(result);
     }
     println!("\n{}", report::markdown(&report));
     if let Some(dir) = &out {

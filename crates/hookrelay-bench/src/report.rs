@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::fanout::{FanoutResult, SteadyFigures};
 use crate::stats::Percentiles;
 use crate::workload::WorkloadResult;
 
@@ -27,6 +28,8 @@ pub struct Report {
     pub verify_every: u64,
     pub deadline_secs: u64,
     pub workloads: Vec<WorkloadResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<FanoutResult>,
     /// No missing or duplicate deliveries, failed publishes or bad signatures anywhere.
     pub ok: bool,
 }
@@ -164,30 +167,11 @@ pub fn markdown(report: &Report) -> String {
             "FAILED"
         }
     );
-    let _ = writeln!(
-        out,
-        "| workload | shape | deliveries | publish/s | publish p50 / p90 / p99 ms | deliveries/s \
-         | publish-to-receipt p50 / p90 / p99 ms | missing | duplicates | idle RSS MiB | peak RSS MiB | CPU s |"
-    );
-    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for r in &report.workloads {
-        let server = r.server.as_ref();
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
-            r.workload,
-            r.shape,
-            r.delivered,
-            r.publish_per_sec,
-            triple(r.publish_latency_ms),
-            r.deliveries_per_sec,
-            triple(r.latency_ms),
-            r.missing,
-            r.duplicates,
-            opt(server.and_then(|s| s.idle_rss_mib), 1),
-            opt(server.map(|s| s.peak_rss_mib), 1),
-            opt(server.and_then(|s| s.cpu_secs), 1),
-        );
+    if !report.workloads.is_empty() {
+        workload_table(&mut out, report);
+    }
+    if let Some(fanout) = &report.fanout {
+        let _ = writeln!(out, "## fanout\n\n```\n{}```", fanout_lines(fanout));
     }
     let mut notes = Vec::new();
     for r in &report.workloads {
@@ -229,6 +213,69 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(out, "- {note}");
         }
     }
+    out
+}
+
+/// The table of the fixed workloads, one row each.
+fn workload_table(out: &mut String, report: &Report) {
+    let _ = writeln!(
+        out,
+        "| workload | shape | deliveries | publish/s | publish p50 / p90 / p99 ms | deliveries/s \
+         | publish-to-receipt p50 / p90 / p99 ms | missing | duplicates | idle RSS MiB | peak RSS MiB | CPU s |"
+    );
+    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for r in &report.workloads {
+        let server = r.server.as_ref();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+            r.workload,
+            r.shape,
+            r.delivered,
+            r.publish_per_sec,
+            triple(r.publish_latency_ms),
+            r.deliveries_per_sec,
+            triple(r.latency_ms),
+            r.missing,
+            r.duplicates,
+            opt(server.and_then(|s| s.idle_rss_mib), 1),
+            opt(server.map(|s| s.peak_rss_mib), 1),
+            opt(server.and_then(|s| s.cpu_secs), 1),
+        );
+    }
+}
+
+/// The fanout workload's figures: space B alone and during A's fan-out, then A's.
+pub fn fanout_lines(r: &FanoutResult) -> String {
+    let mut out = String::new();
+    let spec = r.spec;
+    let steady = |phase: &str, f: &SteadyFigures| {
+        format!(
+            "  B {phase:<8} {} publishes at {}/s ({} failed, {} not delivered); publish p50 / p90 / p99 {} ms; \
+             publish-to-receipt {} ms\n",
+            f.published,
+            spec.steady_rate,
+            f.publish_failures,
+            f.missing,
+            triple(f.publish_latency_ms),
+            triple(f.delivery_latency_ms)
+        )
+    };
+    out.push_str(&steady("alone", &r.baseline));
+    out.push_str(&steady("during", &r.during_fanout));
+    let _ = writeln!(
+        out,
+        "  A fan-out {} events x {} webhooks: publish p50 / p90 / p99 {} ms; {} of {} delivered in {:.1} s{}; \
+         duplicates {}",
+        spec.fanout_events,
+        spec.fanout_webhooks,
+        triple(r.fanout_publish_latency_ms),
+        r.fanout_deliveries,
+        spec.fanout_events * spec.fanout_webhooks,
+        r.fanout_secs,
+        if r.timed_out { " (deadline passed)" } else { "" },
+        r.duplicates
+    );
     out
 }
 

@@ -42,6 +42,9 @@ pub struct Server {
 struct Process {
     child: Child,
     pid: u32,
+    /// The binary and its database, for the operator's commands.
+    bin: PathBuf,
+    database: String,
     /// Working directory: the SQLite file (when fresh) and `server.log`.
     dir: TempDir,
     fresh_database: bool,
@@ -93,6 +96,11 @@ impl Server {
             .args(&launch.extra_args)
             .env("HOOKRELAY_BOOTSTRAP_SPACE_ID", BENCH_SPACE)
             .env("HOOKRELAY_BOOTSTRAP_TOKEN", BENCH_TOKEN)
+            // Quotas out of the way: workloads measure throughput and latency, not the
+            // limits that protect one space from another (a --server-arg still sets them).
+            .env("HOOKRELAY_MAX_PUBLISH_RATE", "1000000")
+            .env("HOOKRELAY_MAX_WEBHOOKS_PER_SPACE", "1000000")
+            .env("HOOKRELAY_MAX_FAN_OUT", "1000000")
             .env("HOOKRELAY_LOG", "warn");
         if !fresh_database {
             command.env("HOOKRELAY_MASTER_KEY", BENCH_MASTER_KEY);
@@ -130,10 +138,39 @@ impl Server {
             process: Some(Process {
                 child,
                 pid,
+                bin: launch.bin.clone(),
+                database,
                 dir,
                 fresh_database,
             }),
         })
+    }
+
+    /// A token for another space (created with it) from `hookrelay token create` on the
+    /// server's database; only for a server the harness started.
+    pub async fn create_token(&self, space: &str) -> Result<String> {
+        let Some(process) = &self.process else {
+            bail!("a second space needs a server the harness starts (not --target-url)");
+        };
+        let mut command = Command::new(&process.bin);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HOOKRELAY_") {
+                command.env_remove(key);
+            }
+        }
+        if !process.fresh_database {
+            command.env("HOOKRELAY_MASTER_KEY", BENCH_MASTER_KEY);
+        }
+        let output = command
+            .current_dir(process.dir.path())
+            .args(["token", "create", "--space", space, "--name", "bench", "--database"])
+            .arg(&process.database)
+            .output()
+            .await?;
+        if !output.status.success() {
+            bail!("token create failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8(output.stdout)?.trim().to_owned())
     }
 
     /// The child's pid, when the harness started the server.

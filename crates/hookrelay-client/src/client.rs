@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::redact::Redacted;
-use crate::resources::{DeliveryApi, EventApi, WebhookApi};
+use crate::resources::{DeliveryApi, EventApi, TokenApi, WebhookApi};
 
 /// A client for one space of a hookrelay server. Cheap to clone. `Debug` shows the base
 /// URL and the space, never the token.
@@ -145,6 +145,11 @@ impl Client {
     /// Delivery history: list, get, retry.
     pub fn deliveries(&self) -> DeliveryApi<'_> {
         DeliveryApi::new(self)
+    }
+
+    /// Access tokens: create, list, revoke.
+    pub fn tokens(&self) -> TokenApi<'_> {
+        TokenApi::new(self)
     }
 
     /// Sends a request, retrying transient failures. A POST always carries an

@@ -116,5 +116,5 @@ pub use client::{Client, ClientBuilder};
 #[cfg(feature = "client")]
 pub use error::{ApiErrorDetail, Error};
 #[cfg(feature = "client")]
-pub use resources::{DeliveryApi, EventApi, WebhookApi};
+pub use resources::{DeliveryApi, EventApi, TokenApi, WebhookApi};
 pub use types::*;

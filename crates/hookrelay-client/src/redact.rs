@@ -1,12 +1,12 @@
-//! `Debug` for the wire types that hold secrets: HS256 secrets and custom header values
-//! (which often carry credentials) print as `<redacted>`, so logging a request or a
+//! `Debug` for the wire types that hold secrets: HS256 secrets, custom header values
+//! (which often carry credentials) and new access tokens print as `<redacted>`, so logging a request or a
 //! webhook does not leak them. Each impl destructures its type, so a new field does not
 //! compile until it is printed here too.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::types::{CreateWebhook, NewVerificationMethod, UpdateWebhook, VerificationMethod, Webhook};
+use crate::types::{CreateWebhook, CreatedToken, NewVerificationMethod, UpdateWebhook, VerificationMethod, Webhook};
 
 /// Prints as `<redacted>` in place of a secret.
 pub(crate) struct Redacted;
@@ -131,6 +131,16 @@ impl fmt::Debug for UpdateWebhook {
     }
 }
 
+impl fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self { record, token: _ } = self;
+        f.debug_struct("CreatedToken")
+            .field("record", record)
+            .field("token", &Redacted)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +195,24 @@ mod tests {
         };
         let text = shown(&webhook);
         assert!(text.contains("whk-shown") && text.contains("X-Custom-Auth"), "{text}");
+    }
+
+    #[test]
+    fn a_new_token_is_redacted() {
+        let created = CreatedToken {
+            record: crate::types::Token {
+                id: "tok-shown".into(),
+                name: "ci".into(),
+                scopes: vec!["events:publish".into()],
+                prefix: "AbCdEfGh".into(),
+                create_time: "2026-01-01T00:00:00.000Z".into(),
+                last_used_time: None,
+                expire_time: None,
+            },
+            token: format!("hrt_{SECRET}"),
+        };
+        let text = shown(&created);
+        assert!(text.contains("tok-shown") && text.contains("<redacted>"), "{text}");
     }
 
     #[test]

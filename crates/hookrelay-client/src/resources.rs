@@ -8,8 +8,8 @@ use reqwest::Method;
 use crate::client::Client;
 use crate::error::Error;
 use crate::types::{
-    Alert, ApiListResponse, ApiResponse, CreateWebhook, Delivery, DeliveryListParams, Event, ListParams, PublishEvent,
-    UpdateWebhook, Webhook,
+    Alert, ApiListResponse, ApiResponse, CreateToken, CreateWebhook, CreatedToken, Delivery, DeliveryListParams, Event,
+    ListParams, PublishEvent, Token, UpdateWebhook, Webhook,
 };
 
 const NO_BODY: Option<&()> = None;
@@ -46,6 +46,21 @@ where
         }
     })
     .try_flatten()
+}
+
+/// `DELETE path`, whose answer has no `result`.
+async fn delete(client: &Client, path: &str) -> Result<ApiResponse<()>, Error> {
+    #[derive(serde::Deserialize)]
+    struct Deleted {
+        success: bool,
+        messages: Vec<serde_json::Value>,
+    }
+    let deleted: Deleted = client.call(Method::DELETE, path, &[], NO_BODY, None).await?;
+    Ok(ApiResponse {
+        success: deleted.success,
+        messages: deleted.messages,
+        result: (),
+    })
 }
 
 /// `client.webhook()`.
@@ -108,20 +123,7 @@ impl<'a> WebhookApi<'a> {
 
     /// Deletes a webhook.
     pub async fn delete(&self, id: &str) -> Result<ApiResponse<()>, Error> {
-        #[derive(serde::Deserialize)]
-        struct Deleted {
-            success: bool,
-            messages: Vec<serde_json::Value>,
-        }
-        let deleted: Deleted = self
-            .client
-            .call(Method::DELETE, &format!("/v1/webhooks/{id}"), &[], NO_BODY, None)
-            .await?;
-        Ok(ApiResponse {
-            success: deleted.success,
-            messages: deleted.messages,
-            result: (),
-        })
+        delete(self.client, &format!("/v1/webhooks/{id}")).await
     }
 
     /// One page of the alert e-mails raised about a webhook, newest first, sent or not.
@@ -245,5 +247,54 @@ impl<'a> DeliveryApi<'a> {
                 None,
             )
             .await
+    }
+}
+
+/// `client.tokens()`: the space's access tokens (the calling token needs `tokens:manage`).
+#[derive(Clone, Copy, Debug)]
+pub struct TokenApi<'a> {
+    client: &'a Client,
+}
+
+impl<'a> TokenApi<'a> {
+    pub(crate) fn new(client: &'a Client) -> Self {
+        Self { client }
+    }
+
+    /// Creates a token (with a generated `Idempotency-Key`); the token is in the answer
+    /// only. It can have only scopes the calling token has.
+    pub async fn create(&self, token: &CreateToken) -> Result<ApiResponse<CreatedToken>, Error> {
+        self.client
+            .call(Method::POST, "/v1/tokens", &[], Some(token), None)
+            .await
+    }
+
+    /// Creates a token under your own `Idempotency-Key`: repeating the call with the same
+    /// key and body answers the first result (with the same token) and creates nothing.
+    pub async fn create_with_idempotency_key(
+        &self,
+        token: &CreateToken,
+        key: impl Into<String>,
+    ) -> Result<ApiResponse<CreatedToken>, Error> {
+        self.client
+            .call(Method::POST, "/v1/tokens", &[], Some(token), Some(key.into()))
+            .await
+    }
+
+    /// One page of the space's tokens, newest first.
+    pub async fn list(&self, params: ListParams) -> Result<ApiListResponse<Token>, Error> {
+        let query = page_query(params.limit, params.after.as_deref());
+        self.client.call(Method::GET, "/v1/tokens", &query, NO_BODY, None).await
+    }
+
+    /// Every token of the space, following `next` cursors page by page.
+    pub fn list_all(&self) -> impl Stream<Item = Result<Token, Error>> + 'a {
+        let api = *self;
+        every_item(move |params| async move { api.list(params).await })
+    }
+
+    /// Revokes a token: it is refused from then on, on every node within a second.
+    pub async fn revoke(&self, id: &str) -> Result<ApiResponse<()>, Error> {
+        delete(self.client, &format!("/v1/tokens/{id}")).await
     }
 }

@@ -306,3 +306,47 @@ pub struct Alert {
     /// When the mail server accepted it.
     pub sent_time: Option<String>,
 }
+
+/// An access token of the space, as listed: never the token itself.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    /// `tok-…`: the token's record, not the token.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// What it may do, e.g. `webhooks:read`, `events:publish`.
+    pub scopes: Vec<String>,
+    /// The first characters of the token, to tell tokens apart.
+    pub prefix: String,
+    /// When it was created.
+    pub create_time: String,
+    /// When it was last used, to the minute.
+    pub last_used_time: Option<String>,
+    /// When it stops working.
+    pub expire_time: Option<String>,
+}
+
+/// A token just created: its record, and the token, shown this once. `Debug` hides the
+/// token.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct CreatedToken {
+    /// The record, as lists show it.
+    #[serde(flatten)]
+    pub record: Token,
+    /// The token: send it as `Authorization: Bearer <token>`. It is not shown again.
+    pub token: String,
+}
+
+/// `POST /v1/tokens`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateToken {
+    /// What it is for, 1–100 characters.
+    pub name: String,
+    /// What it may do: scopes the calling token has.
+    pub scopes: Vec<String>,
+    /// When it stops working (RFC 3339, in the future); never if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_time: Option<String>,
+}

@@ -111,6 +111,13 @@ prefixed_id!(
     64
 );
 
+prefixed_id!(
+    /// An access token's record (`tok-…`); never the token itself.
+    TokenId,
+    "tok-",
+    64
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! [`Timestamp::now`], and no files. Everything above it (storage, server, SDK)
 //! agrees on the wire contract by sharing these types.
 
+pub mod access;
 pub mod alert;
 pub mod catalog;
 pub mod claim;
@@ -14,6 +15,7 @@ pub mod event;
 pub mod id;
 pub mod net;
 pub mod node;
+pub mod quota;
 pub mod record;
 pub mod seal;
 pub mod signing;
@@ -25,7 +27,7 @@ pub mod webhook_change;
 pub mod webhook_settings;
 
 pub use catalog::EventCatalog;
-pub use id::{AlertId, DeliveryId, EventId, SpaceId, WebhookId};
+pub use id::{AlertId, DeliveryId, EventId, SpaceId, TokenId, WebhookId};
 pub use timestamp::Timestamp;
 pub use validation::{FieldError, ValidationErrors};
 pub use webhook::{ApiRelease, VerificationMethod, Webhook, WebhookDraft, WebhookPatch};

@@ -83,6 +83,15 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Parses an RFC 3339 date-time with an offset (`2026-11-27T10:00:00Z`,
+    /// `2026-11-27T11:00:00.5+01:00`), to the microsecond; `None` otherwise.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(parsed.unix_timestamp_nanos() / 1_000).ok().map(Self)
+    }
+}
+
 /// A duration in whole microseconds, `i64::MAX` if it has more.
 pub fn saturating_micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
@@ -117,6 +126,23 @@ mod tests {
             Timestamp::from_micros(i64::MIN).to_rfc3339(),
             "0000-01-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn parses_rfc3339_with_any_offset() {
+        let at = Timestamp::parse_rfc3339("2026-11-28T10:00:00.123Z").unwrap();
+        assert_eq!(at, Timestamp::from_micros(1_795_860_000_123_000));
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-28T11:00:00.123+01:00"), Some(at));
+        assert_eq!(Timestamp::parse_rfc3339(&at.to_rfc3339()), Some(at));
+        for bad in [
+            "",
+            "2026-11-28",
+            "2026-11-28T10:00:00",
+            "tomorrow",
+            "2026-13-01T00:00:00Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad:?}");
+        }
     }
 
     const YEAR: Duration = Duration::from_secs(365 * 86_400);

@@ -14,6 +14,23 @@ pub fn generate() -> String {
     format!("{TOKEN_PREFIX}{random}")
 }
 
+/// Characters of a generated token shown in lists, after [`TOKEN_PREFIX`].
+pub const SHOWN_CHARS: usize = 8;
+
+/// The part of a token shown in lists so a user can tell tokens apart: the first
+/// [`SHOWN_CHARS`] characters after `hrt_` of a generated token (about 48 of its 238
+/// bits). A token not made here (a bootstrap token an operator chose, at least 16
+/// characters) shows a quarter of its characters at most, and never more than four.
+pub fn shown_prefix(token: &str) -> String {
+    match token.strip_prefix(TOKEN_PREFIX) {
+        Some(random) => random.chars().take(SHOWN_CHARS).collect(),
+        None => {
+            let count = token.chars().count();
+            token.chars().take((count / 4).min(4)).collect()
+        }
+    }
+}
+
 /// The digest under which a token is stored and looked up.
 pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -41,6 +58,17 @@ mod tests {
             a[TOKEN_PREFIX.len()..].chars().all(|c| c.is_ascii_alphanumeric()),
             "{a}"
         );
+    }
+
+    #[test]
+    fn the_shown_prefix_is_a_small_part_of_the_token() {
+        assert_eq!(shown_prefix("hrt_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCd"), "AbCdEfGh");
+        let generated = generate();
+        assert_eq!(shown_prefix(&generated), &generated[4..12]);
+        assert_eq!(shown_prefix("test-token-0123456789abcdef"), "test");
+        assert_eq!(shown_prefix("sixteen-chars-xx"), "sixt");
+        assert_eq!(shown_prefix("short"), "s");
+        assert_eq!(shown_prefix("abc"), "");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The API's one error type, and the one place it becomes the error envelope:
 //! `{success: false, messages: [..], error: {code, reason, message, details}}`.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use hookrelay_core::quota::QuotaExceeded;
 use hookrelay_core::{FieldError, ValidationErrors};
 use hookrelay_store::StoreError;
 use serde_json::json;
@@ -28,6 +31,19 @@ pub enum ApiError {
     /// A valid token used for another space.
     #[error("this access token does not grant access to space {0}")]
     Forbidden(String),
+    /// A token without the scope an operation needs (or grants): the message names it.
+    #[error("{0}")]
+    InsufficientScope(String),
+    /// The space is disabled by an operator.
+    #[error("space {0} is disabled: its tokens are refused until an operator enables it")]
+    SpaceDisabled(String),
+    /// The request would take the space past a quota.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
+    /// The space publishes faster than its rate; a token is there again after the
+    /// duration, sent as `Retry-After` in whole seconds.
+    #[error("{0}")]
+    RateLimited(QuotaExceeded, Duration),
     /// No such resource in this space (or no such route).
     #[error("{0}")]
     NotFound(String),
@@ -59,6 +75,10 @@ impl ApiError {
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            Self::SpaceDisabled(_) => (StatusCode::FORBIDDEN, "space_disabled"),
+            Self::QuotaExceeded(_) => (StatusCode::CONFLICT, "quota_exceeded"),
+            Self::RateLimited(..) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::IdempotencyConflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
@@ -66,6 +86,12 @@ impl ApiError {
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
+}
+
+/// `Retry-After` for a wait: whole seconds, rounded up, at least one.
+fn retry_after(wait: Duration) -> HeaderValue {
+    let seconds = wait.as_secs().saturating_add(u64::from(wait.subsec_nanos() > 0));
+    HeaderValue::from(seconds.max(1))
 }
 
 impl From<ValidationErrors> for ApiError {
@@ -76,7 +102,10 @@ impl From<ValidationErrors> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        Self::Internal(Box::new(error))
+        match error {
+            StoreError::QuotaExceeded(exceeded) => Self::QuotaExceeded(exceeded),
+            error => Self::Internal(Box::new(error)),
+        }
     }
 }
 
@@ -101,6 +130,10 @@ impl IntoResponse for ApiError {
                 "details": details,
             },
         });
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::RateLimited(_, wait) = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after(*wait));
+        }
+        response
     }
 }

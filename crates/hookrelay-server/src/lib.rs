@@ -22,6 +22,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::serve::ListenerExt;
+use hookrelay_core::access::{AccessToken, Scopes, TokenDraft};
 use hookrelay_core::seal::{MasterKey, SecretCipher};
 use hookrelay_core::{token, SpaceId};
 use hookrelay_store::{Store, StoreError};
@@ -97,6 +98,8 @@ impl App {
                 engine: delivery::EngineStatus::new(wakeup.clone()),
                 wakeup,
                 tokens: state::TokenCache::default(),
+                quotas: config.quotas,
+                publish_limits: state::PublishLimits::default(),
             },
             delivery: config.delivery.clone(),
             alerter: config.alerter.clone(),
@@ -179,9 +182,7 @@ fn load_or_create_key_file(path: &Path) -> Result<MasterKey, ServerError> {
 
 async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<NewCredentials>, ServerError> {
     if let Some(bootstrap) = &config.bootstrap {
-        store
-            .add_access_token(&bootstrap.space, &token::digest(&bootstrap.token))
-            .await?;
+        add_bootstrap_token(store, &bootstrap.space, &bootstrap.token).await?;
         return Ok(None);
     }
     if store.has_spaces().await? {
@@ -191,10 +192,21 @@ async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<NewCrede
         space: SpaceId::generate(),
         token: token::generate(),
     };
-    store
-        .add_access_token(&credentials.space, &token::digest(&credentials.token))
-        .await?;
+    add_bootstrap_token(store, &credentials.space, &credentials.token).await?;
     Ok(Some(credentials))
+}
+
+/// Ensures a bootstrap token (with every scope) for its space; one already recorded is
+/// left as it is, with the scopes it has.
+async fn add_bootstrap_token(store: &dyn Store, space: &SpaceId, secret: &str) -> Result<(), ServerError> {
+    let draft = TokenDraft {
+        name: "bootstrap".to_owned(),
+        scopes: Scopes::all(),
+        expire_time: None,
+    };
+    let record = AccessToken::of_secret(secret, space.clone(), draft, hookrelay_core::Timestamp::now());
+    store.add_token(&record, &token::digest(secret), None).await?;
+    Ok(())
 }
 
 /// The API as a router, for serving or for tests.

@@ -5,10 +5,15 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use std::sync::Arc;
+
 use axum::http::{header, HeaderMap};
-use hookrelay_core::{token, SpaceId};
+use hookrelay_core::access::{last_use_due, Grant, Refusal};
+use hookrelay_core::quota::Quotas;
+use hookrelay_core::{token, SpaceId, Timestamp};
 use serde_json::Value;
 
+use crate::api::RequiredScope;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -21,35 +26,51 @@ pub const SUPPORTED_VERSIONS: &[&str] = &["caph.2025-08-23", "caph.2025-06-20"];
 /// Longest accepted `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX: usize = 64;
 
-/// An authenticated caller acting in one space.
+/// An authenticated caller acting in one space, with a token that has the scope of the
+/// route it calls (declared where the route is registered: `api::RouteTable::add`).
 #[derive(Clone, Debug)]
 pub struct Tenant {
     /// The space named by `Monime-Space-Id` and granted by the token.
     pub space_id: SpaceId,
+    /// What the caller's token grants.
+    pub grant: Arc<Grant>,
+}
+
+impl Tenant {
+    /// The quotas the caller's space works within.
+    pub fn quotas(&self, state: &AppState) -> Quotas {
+        self.grant.quotas.over(&state.quotas)
+    }
 }
 
 impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(&RequiredScope(scope)) = parts.extensions.get::<RequiredScope>() else {
+            return Err(ApiError::Internal("an authenticated route declares no scope".into()));
+        };
         let token = bearer_token(&parts.headers)?;
         let digest = token::digest(token);
-        let token_space = match state.tokens.get(&digest) {
-            Some(space) => space,
-            None => match state.store.find_access_token(&digest).await? {
-                Some((space, stored)) if token::digests_match(&stored, &digest) => {
-                    state.tokens.insert(digest, space.clone());
-                    space
-                }
-                _ => return Err(ApiError::Unauthenticated("the access token is not valid")),
-            },
-        };
+        let grant = state
+            .grant(&digest)
+            .await?
+            .ok_or(ApiError::Unauthenticated("the access token is not valid"))?;
         let space_id = space_header(&parts.headers)?;
-        if space_id != token_space {
-            return Err(ApiError::Forbidden(space_id.to_string()));
-        }
         check_version(&parts.headers)?;
-        Ok(Self { space_id })
+        let now = Timestamp::now();
+        grant.allows(&space_id, scope, now).map_err(|refusal| match refusal {
+            Refusal::Expired => ApiError::Unauthenticated("the access token has expired"),
+            Refusal::OtherSpace => ApiError::Forbidden(space_id.to_string()),
+            Refusal::SpaceDisabled => ApiError::SpaceDisabled(space_id.to_string()),
+            Refusal::MissingScope(scope) => ApiError::InsufficientScope(format!(
+                "this access token lacks the scope {scope}, which this operation needs"
+            )),
+        })?;
+        if last_use_due(grant.last_used_time, now) {
+            state.record_use(&digest, &grant, now);
+        }
+        Ok(Self { space_id, grant })
     }
 }
 

@@ -21,6 +21,9 @@ pub enum StoreError {
     /// The idempotency key was saved by a concurrent or earlier request.
     #[error("the idempotency key is already in use")]
     IdempotencyKeyTaken,
+    /// The change would take a space past one of its quotas; nothing was written.
+    #[error("{0}")]
+    QuotaExceeded(#[from] hookrelay_core::quota::QuotaExceeded),
     /// A sealed secret did not open: the master key is not the one it was sealed with.
     #[error("a stored secret could not be decrypted; is HOOKRELAY_MASTER_KEY the key this database was created with?")]
     Unseal(#[from] hookrelay_core::seal::UnsealError),

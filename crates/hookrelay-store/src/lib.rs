@@ -33,12 +33,12 @@ pub use location::DatabaseLocation;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, NodeStore, ReadStore, Store,
-    TokenStore, WebhookStore,
+    AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, NodeStore, ReadStore,
+    SpaceStore, Store, TokenStore, WebhookStore,
 };
 pub use types::{
     AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, NodeBeat, NodeRecord, Page,
-    StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+    QuotaChange, SpaceSummary, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
 /// Settings for [`open_with`] that only some backends use.

@@ -6,26 +6,55 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hookrelay_core::access::{AccessToken, Grant};
 use hookrelay_core::alert::{Alert, AlertPolicy};
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::event::Event;
 use hookrelay_core::record::AttemptResult;
-use hookrelay_core::{AlertId, DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
+use hookrelay_core::{AlertId, DeliveryId, EventId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch};
 
 use crate::{
     AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, NodeBeat, NodeRecord, Page,
-    StoreError, StoredEvent,
+    QuotaChange, SpaceSummary, StoreError, StoredEvent,
 };
 
-/// Spaces and the digests of their access tokens.
+/// Spaces, the tenants: created, disabled and given quotas by operators.
 #[async_trait]
-pub trait TokenStore: Send + Sync {
+pub trait SpaceStore: Send + Sync {
     /// Creates the space if it does not exist.
     async fn ensure_space(&self, space: &SpaceId) -> Result<(), StoreError>;
 
-    /// Records a token digest for a space (creating the space); a digest already
-    /// recorded for the same space is left as it is.
-    async fn add_access_token(&self, space: &SpaceId, digest: &[u8; 32]) -> Result<(), StoreError>;
+    /// Creates a space; `false` if it exists already.
+    async fn create_space(&self, space: &SpaceId) -> Result<bool, StoreError>;
+
+    /// Disables a space (its tokens are refused, its deliveries wait) or enables it
+    /// (they go out again); `false` if it does not exist.
+    async fn set_space_disabled(&self, space: &SpaceId, disabled: bool) -> Result<bool, StoreError>;
+
+    /// Changes a space's own quotas; `false` if it does not exist.
+    async fn set_space_quotas(&self, space: &SpaceId, change: &QuotaChange) -> Result<bool, StoreError>;
+}
+
+/// Access tokens: their records, beside the SHA-256 digest of each token.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Saves a token's record and digest (creating its space if new), with the
+    /// idempotency record if given, in one transaction. A digest already recorded is left
+    /// as it is, with its record: then `false`. Fails with
+    /// [`StoreError::IdempotencyKeyTaken`], writing nothing, when the key is in use.
+    async fn add_token(
+        &self,
+        token: &AccessToken,
+        digest: &[u8; 32],
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes (deletes) a token of the space; `false` if it has none with this id.
+    async fn revoke_token(&self, space: &SpaceId, id: &TokenId) -> Result<bool, StoreError>;
+
+    /// Records that the token was used at `at`, unless a use was recorded less than
+    /// [`hookrelay_core::access::LAST_USE_EVERY`] before.
+    async fn record_token_use(&self, id: &TokenId, at: Timestamp) -> Result<(), StoreError>;
 }
 
 /// Webhooks. Methods that may be retried by a client take an optional
@@ -39,6 +68,18 @@ pub trait WebhookStore: Send + Sync {
         &self,
         webhook: &Webhook,
         idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError> {
+        self.create_webhook_within(webhook, idempotency, None).await
+    }
+
+    /// [`WebhookStore::create_webhook`], failing with [`StoreError::QuotaExceeded`],
+    /// writing nothing, when the space has `max_webhooks` already
+    /// (`hookrelay_core::quota::check_webhooks`, in the transaction that inserts).
+    async fn create_webhook_within(
+        &self,
+        webhook: &Webhook,
+        idempotency: Option<&IdempotencyRecord>,
+        max_webhooks: Option<u32>,
     ) -> Result<(), StoreError>;
 
     /// A webhook of the space, if it exists.
@@ -81,7 +122,19 @@ pub trait EventStore: Send + Sync {
     /// Saves an event and one pending delivery, due at once, for each enabled webhook of
     /// its space subscribed to its name, in one transaction, with the idempotency record
     /// if given; returns the number of deliveries.
-    async fn publish_event(&self, event: &Event, idempotency: Option<IdempotencyRecord>) -> Result<u32, StoreError>;
+    async fn publish_event(&self, event: &Event, idempotency: Option<IdempotencyRecord>) -> Result<u32, StoreError> {
+        self.publish_event_within(event, idempotency, None).await
+    }
+
+    /// [`EventStore::publish_event`], failing with [`StoreError::QuotaExceeded`],
+    /// writing nothing, when more than `max_fan_out` webhooks are subscribed
+    /// (`hookrelay_core::quota::check_fan_out`).
+    async fn publish_event_within(
+        &self,
+        event: &Event,
+        idempotency: Option<IdempotencyRecord>,
+        max_fan_out: Option<u32>,
+    ) -> Result<u32, StoreError>;
 
     /// Saves `event` with a single delivery to `webhook` (the test event).
     async fn publish_test_event(&self, event: &Event, webhook: &WebhookId) -> Result<Delivery, StoreError>;
@@ -127,10 +180,11 @@ pub trait ClaimStore: Send + Sync {
         -> Result<Option<Timestamp>, StoreError>;
 
     /// Releases claims that can only belong to a process that died. SQLite serves one
-    /// process per file, so at `serve` start every lease is orphaned; on PostgreSQL
-    /// leases of live nodes must stand, so it releases none (expired leases, and those
-    /// of nodes judged dead, are claimable anyway). Returns how many claims (deliveries
-    /// and alerts) it released.
+    /// process per file, so at `serve` start every lease is orphaned (and a wide
+    /// fan-out it was writing in chunks is finished first); on PostgreSQL leases of
+    /// live nodes must stand, so it releases none (expired leases, and those of nodes
+    /// judged dead, are claimable anyway). Returns how many claims (deliveries and
+    /// alerts) it released.
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
 
     /// Calls `wake` whenever another node stores work that is due (PostgreSQL
@@ -187,9 +241,20 @@ pub trait ReadStore: Send + Sync {
     /// Whether any space exists (an empty database gets a bootstrap space).
     async fn has_spaces(&self) -> Result<bool, StoreError>;
 
-    /// The space a token digest belongs to, with the stored digest for a constant-time
-    /// comparison by the caller.
-    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(SpaceId, Vec<u8>)>, StoreError>;
+    /// What a token digest grants, with its space's state, and the stored digest for a
+    /// constant-time comparison by the caller.
+    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(Grant, Vec<u8>)>, StoreError>;
+
+    /// The space's tokens, newest first.
+    async fn list_tokens(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<AccessToken>, StoreError>;
+
+    /// Every space, oldest first, with its webhooks and tokens counted.
+    async fn list_spaces(&self) -> Result<Vec<SpaceSummary>, StoreError>;
 
     /// The record saved for a key, if one was saved at or after `not_before`.
     async fn find_idempotency_record(
@@ -250,6 +315,7 @@ pub trait ReadStore: Send + Sync {
 #[async_trait]
 pub trait Store:
     ReadStore
+    + SpaceStore
     + TokenStore
     + WebhookStore
     + IdempotencyStore

@@ -6,6 +6,7 @@ use std::time::Duration;
 use hookrelay_core::alert::AlertStatus;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt};
 use hookrelay_core::event::Event;
+use hookrelay_core::quota::QuotaOverrides;
 use hookrelay_core::record::Lease;
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, Webhook, WebhookId};
 
@@ -183,4 +184,41 @@ pub struct DeliveryDetail {
     pub delivery: Delivery,
     /// Every attempt, first first.
     pub attempts: Vec<DeliveryAttempt>,
+}
+
+/// A space as an operator lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpaceSummary {
+    /// Its id.
+    pub id: SpaceId,
+    /// When it was created.
+    pub create_time: Timestamp,
+    /// Whether its tokens are refused and its deliveries paused.
+    pub disabled: bool,
+    /// Its own quotas.
+    pub quotas: QuotaOverrides,
+    /// How many webhooks it has.
+    pub webhooks: u64,
+    /// How many access tokens it has.
+    pub tokens: u64,
+}
+
+/// A change to a space's quotas: for each, `None` leaves it, `Some(None)` returns it to
+/// the server's default, `Some(Some(n))` sets it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaChange {
+    /// See [`QuotaOverrides::max_webhooks`].
+    pub max_webhooks: Option<Option<u32>>,
+    /// See [`QuotaOverrides::max_publish_rate`].
+    pub max_publish_rate: Option<Option<u32>>,
+    /// See [`QuotaOverrides::max_fan_out`].
+    pub max_fan_out: Option<Option<u32>>,
+}
+
+impl QuotaChange {
+    /// Each column's new value as stored (NULL for the default), and whether to set it.
+    pub(crate) fn columns(&self) -> [(bool, Option<i64>); 3] {
+        [self.max_webhooks, self.max_publish_rate, self.max_fan_out]
+            .map(|change| (change.is_some(), change.flatten().map(i64::from)))
+    }
 }

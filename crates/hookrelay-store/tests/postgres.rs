@@ -15,12 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use hookrelay_core::access::{AccessToken, Scopes, TokenDraft};
 use hookrelay_core::alert::{AlertKind, AlertPolicy, AlertStatus};
 use hookrelay_core::delivery::{DeliveryAttempt, DeliveryStatus, ErrorKind, NextStep};
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::seal::{MasterKey, SecretCipher};
 use hookrelay_core::{
-    ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId, WebhookPatch,
+    ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, TokenId, VerificationMethod, Webhook, WebhookId, WebhookPatch,
 };
 use hookrelay_store::traits::*;
 use hookrelay_store::{
@@ -237,11 +238,29 @@ async fn webhooks_round_trip_with_sealed_secrets() {
         assert!(store.has_spaces().await.unwrap());
 
         let digest = [7u8; 32];
-        store.add_access_token(&space, &digest).await.unwrap();
-        store.add_access_token(&space, &digest).await.unwrap();
+        let token = AccessToken::of_secret(
+            "hrt_secret",
+            space.clone(),
+            TokenDraft {
+                name: "first".into(),
+                scopes: Scopes::all(),
+                expire_time: None,
+            },
+            Timestamp::from_micros(T0),
+        );
+        assert!(store.add_token(&token, &digest, None).await.unwrap());
+        let again = AccessToken {
+            id: TokenId::generate(),
+            ..token.clone()
+        };
+        assert!(
+            !store.add_token(&again, &digest, None).await.unwrap(),
+            "a digest is kept once"
+        );
+        let (grant, stored) = store.find_access_token(&digest).await.unwrap().unwrap();
         assert_eq!(
-            store.find_access_token(&digest).await.unwrap(),
-            Some((space.clone(), digest.to_vec()))
+            (grant.token_id, grant.space_id, stored),
+            (token.id, space.clone(), digest.to_vec())
         );
         assert_eq!(store.find_access_token(&[8u8; 32]).await.unwrap(), None);
 

@@ -4,6 +4,8 @@ mod listen;
 mod output;
 mod remote;
 mod serve;
+mod space;
+mod token;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -37,10 +39,16 @@ enum Command {
         #[command(flatten)]
         store: serve::StoreArgs,
     },
-    /// Manage API access tokens (opens the database directly).
+    /// Create, list and revoke any space's access tokens (opens the database directly).
     Token {
         #[command(subcommand)]
-        command: TokenCommand,
+        command: token::TokenCommand,
+    },
+    /// Create, list, disable and enable spaces, and set their quotas (opens the
+    /// database directly).
+    Space {
+        #[command(subcommand)]
+        command: space::SpaceCommand,
     },
     /// Create, inspect, change, delete and test webhooks, and list their alerts.
     Webhook(remote::WebhookArgs),
@@ -48,20 +56,10 @@ enum Command {
     Events(remote::EventArgs),
     /// Inspect and retry a webhook's deliveries.
     Deliveries(remote::DeliveryArgs),
+    /// Create, list and revoke your space's access tokens through the API.
+    Tokens(remote::TokenArgs),
     /// Run a local receiver that verifies and prints each delivery (for development).
     Listen(listen::ListenArgs),
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create an access token for a space (creating the space if new) and print it.
-    Create {
-        /// The space the token grants access to, `spc-…`.
-        #[arg(long)]
-        space: String,
-        #[command(flatten)]
-        store: serve::StoreArgs,
-    },
 }
 
 /// The matches of the subcommand that runs, such as `token create`'s.
@@ -88,12 +86,12 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args, leaf).await,
         Command::Migrate { store } => serve::migrate(store, leaf).await,
-        Command::Token {
-            command: TokenCommand::Create { space, store },
-        } => serve::create_token(&space, store, leaf).await,
+        Command::Token { command } => token::token(command, leaf).await,
+        Command::Space { command } => space::space(command, leaf).await,
         Command::Webhook(args) => remote::webhook(args).await,
         Command::Events(args) => remote::events(args).await,
         Command::Deliveries(args) => remote::deliveries(args).await,
+        Command::Tokens(args) => remote::tokens(args).await,
         Command::Listen(args) => listen::listen(args).await,
     };
     match result {

@@ -1,12 +1,14 @@
-//! `hookrelay serve` and `hookrelay token create`: the commands that open the database.
+//! `hookrelay serve` and `hookrelay migrate`, and the database settings every command
+//! that opens the database takes (`token`, `space`).
 
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{ArgMatches, Args};
-use hookrelay_core::{token, SpaceId};
 use hookrelay_server::config::{ConfigFile, ServeSettings, StoreSettings};
 use hookrelay_server::{App, Config, ServerError, Settings};
+use hookrelay_store::Store;
 use tokio::net::TcpListener;
 
 /// Where the data is and how it is sealed.
@@ -24,6 +26,13 @@ impl StoreArgs {
         let store = self.store.load(&self.config, matches)?;
         let serve = ServeSettings::default();
         Ok(Settings { store, serve }.resolve()?)
+    }
+
+    /// Opens (and migrates) the database, as an operator's command does while a server
+    /// may be running on it.
+    pub async fn open(self, matches: &ArgMatches) -> anyhow::Result<Arc<dyn Store>> {
+        let config = self.resolve(matches)?;
+        hookrelay_server::open_store(&config).await.map_err(naming_the_database)
     }
 }
 
@@ -75,20 +84,6 @@ pub async fn migrate(store: StoreArgs, matches: &ArgMatches) -> anyhow::Result<(
         .map_err(naming_the_database)
         .context("cannot migrate")?;
     println!("database is up to date");
-    Ok(())
-}
-
-pub async fn create_token(space: &str, store: StoreArgs, matches: &ArgMatches) -> anyhow::Result<()> {
-    let space = SpaceId::parse(space).with_context(|| {
-        format!("{space:?} is not a space id: expected `spc-` followed by letters, digits, `_` or `-`")
-    })?;
-    let config = store.resolve(matches)?;
-    let store = hookrelay_server::open_store(&config)
-        .await
-        .map_err(naming_the_database)?;
-    let token = token::generate();
-    store.add_access_token(&space, &token::digest(&token)).await?;
-    println!("{token}");
     Ok(())
 }
 

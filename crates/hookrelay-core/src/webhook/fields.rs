@@ -10,7 +10,7 @@ use super::{limits, ApiRelease, InputRules};
 use crate::validation::ValidationErrors;
 
 /// The field's value, or `None` (with a `required` error) when absent or null.
-pub(super) fn required<'a>(
+pub(crate) fn required<'a>(
     object: &'a Map<String, Value>,
     field: &str,
     errors: &mut ValidationErrors,
@@ -23,7 +23,7 @@ pub(super) fn required<'a>(
 }
 
 /// The field's value; absent and null are both `None`.
-pub(super) fn nullable<'a>(object: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+pub(crate) fn nullable<'a>(object: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     object.get(field).filter(|v| !v.is_null())
 }
 
@@ -42,7 +42,7 @@ pub(super) fn not_null<'a>(
     }
 }
 
-pub(super) fn reject_unknown_fields(
+pub(crate) fn reject_unknown_fields(
     object: &Map<String, Value>,
     known: &[&str],
     prefix: &str,
@@ -57,7 +57,7 @@ pub(super) fn reject_unknown_fields(
     }
 }
 
-pub(super) fn type_error(field: &str, expected: &str, errors: &mut ValidationErrors) {
+pub(crate) fn type_error(field: &str, expected: &str, errors: &mut ValidationErrors) {
     errors.push(field, "type", format!("{field} must be {expected}"));
 }
 

@@ -4,7 +4,7 @@
 //! name, all at once, instead of serde's first-error-only messages.
 
 mod draft;
-mod fields;
+pub(crate) mod fields;
 mod headers;
 pub mod limits;
 mod patch;

@@ -4,18 +4,24 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::Response;
+use hookrelay_core::access::Scope;
 use hookrelay_core::alert::Alert;
 use hookrelay_core::{Timestamp, WebhookId};
 use serde::Serialize;
 
-use crate::api::{list_response, PageQuery, RouteTable};
+use crate::api::{list_response, Access, PageQuery, RouteTable};
 use crate::error::ApiError;
 use crate::request::Tenant;
 use crate::state::AppState;
 
 /// The alert routes.
 pub fn routes(table: RouteTable) -> RouteTable {
-    table.add(Method::GET, "/v1/webhooks/{id}/alerts", list)
+    table.add(
+        Method::GET,
+        "/v1/webhooks/{id}/alerts",
+        Access::Scope(Scope::WebhooksRead),
+        list,
+    )
 }
 
 /// An alert as the API shows it (the e-mail's subject, not its body).

@@ -5,25 +5,34 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::Response;
+use hookrelay_core::access::Scope;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus};
 use hookrelay_core::event::{EventObject, TEST_EVENT_NAME};
 use hookrelay_core::{DeliveryId, Timestamp, Webhook, WebhookId};
 use hookrelay_store::DeliveryDetail;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{list_response, success_bytes, PageQuery, RouteTable};
+use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable};
 use crate::error::ApiError;
 use crate::idempotency::json_bytes_response;
 use crate::request::Tenant;
 use crate::state::AppState;
 
+const READ: Access = Access::Scope(Scope::DeliveriesRead);
+const WRITE: Access = Access::Scope(Scope::DeliveriesWrite);
+
 /// The delivery routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     table
-        .add(Method::GET, "/v1/webhooks/{id}/deliveries", list)
-        .add(Method::GET, "/v1/webhooks/{id}/deliveries/{delivery_id}", fetch)
-        .add(Method::POST, "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", retry)
-        .add(Method::POST, "/v1/webhooks/{id}/test", test)
+        .add(Method::GET, "/v1/webhooks/{id}/deliveries", READ, list)
+        .add(Method::GET, "/v1/webhooks/{id}/deliveries/{delivery_id}", READ, fetch)
+        .add(
+            Method::POST,
+            "/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+            WRITE,
+            retry,
+        )
+        .add(Method::POST, "/v1/webhooks/{id}/test", WRITE, test)
 }
 
 /// A delivery as the API shows it.

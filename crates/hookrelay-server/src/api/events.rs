@@ -6,24 +6,28 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::Response;
+use hookrelay_core::access::Scope;
 use hookrelay_core::event::{Event, EventDraft, EventObject};
+use hookrelay_core::quota::{Quota, QuotaExceeded};
 use hookrelay_core::{EventId, SpaceId, Timestamp};
 use hookrelay_store::{StoreError, StoredEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::api::{list_response, success_bytes, PageQuery, RouteTable};
+use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable};
 use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, JsonBytes, Tenant};
 use crate::state::AppState;
 
+const READ: Access = Access::Scope(Scope::EventsRead);
+
 /// The event routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     table
-        .add(Method::GET, "/v1/events", list)
-        .add(Method::POST, "/v1/events", publish)
-        .add(Method::GET, "/v1/events/{id}", fetch)
+        .add(Method::GET, "/v1/events", READ, list)
+        .add(Method::POST, "/v1/events", Access::Scope(Scope::EventsPublish), publish)
+        .add(Method::GET, "/v1/events/{id}", READ, fetch)
 }
 
 /// An event as the API shows it.
@@ -63,6 +67,15 @@ async fn publish(
     IdempotencyKey(key): IdempotencyKey,
     JsonBytes(raw): JsonBytes,
 ) -> Result<Response, ApiError> {
+    let quotas = tenant.quotas(&state);
+    let rate = quotas.max_publish_rate;
+    if let Err(wait) = state.publish_limits.take(&tenant.space_id, rate, Timestamp::now()) {
+        let exceeded = QuotaExceeded {
+            quota: Quota::PublishRate,
+            limit: rate,
+        };
+        return Err(ApiError::RateLimited(exceeded, wait));
+    }
     // A valid body is read in one pass; anything else is parsed as a tree, which names
     // every broken rule.
     let draft = match EventDraft::read_valid(&raw, &state.catalog) {
@@ -82,7 +95,11 @@ async fn publish(
     let pointer = event.id.as_str().as_bytes().to_vec();
     let fingerprint = idempotency::PUBLISH_FINGERPRINT.to_vec();
     let record = idempotency::record(&tenant.space_id, &key, fingerprint, pointer);
-    match state.store.publish_event(&event, Some(record)).await {
+    match state
+        .store
+        .publish_event_within(&event, Some(record), Some(quotas.max_fan_out))
+        .await
+    {
         Ok(delivery_count) => {
             if delivery_count > 0 {
                 state.wakeup.wake();
@@ -94,6 +111,14 @@ async fn publish(
             ))))
         }
         Err(StoreError::IdempotencyKeyTaken) => replay_publish(&state, &tenant.space_id, &key, &event, &raw).await,
+        // Over the quota now, but perhaps not when this key's publish was made: a retry
+        // of a publish that went through gets its answer.
+        Err(StoreError::QuotaExceeded(exceeded)) => {
+            match idempotency::live_record(&state, &tenant.space_id, &key).await? {
+                Some(_) => replay_publish(&state, &tenant.space_id, &key, &event, &raw).await,
+                None => Err(ApiError::QuotaExceeded(exceeded)),
+            }
+        }
         Err(error) => Err(error.into()),
     }
 }

@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod events;
 mod health;
 mod routes;
+pub mod tokens;
 pub mod webhooks;
 
 use axum::extract::State;
@@ -16,19 +17,25 @@ use hookrelay_core::cursor;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use self::routes::RouteTable;
+pub use self::routes::{Access, RequiredScope, RouteTable};
 use crate::error::ApiError;
 use crate::state::AppState;
 use health::health;
 
 /// Every route of the API, registered and listed.
 pub fn route_table() -> RouteTable {
-    let resources = [webhooks::routes, events::routes, deliveries::routes, alerts::routes];
+    let resources = [
+        webhooks::routes,
+        events::routes,
+        deliveries::routes,
+        alerts::routes,
+        tokens::routes,
+    ];
     resources
         .into_iter()
         .fold(RouteTable::default(), |table, add| add(table))
-        .add(Method::GET, "/healthz", health)
-        .add(Method::GET, "/openapi.json", openapi)
+        .add(Method::GET, "/healthz", Access::Public, health)
+        .add(Method::GET, "/openapi.json", Access::Public, openapi)
 }
 
 /// Every route of the API, and the answers to requests no route takes.

@@ -8,25 +8,29 @@ use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use hookrelay_core::access::Scope;
 use hookrelay_core::{Timestamp, VerificationMethod, Webhook, WebhookDraft, WebhookId, WebhookPatch};
 use hookrelay_store::StoreError;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::api::{list_response, success_bytes, PageQuery, RouteTable};
+use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable};
 use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, Tenant};
 use crate::state::AppState;
 
+const READ: Access = Access::Scope(Scope::WebhooksRead);
+const WRITE: Access = Access::Scope(Scope::WebhooksWrite);
+
 /// The webhook routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     table
-        .add(Method::GET, "/v1/webhooks", list)
-        .add(Method::POST, "/v1/webhooks", create)
-        .add(Method::GET, "/v1/webhooks/{id}", fetch)
-        .add(Method::PATCH, "/v1/webhooks/{id}", update)
-        .add(Method::DELETE, "/v1/webhooks/{id}", remove)
+        .add(Method::GET, "/v1/webhooks", READ, list)
+        .add(Method::POST, "/v1/webhooks", WRITE, create)
+        .add(Method::GET, "/v1/webhooks/{id}", READ, fetch)
+        .add(Method::PATCH, "/v1/webhooks/{id}", WRITE, update)
+        .add(Method::DELETE, "/v1/webhooks/{id}", WRITE, remove)
 }
 
 /// A webhook as the API shows it.
@@ -106,7 +110,8 @@ async fn create(
     let webhook = draft.into_webhook(tenant.space_id.clone(), Timestamp::now());
     let response_body = success_bytes(&WebhookOut::from(&webhook));
     let record = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), response_body.clone());
-    match state.store.create_webhook(&webhook, Some(&record)).await {
+    let quota = Some(tenant.quotas(&state).max_webhooks);
+    match state.store.create_webhook_within(&webhook, Some(&record), quota).await {
         Ok(()) => {
             tracing::info!(webhook = %webhook.id, space = %tenant.space_id, "webhook created");
             Ok(json_bytes_response(response_body))

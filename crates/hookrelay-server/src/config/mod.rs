@@ -15,6 +15,7 @@ mod example_file;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use hookrelay_core::quota::Quotas;
 use hookrelay_core::seal::MasterKey;
 use hookrelay_core::{EventCatalog, SpaceId};
 use hookrelay_store::{DatabaseLocation, OpenOptions};
@@ -136,4 +137,6 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// How alerts are sent.
     pub alerter: AlerterConfig,
+    /// The quotas of spaces without their own.
+    pub quotas: Quotas,
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::node::Liveness;
+use hookrelay_core::quota::Quotas;
 use hookrelay_core::seal::MasterKey;
 use hookrelay_core::{EventCatalog, SpaceId};
 use hookrelay_store::{DatabaseLocation, OpenOptions};
@@ -45,6 +46,11 @@ impl Settings {
             catalog,
             allow_private_targets: serve.allow_private_targets,
             delivery: delivery(&serve)?,
+            quotas: Quotas {
+                max_webhooks: serve.max_webhooks_per_space.get(),
+                max_publish_rate: serve.max_publish_rate.get(),
+                max_fan_out: serve.max_fan_out.get(),
+            },
             alerter: AlerterConfig {
                 smtp: smtp(&serve)?,
                 retry_schedule: serve.alert_retry_schedule.get().clone(),
@@ -236,6 +242,7 @@ mod tests {
         assert_eq!(config.delivery.alert_policy, AlertPolicy::default());
         assert!(matches!(config.master_key, MasterKeySource::File(path) if path == Path::new("hookrelay.db.key")));
         assert!(config.alerter.smtp.is_none() && config.bootstrap.is_none());
+        assert_eq!(config.quotas, Quotas::default());
     }
 
     #[test]

@@ -251,6 +251,28 @@ pub struct ServeSettings {
         default_value = "5s,30s,2m,10m,30m,1h"
     )]
     pub alert_retry_schedule: Schedule,
+
+    /// Webhooks a space may have, unless an operator set the space's own (`hookrelay
+    /// space set-quota`); one more is refused with 409 quota_exceeded.
+    #[arg(
+        long,
+        env = "HOOKRELAY_MAX_WEBHOOKS_PER_SPACE",
+        value_name = "N",
+        default_value = "100"
+    )]
+    pub max_webhooks_per_space: NonZeroU32,
+
+    /// Events a space may publish per second on each node, in bursts of up to twice as
+    /// many, unless an operator set the space's own; more are refused with 429
+    /// rate_limited and Retry-After. Each node counts its own publishes.
+    #[arg(long, env = "HOOKRELAY_MAX_PUBLISH_RATE", value_name = "N", default_value = "100")]
+    pub max_publish_rate: NonZeroU32,
+
+    /// Deliveries one publish may create (webhooks subscribed to its event), unless an
+    /// operator set the space's own; a publish with more subscribers is refused with 409
+    /// quota_exceeded and nothing is stored.
+    #[arg(long, env = "HOOKRELAY_MAX_FAN_OUT", value_name = "N", default_value = "1000")]
+    pub max_fan_out: NonZeroU32,
 }
 
 /// Every setting of `serve`.

@@ -14,7 +14,7 @@ use hookrelay_core::node::Liveness;
 use hookrelay_core::seal::{MasterKey, SecretCipher};
 use hookrelay_core::webhook::{InputRules, WebhookDraft};
 use hookrelay_core::{EventCatalog, SpaceId, Timestamp, WebhookId};
-use hookrelay_store::{SqliteStore, Store, TokenStore};
+use hookrelay_store::{SpaceStore, SqliteStore, Store};
 use serde_json::json;
 use tokio::sync::watch;
 

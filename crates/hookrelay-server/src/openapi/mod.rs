@@ -9,11 +9,13 @@
 //! operations follow Monime's published contract, vendored at
 //! `docs/reference/monime-webhooks-openapi.json`; the tests check that ours agrees with it
 //! on everything but prose. Ours is a superset: it adds the error envelope, the error
-//! responses, the event, delivery and alert operations (named in Monime's style),
+//! responses, the event, delivery, alert and token operations (named in Monime's
+//! style), each operation's scope (`x-hookrelay-scope`, from the route table),
 //! `GET /healthz` and `GET /openapi.json`.
 //!
 //! `paths` holds the operations, `params` their parameters, `bodies` the request bodies,
-//! `responses` the envelopes and error responses, `schemas` the component schemas.
+//! `responses` the envelopes and error responses, `schemas` the component schemas,
+//! `tokens` the token operations and schemas and the scopes.
 
 mod bodies;
 mod params;
@@ -22,6 +24,7 @@ mod responses;
 mod schemas;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 use hookrelay_core::alert::{AlertKind, AlertStatus};
 use hookrelay_core::delivery::{DeliveryStatus, ErrorKind};
@@ -30,6 +33,7 @@ use serde_json::{json, Value};
 
 use paths::*;
 use schemas::*;
+use tokens::*;
 
 const WEBHOOK_REF: &str = "#/components/schemas/Webhook";
 const EVENT_REF: &str = "#/components/schemas/Event";
@@ -37,12 +41,15 @@ const DELIVERY_REF: &str = "#/components/schemas/Delivery";
 const ATTEMPT_REF: &str = "#/components/schemas/DeliveryAttempt";
 const ALERT_REF: &str = "#/components/schemas/Alert";
 const ERROR_REF: &str = "#/components/schemas/ErrorEnvelope";
+const TOKEN_REF: &str = "#/components/schemas/Token";
+const CREATED_TOKEN_REF: &str = "#/components/schemas/CreatedToken";
+const SCOPE_REF: &str = "#/components/schemas/Scope";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
 /// events.
 pub fn document(catalog: &EventCatalog) -> Value {
     let events = catalog.names().collect::<Vec<_>>().join(", ");
-    json!({
+    let mut document = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "hookrelay API",
@@ -59,6 +66,10 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "description": "A webhook's delivery history, manual retries and test events.",
             },
             { "name": "Alert", "description": "The e-mails raised about a webhook's failing deliveries." },
+            {
+                "name": "Token",
+                "description": "The space's access tokens: created with scopes, listed, revoked.",
+            },
             { "name": "Meta", "description": "Health and self-description; no token needed." },
         ],
         "paths": {
@@ -81,6 +92,11 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "post": publish_event(catalog),
             },
             "/v1/events/{id}": { "get": get_event() },
+            "/v1/tokens": {
+                "get": list_tokens(),
+                "post": create_token(),
+            },
+            "/v1/tokens/{id}": { "delete": revoke_token() },
             "/healthz": { "get": healthz() },
             "/openapi.json": { "get": openapi_json() },
         },
@@ -92,6 +108,9 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "DeliveryAttempt": delivery_attempt_schema(),
                 "Alert": alert_schema(),
                 "ErrorEnvelope": error_envelope_schema(),
+                "Token": token_schema(false),
+                "CreatedToken": token_schema(true),
+                "Scope": scope_schema(),
             },
             "securitySchemes": {
                 "bearerAuth": {
@@ -103,7 +122,11 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 },
             },
         },
-    })
+    });
+    if let Some(paths) = document["paths"].as_object_mut() {
+        list_scopes(paths);
+    }
+    document
 }
 
 /// The reference's id pattern: the prefix, then anything (the server checks the rest).

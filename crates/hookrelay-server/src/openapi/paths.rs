@@ -24,13 +24,14 @@ pub(super) fn create_webhook(events: &str) -> Value {
     json!({
         "tags": ["Webhook"],
         "summary": "Create Webhook",
-        "description": "Create a new webhook with configuration for target URL, events, headers, and security.",
+        "description": "Create a new webhook with configuration for target URL, events, headers, and security. \
+            A space has at most `max_webhooks_per_space` webhooks (409 `quota_exceeded` beyond).",
         "operationId": "CreateWebhook",
         "parameters": [idempotency_param(), version_param(), space_param()],
         "requestBody": json_body(create_webhook_schema(events)),
         "responses": responses(
             success_envelope(json!({ "result": { "$ref": WEBHOOK_REF } })),
-            &[InvalidBody, Unauthenticated, Forbidden, IdempotencyConflict, PayloadTooLarge, UnsupportedMediaType],
+            &[InvalidBody, Unauthenticated, Forbidden, ConflictOrQuota, PayloadTooLarge, UnsupportedMediaType],
         ),
     })
 }
@@ -84,7 +85,9 @@ pub(super) fn publish_event(catalog: &EventCatalog) -> Value {
         "tags": ["Event"],
         "summary": "Publish Event",
         "description": "Publish an event. In one transaction it is stored with one pending delivery for each \
-            enabled webhook of the space subscribed to its name; `deliveryCount` says how many.",
+            enabled webhook of the space subscribed to its name; `deliveryCount` says how many. A space publishes \
+            at most `max_publish_rate` events a second on each node (429 beyond), and an event with more \
+            subscribers than `max_fan_out` is refused with nothing stored (409 `quota_exceeded`).",
         "operationId": "PublishEvent",
         "parameters": [idempotency_param(), version_param(), space_param()],
         "requestBody": {
@@ -93,7 +96,15 @@ pub(super) fn publish_event(catalog: &EventCatalog) -> Value {
         },
         "responses": responses(
             success_envelope(json!({ "result": { "$ref": EVENT_REF } })),
-            &[InvalidBody, Unauthenticated, Forbidden, IdempotencyConflict, PayloadTooLarge, UnsupportedMediaType],
+            &[
+                InvalidBody,
+                Unauthenticated,
+                Forbidden,
+                ConflictOrQuota,
+                PayloadTooLarge,
+                UnsupportedMediaType,
+                RateLimited,
+            ],
         ),
     })
 }

@@ -16,15 +16,21 @@ pub(super) enum Failure {
     /// A header, query parameter or body field broke a rule, or the body is not JSON.
     InvalidBody,
     Unauthenticated,
+    /// Another space's token, a token without the operation's scope, or a disabled space.
     Forbidden,
     WebhookNotFound,
     EventNotFound,
     /// No such webhook, or no such delivery of it.
     DeliveryNotFound,
+    TokenNotFound,
     IdempotencyConflict,
+    /// A creating POST whose key was used for another request, or that would exceed a
+    /// quota.
+    ConflictOrQuota,
     WebhookDisabled,
     PayloadTooLarge,
     UnsupportedMediaType,
+    RateLimited,
 }
 
 impl Failure {
@@ -34,10 +40,11 @@ impl Failure {
             InvalidRequest | InvalidBody => 400,
             Unauthenticated => 401,
             Forbidden => 403,
-            WebhookNotFound | EventNotFound | DeliveryNotFound => 404,
-            IdempotencyConflict | WebhookDisabled => 409,
+            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound => 404,
+            IdempotencyConflict | ConflictOrQuota | WebhookDisabled => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
+            RateLimited => 429,
         }
     }
 
@@ -47,12 +54,14 @@ impl Failure {
             InvalidRequest => &["validation_failed"],
             InvalidBody => &["validation_failed", "invalid_json"],
             Unauthenticated => &["unauthenticated"],
-            Forbidden => &["forbidden"],
-            WebhookNotFound | EventNotFound | DeliveryNotFound => &["not_found"],
+            Forbidden => &["forbidden", "insufficient_scope", "space_disabled"],
+            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound => &["not_found"],
             IdempotencyConflict => &["idempotency_conflict"],
+            ConflictOrQuota => &["idempotency_conflict", "quota_exceeded"],
             WebhookDisabled => &["webhook_disabled"],
             PayloadTooLarge => &["payload_too_large"],
             UnsupportedMediaType => &["unsupported_media_type"],
+            RateLimited => &["rate_limited"],
         }
     }
 
@@ -65,19 +74,32 @@ impl Failure {
             InvalidBody => "The request broke a rule (a header, a query parameter or a body field) or its body is \
                 not valid JSON. `error.details` lists each broken rule."
                 .to_owned(),
-            Unauthenticated => "The Authorization header is missing or its bearer token is not valid.".to_owned(),
-            Forbidden => "The token does not grant access to the space named by Monime-Space-Id.".to_owned(),
+            Unauthenticated => "The Authorization header is missing, or its bearer token is not valid (unknown, \
+                revoked or expired)."
+                .to_owned(),
+            Forbidden => "The token does not grant access to the space named by Monime-Space-Id (`forbidden`), \
+                lacks the scope the operation needs, named in the message (`insufficient_scope`), or its space \
+                is disabled by an operator (`space_disabled`)."
+                .to_owned(),
             WebhookNotFound => "The space has no webhook with this id.".to_owned(),
             EventNotFound => "The space has no event with this id.".to_owned(),
             DeliveryNotFound => {
                 "The space has no webhook with this id, or the webhook has no delivery with this id.".to_owned()
             }
+            TokenNotFound => "The space has no token with this id (or it was revoked).".to_owned(),
             IdempotencyConflict => "The Idempotency-Key was already used for a different request, or the request \
                 that used it is still in progress."
+                .to_owned(),
+            ConflictOrQuota => "The Idempotency-Key was already used for a different request, or the request \
+                that used it is still in progress (`idempotency_conflict`); or the request would take the space \
+                past a quota, named with its value in the message (`quota_exceeded`)."
                 .to_owned(),
             WebhookDisabled => "The webhook is disabled; enable it first.".to_owned(),
             PayloadTooLarge => format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
             UnsupportedMediaType => "The request body is not sent with Content-Type: application/json.".to_owned(),
+            RateLimited => "The space publishes faster than its quota `max_publish_rate` allows on this node (a \
+                token bucket with bursts of twice the rate). The `Retry-After` header gives the seconds to wait."
+                .to_owned(),
         };
         let reasons = self.reasons().iter().map(|r| format!("`{r}`")).collect::<Vec<_>>();
         format!("{meaning} `error.reason`: {}.", reasons.join(" or "))

@@ -18,11 +18,13 @@ use crate::rows::{claimed_delivery, decode_webhook, event_from_columns, webhook_
 use crate::triage::{Triage, Unreadable};
 use crate::{ClaimRequest, ClaimStore, ClaimedDelivery, StoreError};
 
-/// `pending(webhook_id)`: the webhooks with pending deliveries other than those in
-/// `$2` (and a last NULL row), found by skipping along the partial index
-/// `deliveries_pending_by_webhook`, one probe per webhook however long its backlog;
-/// `DISTINCT ON` or `MIN` over the due rows would read every one of them. A macro, so
-/// queries can `concat!` it.
+/// `pending(webhook_id)`: the webhooks with pending deliveries (and a last NULL row),
+/// found by skipping along the partial index `deliveries_pending_by_webhook`, one probe
+/// per webhook however long its backlog; `DISTINCT ON` or `MIN` over the due rows would
+/// read every one of them. `live(webhook_id)`: those not in `$2` nor of a disabled space
+/// (one probe of the webhook and its space each: a disabled space's deliveries wait,
+/// untouched, until it is enabled; a deleted webhook's pass, to be cancelled when
+/// claimed). A macro, so queries can `concat!` it.
 macro_rules! pending_webhooks {
     () => {
         "WITH RECURSIVE pending(webhook_id) AS (
@@ -33,7 +35,10 @@ macro_rules! pending_webhooks {
                      ORDER BY d.webhook_id LIMIT 1)
              FROM pending p WHERE p.webhook_id IS NOT NULL
          ), live AS (
-             SELECT webhook_id FROM pending WHERE webhook_id IS NOT NULL AND webhook_id <> ALL($2)
+             SELECT webhook_id FROM pending
+             WHERE webhook_id IS NOT NULL AND webhook_id <> ALL($2)
+               AND NOT EXISTS (SELECT 1 FROM webhooks w JOIN spaces s ON s.id = w.space_id
+                               WHERE w.id = pending.webhook_id AND s.disabled)
          ) "
     };
 }

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use hookrelay_core::delivery::Delivery;
 use hookrelay_core::event::Event;
+use hookrelay_core::quota::check_fan_out;
 use hookrelay_core::{DeliveryId, WebhookId};
 use sqlx::{PgPool, Row};
 
@@ -62,7 +63,12 @@ async fn insert_event_and_deliveries(
 
 #[async_trait]
 impl EventStore for PostgresStore {
-    async fn publish_event(&self, event: &Event, idempotency: Option<IdempotencyRecord>) -> Result<u32, StoreError> {
+    async fn publish_event_within(
+        &self,
+        event: &Event,
+        idempotency: Option<IdempotencyRecord>,
+        max_fan_out: Option<u32>,
+    ) -> Result<u32, StoreError> {
         // Not locked, nor read in the insert's transaction: as on SQLite, a webhook
         // disabled or deleted meanwhile gets a delivery that is cancelled when claimed, and
         // publishing never waits for a patch.
@@ -75,6 +81,9 @@ impl EventStore for PostgresStore {
         .bind(&event.name)
         .fetch_all(&self.pool)
         .await?;
+        if let Some(limit) = max_fan_out {
+            check_fan_out(webhooks.len(), limit)?;
+        }
         let count = u32::try_from(webhooks.len()).map_err(|_| corrupt("webhook count", "too many"))?;
         let key = idempotency.map(|record| seal_idempotency(&self.cipher, record));
         insert_event_and_deliveries(&self.pool, event, &webhooks, key.as_ref()).await?;

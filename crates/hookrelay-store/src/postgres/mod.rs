@@ -52,6 +52,7 @@ mod idempotency;
 mod nodes;
 mod notify;
 mod record;
+mod spaces;
 mod tokens;
 mod webhooks;
 

@@ -1,6 +1,7 @@
 //! Webhooks in PostgreSQL. Nodes keep no copy: every read goes to the database.
 
 use async_trait::async_trait;
+use hookrelay_core::quota::check_webhooks;
 use hookrelay_core::webhook_change::update_effects;
 use hookrelay_core::{SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
@@ -12,15 +13,30 @@ use crate::{IdempotencyRecord, StoreError, WebhookStore};
 
 #[async_trait]
 impl WebhookStore for PostgresStore {
-    async fn create_webhook(
+    async fn create_webhook_within(
         &self,
         webhook: &Webhook,
         idempotency: Option<&IdempotencyRecord>,
+        max_webhooks: Option<u32>,
     ) -> Result<(), StoreError> {
         let sealed = seal_webhook(&self.cipher, webhook);
         let mut tx = self.pool.begin().await?;
         if let Some(record) = idempotency {
             save_idempotency(&mut tx, &seal_idempotency(&self.cipher, record.clone())).await?;
+        }
+        if let Some(limit) = max_webhooks {
+            // The space's row, locked, makes creates in one space (from any node) count one
+            // after the other; the count is a statement of its own, so that its snapshot,
+            // taken once the lock is held, sees the webhook a create before it committed.
+            sqlx::query("SELECT 1 FROM spaces WHERE id = $1 FOR UPDATE")
+                .bind(webhook.space_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE space_id = $1")
+                .bind(webhook.space_id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            check_webhooks(u64::try_from(existing).unwrap_or(0), limit)?;
         }
         sqlx::query(
             "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release, verification_type,

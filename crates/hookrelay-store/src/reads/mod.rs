@@ -4,6 +4,7 @@
 mod pool;
 
 use async_trait::async_trait;
+use hookrelay_core::access::{AccessToken, Grant};
 use hookrelay_core::alert::Alert;
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::seal::SecretCipher;
@@ -12,11 +13,11 @@ use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId
 pub(crate) use pool::{Arg, ReadPool};
 
 use crate::rows::{
-    decode_alert, decode_attempt, decode_delivery, decode_event, decode_idempotency, decode_node, decode_token,
-    decode_webhook, page, ALERT_COLUMNS, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS, NODE_COLUMNS,
-    WEBHOOK_COLUMNS,
+    decode_access_token, decode_alert, decode_attempt, decode_delivery, decode_event, decode_grant, decode_idempotency,
+    decode_node, decode_space, decode_webhook, page, ALERT_COLUMNS, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS,
+    GRANT_COLUMNS, NODE_COLUMNS, SPACE_COLUMNS, TOKEN_COLUMNS, WEBHOOK_COLUMNS,
 };
-use crate::{DeliveryDetail, IdempotencyRecord, NodeRecord, Page, ReadStore, StoreError, StoredEvent};
+use crate::{DeliveryDetail, IdempotencyRecord, NodeRecord, Page, ReadStore, SpaceSummary, StoreError, StoredEvent};
 
 /// A backend whose reads run on a sqlx pool, opening sealed values with its cipher.
 pub(crate) trait ReadingBackend: Send + Sync {
@@ -52,10 +53,32 @@ impl<B: ReadingBackend> ReadStore for B {
         Ok(self.read_pool().fetch_optional(sql, &[]).await?.is_some())
     }
 
-    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(SpaceId, Vec<u8>)>, StoreError> {
-        let sql = "SELECT space_id, token_digest FROM access_tokens WHERE token_digest = $1";
-        let row = self.read_pool().fetch_optional(sql, &[Arg::Blob(digest)]).await?;
-        row.as_ref().map(decode_token).transpose()
+    async fn find_access_token(&self, digest: &[u8; 32]) -> Result<Option<(Grant, Vec<u8>)>, StoreError> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM access_tokens t JOIN spaces s ON s.id = t.space_id WHERE t.token_digest = $1"
+        );
+        let row = self.read_pool().fetch_optional(&sql, &[Arg::Blob(digest)]).await?;
+        row.as_ref().map(decode_grant).transpose()
+    }
+
+    async fn list_tokens(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<AccessToken>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens WHERE space_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        );
+        let args = [Arg::Text(space.as_str()), before(after), one_more(limit)];
+        let rows = self.read_pool().fetch_all(&sql, &args).await?;
+        page(rows, limit, decode_access_token)
+    }
+
+    async fn list_spaces(&self) -> Result<Vec<SpaceSummary>, StoreError> {
+        let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces s ORDER BY s.create_time, s.id");
+        let rows = self.read_pool().fetch_all(&sql, &[]).await?;
+        rows.iter().map(decode_space).collect()
     }
 
     async fn find_idempotency_record(

@@ -22,7 +22,7 @@ fn count(row: &impl Columns, column: &str) -> Result<u32, StoreError> {
 }
 
 /// An id column, parsed by `parse`.
-fn id<T>(row: &impl Columns, column: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, StoreError> {
+pub(super) fn id<T>(row: &impl Columns, column: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, StoreError> {
     let text = row.text(column)?;
     parse(&text).ok_or_else(|| corrupt(column, &text))
 }
@@ -287,9 +287,4 @@ pub(crate) fn decode_idempotency(
         body: cipher.open(&row.blob("body")?, &idempotency_context(space, key))?,
         create_time: Timestamp::from_micros(row.int("create_time")?),
     })
-}
-
-/// An `access_tokens` row: its space and stored digest.
-pub(crate) fn decode_token(row: &impl Columns) -> Result<(SpaceId, Vec<u8>), StoreError> {
-    Ok((id(row, "space_id", SpaceId::parse)?, row.blob("token_digest")?))
 }

@@ -6,9 +6,11 @@
 
 mod decode;
 mod seal;
+mod tenancy;
 
 pub(crate) use decode::*;
 pub(crate) use seal::*;
+pub(crate) use tenancy::*;
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;

@@ -9,6 +9,7 @@ use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
 use rusqlite::params;
 
+use super::staging::finish_staged;
 use super::webhooks::WebhookRead;
 use super::{json_ids, SqliteStore};
 use crate::rows::{claimed_delivery, corrupt, event_from_columns};
@@ -30,23 +31,45 @@ macro_rules! pending_webhooks {
     };
 }
 
+/// `AND` the webhook `pending.webhook_id` is not one of a disabled space: its deliveries
+/// wait, untouched, until the space is enabled. One probe of the webhook and its space
+/// per webhook with work; a deleted webhook passes (its deliveries are cancelled when
+/// claimed). A macro, so queries can `concat!` it.
+macro_rules! not_paused {
+    () => {
+        " AND NOT EXISTS (SELECT 1 FROM webhooks AS paused JOIN spaces ON spaces.id = paused.space_id
+                          WHERE paused.id = pending.webhook_id AND spaces.disabled) "
+    };
+}
+
+/// `AND` the delivery (of `deliveries`) is not of a fan-out still being written
+/// (`staging.rs`): one probe of a table that is empty but for a moment.
+macro_rules! not_staged {
+    () => {
+        " AND NOT EXISTS (SELECT 1 FROM staged_events WHERE staged_events.event_id = deliveries.event_id) "
+    };
+}
+
 /// Leases due deliveries: oldest due first, at most `?5` of any one webhook (so one
-/// webhook's backlog cannot crowd out the others), at most `?6` in all. Each webhook's
-/// share is read from the index `pending_webhooks!` skips along.
+/// webhook's backlog cannot crowd out the others), at most `?6` in all, none of a
+/// disabled space nor of a fan-out still being written. Each webhook's share is read from the index `pending_webhooks!`
+/// skips along.
 const CLAIM: &str = concat!(
     pending_webhooks!(),
     "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2
          WHERE seq IN (
              SELECT d.seq
-             FROM pending AS w
+             FROM pending
              JOIN deliveries AS d ON d.seq IN (
                  SELECT seq FROM deliveries
-                 WHERE webhook_id = w.webhook_id AND status = 'pending'
-                   AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
-                 ORDER BY next_attempt_time, seq LIMIT ?5)
-             WHERE w.webhook_id IS NOT NULL
-               AND w.webhook_id NOT IN (SELECT value FROM json_each(?4))
-             ORDER BY d.next_attempt_time, d.seq
+                 WHERE webhook_id = pending.webhook_id AND status = 'pending'
+                   AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)",
+    not_staged!(),
+    "            ORDER BY next_attempt_time, seq LIMIT ?5)
+             WHERE pending.webhook_id IS NOT NULL
+               AND pending.webhook_id NOT IN (SELECT value FROM json_each(?4))",
+    not_paused!(),
+    "        ORDER BY d.next_attempt_time, d.seq
              LIMIT ?6
          )
          RETURNING id, webhook_id, attempt_count, event_id, next_attempt_time, seq, update_time"
@@ -216,10 +239,13 @@ impl ClaimStore for SqliteStore {
         let due: Option<i64> = sqlx::query_scalar(concat!(
             pending_webhooks!(),
             "SELECT MIN((SELECT MIN(next_attempt_time) FROM deliveries
-                         WHERE webhook_id = p.webhook_id AND status = 'pending'
-                           AND (lease_until IS NULL OR lease_until < ?1)))
-             FROM pending AS p
-             WHERE p.webhook_id IS NOT NULL AND p.webhook_id NOT IN (SELECT value FROM json_each(?2))"
+                         WHERE webhook_id = pending.webhook_id AND status = 'pending'
+                           AND (lease_until IS NULL OR lease_until < ?1)",
+            not_staged!(),
+            "))
+             FROM pending
+             WHERE pending.webhook_id IS NOT NULL AND pending.webhook_id NOT IN (SELECT value FROM json_each(?2))",
+            not_paused!()
         ))
         .bind(now.as_micros())
         .bind(json_ids(skip_webhooks.iter().map(WebhookId::as_str)))
@@ -233,6 +259,11 @@ impl ClaimStore for SqliteStore {
         // be running, and must not take that server's claims from under it.
         self.writer
             .write(move |connection| {
+                // Fan-outs a crash interrupted are finished first, before anything claims.
+                let finished = finish_staged(connection)?;
+                if finished > 0 {
+                    tracing::info!(finished, "finished writing fan-outs a previous run left half written");
+                }
                 // One SQLite file serves one hookrelay process, so leases held when it
                 // starts belong to a process that died: give its work back at once
                 // instead of waiting for the leases to run out.

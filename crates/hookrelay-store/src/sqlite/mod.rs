@@ -30,6 +30,8 @@ mod health;
 mod idempotency;
 mod nodes;
 mod record;
+mod spaces;
+mod staging;
 mod tokens;
 mod webhooks;
 mod writer;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hookrelay_core::claim::WebhookAtClaim;
+use hookrelay_core::quota::check_webhooks;
 use hookrelay_core::webhook_change::update_effects;
 use hookrelay_core::{SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 use rusqlite::params;
@@ -84,10 +85,11 @@ impl SqliteStore {
 
 #[async_trait]
 impl WebhookStore for SqliteStore {
-    async fn create_webhook(
+    async fn create_webhook_within(
         &self,
         webhook: &Webhook,
         idempotency: Option<&IdempotencyRecord>,
+        max_webhooks: Option<u32>,
     ) -> Result<(), StoreError> {
         let sealed = seal_webhook(&self.cipher, webhook);
         let record = idempotency
@@ -99,6 +101,13 @@ impl WebhookStore for SqliteStore {
             .write(move |connection| {
                 if let Some(record) = &record {
                     save_idempotency(connection, record)?;
+                }
+                if let Some(limit) = max_webhooks {
+                    // On the one writer: no other create can come between the count and the insert.
+                    let existing: i64 = connection
+                        .prepare_cached("SELECT COUNT(*) FROM webhooks WHERE space_id = ?")?
+                        .query_row([webhook.space_id.as_str()], |row| row.get(0))?;
+                    check_webhooks(u64::try_from(existing).unwrap_or(0), limit)?;
                 }
                 connection.execute(
                     "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release,

@@ -1,9 +1,10 @@
 //! The commands that call a running server through the SDK, one module per resource:
-//! `webhook`, `events`, `deliveries`. Connection settings come from flags or
+//! `webhook`, `events`, `deliveries`, `tokens`. Connection settings come from flags or
 //! `HOOKRELAY_URL`, `HOOKRELAY_SPACE_ID` and `HOOKRELAY_TOKEN`.
 
 mod deliveries;
 mod events;
+mod tokens;
 mod webhook;
 mod webhook_args;
 
@@ -16,6 +17,7 @@ use crate::output;
 
 pub use deliveries::{deliveries, DeliveryArgs};
 pub use events::{events, EventArgs};
+pub use tokens::{tokens, TokenArgs};
 pub use webhook::{webhook, WebhookArgs};
 
 /// How to reach the server, and how to print.

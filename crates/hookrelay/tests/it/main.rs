@@ -21,4 +21,5 @@ mod persistence;
 mod sdk;
 mod seed_examples;
 mod ssrf;
+mod tenancy;
 mod validation;

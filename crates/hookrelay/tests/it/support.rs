@@ -150,6 +150,10 @@ impl TestServer {
                 .env("HOOKRELAY_BOOTSTRAP_SPACE_ID", SPACE)
                 .env("HOOKRELAY_BOOTSTRAP_TOKEN", TOKEN);
         }
+        // Quotas out of the way of tests that are not about them (those set their own).
+        command
+            .env("HOOKRELAY_MAX_WEBHOOKS_PER_SPACE", "100000")
+            .env("HOOKRELAY_MAX_PUBLISH_RATE", "1000000");
         for (key, value) in &launch.env {
             command.env(key, value);
         }

@@ -2,10 +2,12 @@
 //! responses and its references.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use hookrelay_core::alert::{AlertKind, AlertStatus};
 use hookrelay_core::delivery::{DeliveryStatus, ErrorKind, RESPONSE_BODY_KEPT};
 use hookrelay_core::event::{OBJECT_ID_MAX, OBJECT_TYPE_MAX, TEST_EVENT_NAME};
+use hookrelay_core::quota::{Quota, QuotaExceeded};
 use hookrelay_core::{AlertId, DeliveryId, EventCatalog, EventId, WebhookId};
 use serde_json::{json, Value};
 
@@ -155,25 +157,55 @@ async fn documented_errors_are_the_servers() {
     use crate::error::ApiError;
 
     let not_found = || ApiError::NotFound("not found".to_owned());
+    let webhooks_exceeded = QuotaExceeded {
+        quota: Quota::WebhooksPerSpace,
+        limit: 100,
+    };
+    let rate_exceeded = QuotaExceeded {
+        quota: Quota::PublishRate,
+        limit: 100,
+    };
     let cases = [
         (InvalidRequest, ApiError::field("limit", "range", "out of range")),
         (InvalidBody, ApiError::field("name", "required", "name is required")),
         (InvalidBody, ApiError::InvalidJson("eof".to_owned())),
         (Unauthenticated, ApiError::Unauthenticated("no token")),
         (Forbidden, ApiError::Forbidden("spc-x".to_owned())),
+        (
+            Forbidden,
+            ApiError::InsufficientScope("lacks webhooks:write".to_owned()),
+        ),
+        (Forbidden, ApiError::SpaceDisabled("spc-x".to_owned())),
         (WebhookNotFound, not_found()),
         (EventNotFound, not_found()),
         (DeliveryNotFound, not_found()),
+        (TokenNotFound, not_found()),
         (IdempotencyConflict, ApiError::IdempotencyConflict("in progress")),
+        (ConflictOrQuota, ApiError::IdempotencyConflict("in progress")),
+        (ConflictOrQuota, ApiError::QuotaExceeded(webhooks_exceeded)),
         (WebhookDisabled, ApiError::WebhookDisabled("whk-x".to_owned())),
         (PayloadTooLarge, ApiError::PayloadTooLarge(MAX_BODY_BYTES)),
         (UnsupportedMediaType, ApiError::UnsupportedMediaType),
+        (
+            RateLimited,
+            ApiError::RateLimited(rate_exceeded, Duration::from_millis(10)),
+        ),
     ];
     let failures: BTreeSet<Failure> = cases.iter().map(|&(failure, _)| failure).collect();
     let mut seen = BTreeSet::new();
     for (failure, error) in cases {
         let response = error.into_response();
         assert_eq!(response.status().as_u16(), failure.status(), "{failure:?}");
+        // A rate limit says when to come back, in whole seconds, at least one.
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(retry_after.is_some(), failure == RateLimited, "{failure:?}");
+        assert!(
+            retry_after.as_deref().is_none_or(|v| v == "1"),
+            "{failure:?}: {retry_after:?}"
+        );
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .expect("a body");

@@ -5,3 +5,4 @@ mod documented;
 mod limits;
 mod reference;
 mod routes;
+mod tokens;

@@ -1,11 +1,12 @@
 //! The router and the document list the same operations: nothing is served undocumented,
-//! nothing documented is missing.
+//! nothing documented is missing; every API operation needs a scope, declared where its
+//! route is registered, and the document lists it.
 
 use std::collections::BTreeSet;
 
 use hookrelay_core::EventCatalog;
 
-use crate::api::route_table;
+use crate::api::{route_table, Access};
 use crate::openapi::document;
 
 /// The methods an OpenAPI path item can hold; its other keys are not operations.
@@ -16,7 +17,7 @@ fn every_route_is_documented_and_every_operation_routed() {
     let routed: BTreeSet<(String, String)> = route_table()
         .listed()
         .iter()
-        .map(|(method, path)| (method.as_str().to_lowercase(), (*path).to_owned()))
+        .map(|(method, path, _)| (method.as_str().to_lowercase(), (*path).to_owned()))
         .collect();
     assert_eq!(
         routed.len(),
@@ -42,4 +43,30 @@ fn every_route_is_documented_and_every_operation_routed() {
         undocumented.is_empty() && unrouted.is_empty(),
         "routed but not documented: {undocumented:?}; documented but not routed: {unrouted:?}"
     );
+}
+
+#[test]
+fn every_api_route_needs_a_scope_and_the_document_names_it() {
+    let doc = document(&EventCatalog::default());
+    for (method, path, access) in route_table().listed() {
+        let operation = &doc["paths"][*path][method.as_str().to_lowercase()];
+        match access {
+            Access::Scope(scope) => {
+                assert!(
+                    path.starts_with("/v1/"),
+                    "{method} {path} needs a token but is not an API route"
+                );
+                assert_eq!(operation["x-hookrelay-scope"], scope.as_str(), "{method} {path}");
+                assert!(operation.get("security").is_none(), "{method} {path}");
+            }
+            Access::Public => {
+                assert!(
+                    ["/healthz", "/openapi.json"].contains(path),
+                    "{method} {path} is served without a token"
+                );
+                assert_eq!(operation["security"], serde_json::json!([]), "{method} {path}");
+                assert!(operation.get("x-hookrelay-scope").is_none(), "{method} {path}");
+            }
+        }
+    }
 }
