@@ -621,6 +621,42 @@ async fn claims_oldest_first_per_webhook_and_skipping() {
     .await;
 }
 
+#[tokio::test]
+async fn claims_take_turns_between_spaces() {
+    with_database(|url| async move {
+        let (_dir, stores) = both_backends(&url).await;
+        for (backend, store) in stores {
+            // Space A fans out to six webhooks first; space B publishes one event later.
+            let wide = new_space(store.as_ref()).await;
+            let other = new_space(store.as_ref()).await;
+            let wide_hooks: Vec<Webhook> = (0..6).map(|_| webhook(&wide, &["payment.completed"], T0)).collect();
+            for w in &wide_hooks {
+                store.create_webhook(w, None).await.unwrap();
+            }
+            let other_hook = webhook(&other, &["payment.completed"], T0);
+            store.create_webhook(&other_hook, None).await.unwrap();
+            let fan_out = event(&wide, "payment.completed", T0);
+            assert_eq!(publish(store.as_ref(), &fan_out).await, 6);
+            let later = event(&other, "payment.completed", T0 + 10 * SECOND);
+            assert_eq!(publish(store.as_ref(), &later).await, 1);
+
+            let now = T0 + 100 * SECOND;
+            let first = store.claim_deliveries(&claim_at(now, 2, 1, &[], "n1")).await.unwrap();
+            let spaces: HashSet<&SpaceId> = first.iter().map(|c| &c.event.space_id).collect();
+            assert_eq!(first.len(), 2, "{backend}");
+            assert_eq!(
+                spaces,
+                HashSet::from([&wide, &other]),
+                "{backend}: B's delivery waits behind A's fan-out"
+            );
+            let rest = store.claim_deliveries(&claim_at(now, 100, 1, &[], "n1")).await.unwrap();
+            assert_eq!(rest.len(), 5, "{backend}");
+            assert!(rest.iter().all(|c| c.event.space_id == wide), "{backend}");
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claimers_never_share_a_delivery() {
     with_database(|url| async move {

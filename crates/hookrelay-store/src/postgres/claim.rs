@@ -21,7 +21,7 @@ use crate::{ClaimRequest, ClaimStore, ClaimedDelivery, StoreError};
 /// `pending(webhook_id)`: the webhooks with pending deliveries (and a last NULL row),
 /// found by skipping along the partial index `deliveries_pending_by_webhook`, one probe
 /// per webhook however long its backlog; `DISTINCT ON` or `MIN` over the due rows would
-/// read every one of them. `live(webhook_id)`: those not in `$2` nor of a disabled space
+/// read every one of them. `live(webhook_id, space_id)`: those not in `$2` nor of a disabled space
 /// (one probe of the webhook and its space each: a disabled space's deliveries wait,
 /// untouched, until it is enabled; a deleted webhook's pass, to be cancelled when
 /// claimed). A macro, so queries can `concat!` it.
@@ -35,7 +35,8 @@ macro_rules! pending_webhooks {
                      ORDER BY d.webhook_id LIMIT 1)
              FROM pending p WHERE p.webhook_id IS NOT NULL
          ), live AS (
-             SELECT webhook_id FROM pending
+             SELECT webhook_id, (SELECT w.space_id FROM webhooks w WHERE w.id = pending.webhook_id) AS space_id
+             FROM pending
              WHERE webhook_id IS NOT NULL AND webhook_id <> ALL($2)
                AND NOT EXISTS (SELECT 1 FROM webhooks w JOIN spaces s ON s.id = w.space_id
                                WHERE w.id = pending.webhook_id AND s.disabled)
@@ -56,31 +57,35 @@ macro_rules! lease_claimable {
     };
 }
 
-/// Leases due deliveries and reads what sending them needs, in one statement: oldest
-/// due first, at most `$4` of any one webhook (so one webhook's backlog cannot crowd out
-/// the others), at most `$3` in all; the same choice as SQLite's claim, which
-/// PostgreSQL's `FOR UPDATE` cannot make in one window query.
+/// Leases due deliveries and reads what sending them needs, in one statement, taking
+/// turns between spaces as SQLite's claim does: each space's deliveries in due order, the
+/// spaces' first ones before any space's second (one space's wide fan-out does not hold
+/// another's deliveries behind it), then oldest due first; at most `$4` of any one
+/// webhook, at most `$3` in all. PostgreSQL's `FOR UPDATE` cannot make that choice in
+/// one window query, so it is made in two steps.
 ///
-/// Only the `$3` webhooks whose oldest due delivery comes first can contribute (each
-/// of them has a delivery ahead of any other webhook's), so only their first `$4` rows
-/// are locked. `SKIP LOCKED` passes over rows another node is claiming at this moment,
-/// and a row leased since this statement's snapshot fails the re-checked lease test (its
-/// new owner is alive). A dead node's leases are taken at once, not when they run out.
-/// Each leased delivery comes back with its event and its webhook as they are now
-/// (NULL columns for a webhook deleted meanwhile); the webhook's columns keep their own
-/// names so the webhook decoder reads them as it reads the webhooks table.
+/// First the `$3` webhooks that come first by the same turns, each by its oldest due
+/// delivery, are chosen; only their first `$4` rows are locked, and the `$3` first of
+/// those by turn are leased. `SKIP LOCKED` passes over rows another node is claiming at
+/// this moment, and a row leased since this statement's snapshot fails the re-checked
+/// lease test (its new owner is alive). A dead node's leases are taken at once, not when
+/// they run out. Each leased delivery comes back with its event and its webhook as they
+/// are now (NULL columns for a webhook deleted meanwhile); the webhook's columns keep
+/// their own names so the webhook decoder reads them as it reads the webhooks table.
 static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{}, firsts AS (
-            SELECT live.webhook_id FROM live CROSS JOIN LATERAL (
+            SELECT live.webhook_id, live.space_id FROM live CROSS JOIN LATERAL (
                 SELECT d.next_attempt_time, d.seq FROM deliveries d
                 WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
                   AND {claimable}
                 ORDER BY d.next_attempt_time, d.seq LIMIT 1
             ) first
-            ORDER BY first.next_attempt_time, first.seq LIMIT $3
+            ORDER BY row_number() OVER (PARTITION BY live.space_id ORDER BY first.next_attempt_time, first.seq),
+                     first.next_attempt_time, first.seq
+            LIMIT $3
         ), locked AS (
-            SELECT l.seq, l.next_attempt_time FROM firsts CROSS JOIN LATERAL (
+            SELECT l.seq, l.next_attempt_time, firsts.space_id FROM firsts CROSS JOIN LATERAL (
                 SELECT d.seq, d.next_attempt_time FROM deliveries d
                 WHERE d.webhook_id = firsts.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
                   AND {claimable}
@@ -88,7 +93,10 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
                 FOR UPDATE SKIP LOCKED
             ) l
         ), chosen AS (
-            SELECT seq FROM locked ORDER BY next_attempt_time, seq LIMIT $3
+            SELECT seq FROM locked
+            ORDER BY row_number() OVER (PARTITION BY space_id ORDER BY next_attempt_time, seq),
+                     next_attempt_time, seq
+            LIMIT $3
         ), claimed AS (
             UPDATE deliveries SET lease_until = $5, lease_owner = $6
             FROM chosen WHERE deliveries.seq = chosen.seq
