@@ -31,7 +31,7 @@ pub use hookrelay_core::record::AttemptResult;
 pub use hookrelay_core::record::Lease;
 pub use location::DatabaseLocation;
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{backup as backup_sqlite, SqliteStore};
 pub use traits::{
     AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, NodeStore, ReadStore,
     SpaceStore, Store, TokenStore, WebhookStore,

@@ -1,5 +1,6 @@
 //! The `hookrelay` binary: glue between the command line and the library crates.
 
+mod backup;
 mod listen;
 mod output;
 mod remote;
@@ -39,6 +40,9 @@ enum Command {
         #[command(flatten)]
         store: serve::StoreArgs,
     },
+    /// Copy a live SQLite database to a new file, for a backup (opens the database
+    /// directly; servers keep running).
+    Backup(backup::BackupArgs),
     /// Create, list and revoke any space's access tokens (opens the database directly).
     Token {
         #[command(subcommand)]
@@ -86,6 +90,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args, leaf).await,
         Command::Migrate { store } => serve::migrate(store, leaf).await,
+        Command::Backup(args) => backup::backup(args, leaf).await,
         Command::Token { command } => token::token(command, leaf).await,
         Command::Space { command } => space::space(command, leaf).await,
         Command::Webhook(args) => remote::webhook(args).await,

@@ -22,7 +22,7 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     /// The store's settings over the config file; the rest as declared.
-    fn resolve(self, matches: &ArgMatches) -> anyhow::Result<Config> {
+    pub fn resolve(self, matches: &ArgMatches) -> anyhow::Result<Config> {
         let store = self.store.load(&self.config, matches)?;
         let serve = ServeSettings::default();
         Ok(Settings { store, serve }.resolve()?)

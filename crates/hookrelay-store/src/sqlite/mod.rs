@@ -22,6 +22,7 @@ use sqlx::{ConnectOptions, Connection as _, SqlitePool};
 use crate::{NodeRecord, SqliteSynchronous, Store, StoreError};
 
 mod alerts;
+mod backup;
 mod cache;
 mod claim;
 mod deliveries;
@@ -36,6 +37,7 @@ mod tokens;
 mod webhooks;
 mod writer;
 
+pub use backup::backup;
 use cache::{RecentEvents, WebhookCache};
 use writer::Writer;
 

@@ -8,6 +8,7 @@ mod support;
 mod alerts;
 mod api_conventions;
 mod auth;
+mod backup;
 mod cli;
 mod cluster;
 mod config;
