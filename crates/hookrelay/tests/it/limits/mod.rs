@@ -1,4 +1,5 @@
 //! One tenant cannot hurt the others: query parameters are checked, the HTTP server
 //! bounds slow clients and open connections, alert e-mails are limited per recipient.
 
+mod http;
 mod query;
