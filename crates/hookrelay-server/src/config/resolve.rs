@@ -254,6 +254,13 @@ mod tests {
         assert!(matches!(config.master_key, MasterKeySource::File(path) if path == Path::new("hookrelay.db.key")));
         assert!(config.alerter.smtp.is_none() && config.bootstrap.is_none());
         assert_eq!(config.quotas, Quotas::default());
+        assert_eq!(config.alerter.email_limit, EmailLimit::default());
+        let http = HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        };
+        assert_eq!(config.http, http);
     }
 
     #[test]
