@@ -108,7 +108,8 @@ pub struct ServeSettings {
     pub http_header_timeout: PositiveDuration,
 
     /// Time a request may take after its headers until its answer is ready, its body
-    /// included; a slower one is answered 408 and its connection closed.
+    /// included; a slower one is answered 408 and its connection closed. A client that
+    /// reads nothing of an answer for this long is disconnected too.
     #[arg(
         long,
         env = "HOOKRELAY_HTTP_REQUEST_TIMEOUT",

@@ -196,3 +196,45 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     first.write_all(get_health().as_bytes()).await.unwrap();
     assert_eq!(read_response(&mut first).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_client_that_reads_nothing_of_its_answers_is_disconnected() {
+    // A long header timeout, so only the stalled answer can close the connection.
+    let server = limited_server(&["--http-request-timeout", "1s", "--http-header-timeout", "60s"]).await;
+    let document = server
+        .client
+        .get(format!("{}/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap();
+    let document_len = document.bytes().await.unwrap().len();
+    let (mut reader, mut writer) = connect(&server).await.into_split();
+    // Pipelined requests whose answers add up to far more than the sockets' buffers.
+    const REQUESTS: usize = 2000;
+    let requests = "GET /openapi.json HTTP/1.1\r\nHost: test\r\n\r\n".repeat(REQUESTS);
+    let sending = tokio::spawn(async move {
+        let _ = writer.write_all(requests.as_bytes()).await;
+        writer
+    });
+    // Past the limit, the stalled server gives up on the connection.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut received = 0usize;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(WITHIN, async {
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection stayed open; {received} bytes read");
+    assert!(
+        received < REQUESTS * document_len,
+        "closed before all the answers were sent: {received} bytes"
+    );
+    sending.abort();
+    // The server serves others as before.
+    assert_eq!(server.health().await.0, reqwest::StatusCode::OK);
+}

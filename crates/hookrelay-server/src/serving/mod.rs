@@ -3,9 +3,10 @@
 //! which also runs while a kept-alive connection waits for its next request, so it
 //! closes idle connections too); a request must be received and answered within
 //! `request_timeout` after its headers, body included, or it is answered 408 and its
-//! connection closed; and at most `max_connections` connections are served at once. A
-//! connection past that is not accepted until one closes: it waits in the kernel's
-//! listen backlog, where a client sees a slow connect rather than an error.
+//! connection closed; a connection whose client reads nothing of its answer for
+//! `request_timeout` is closed (`stall`); and at most `max_connections` connections are
+//! served at once. A connection past that is not accepted until one closes: it waits in
+//! the kernel's listen backlog, where a client sees a slow connect rather than an error.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+
+mod stall;
 
 /// How slow clients and open connections are bounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +74,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, st
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
         }
+        let stream = stall::WriteStallLimit::new(stream, limits.request_timeout);
         let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
