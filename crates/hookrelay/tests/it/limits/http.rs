@@ -111,6 +111,19 @@ async fn headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_at_the_header_timeout() {
+    let server = limited_server(&["--http-header-timeout", "1s"]).await;
+    let mut silent = connect(&server).await;
+    let started = Instant::now();
+    assert_eq!(read_until_closed(&mut silent).await, "", "closed without an answer");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_idle_kept_alive_connection_is_closed_at_the_header_timeout() {
     let server = limited_server(&["--http-header-timeout", "1s"]).await;
     let mut stream = connect(&server).await;
