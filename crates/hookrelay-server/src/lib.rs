@@ -238,6 +238,7 @@ pub async fn run(
         ..
     } = app;
     let alerts = delivery::Wakeup::default();
+    let email_window = alerter.email_limit.window;
     let alerter = alerter::Alerter::start(state.store.clone(), alerter, alerts.clone())
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
     let engine = delivery::Engine::start(state.store.clone(), delivery, state.engine.clone(), alerts);
@@ -247,7 +248,7 @@ pub async fn run(
     state.store.watch_for_work(Arc::new(move || wakeup.wake())).await?;
     // Deliveries left due by a previous run start at once.
     state.wakeup.wake();
-    let pruner = tokio::spawn(prune_idempotency_keys(state.store.clone()));
+    let pruner = tokio::spawn(prune_hourly(state.store.clone(), email_window));
     // A store that breaks for good (SQLite's writer thread died) stops the server as a
     // shutdown signal would, and the process exits with the store's error rather than
     // answer requests it can no longer keep.
@@ -274,14 +275,20 @@ pub async fn run(
 
 pub use hookrelay_core::error_chain;
 
-/// Forgets expired idempotency keys once an hour so the table stays small.
-async fn prune_idempotency_keys(store: Arc<dyn Store>) {
+/// Forgets expired idempotency keys and closed alert e-mail windows once an hour so
+/// their tables stay small.
+async fn prune_hourly(store: Arc<dyn Store>, email_window: std::time::Duration) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let before = hookrelay_core::Timestamp::now().plus_micros(-hookrelay_store::IDEMPOTENCY_WINDOW_MICROS);
+        let now = hookrelay_core::Timestamp::now();
+        let before = now.plus_micros(-hookrelay_store::IDEMPOTENCY_WINDOW_MICROS);
         if let Err(error) = store.prune_idempotency_records(before).await {
             tracing::warn!(%error, "pruning idempotency keys failed");
+        }
+        // A window that opened a window's length ago has closed.
+        if let Err(error) = store.prune_alert_email_windows(now.minus(email_window)).await {
+            tracing::warn!(%error, "pruning alert e-mail windows failed");
         }
     }
 }

@@ -257,6 +257,10 @@ pub trait AlertStore: Send + Sync {
     /// Records a claimed digest sent (its alerts are forgotten) or, with `retry_at`,
     /// failed (it is claimed again from then).
     async fn finish_digest(&self, digest: &Digest, retry_at: Option<Timestamp>) -> Result<(), StoreError>;
+
+    /// Forgets the addresses' windows that opened before `before` (closed ones count as
+    /// none), so the table holds only addresses alerted lately. Returns how many.
+    async fn prune_alert_email_windows(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Every read the API serves that needs nothing of a backend but its SQL: written once,

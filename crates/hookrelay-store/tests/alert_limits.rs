@@ -235,6 +235,20 @@ async fn admission_digests_and_their_leases_match_on_both_backends() {
                 .await
                 .unwrap()
                 .is_empty());
+            // Windows that opened before the given time are forgotten (both opened at T0).
+            assert_eq!(store.prune_alert_email_windows(at(T0)).await.unwrap(), 0, "{backend}");
+            assert_eq!(
+                store.prune_alert_email_windows(at(T0 + 1)).await.unwrap(),
+                2,
+                "{backend}"
+            );
+            // A pruned window counts as none: a new alert to those addresses is sent.
+            let later = failing_alerts(store, 1, &["OPS@example.com"]).await;
+            assert_eq!(
+                admit(store, &later[0], T0 + 2 * HOUR).await.unwrap(),
+                ["OPS@example.com"],
+                "{backend}"
+            );
         }
     })
     .await;

@@ -160,29 +160,34 @@ impl AlertStore for PostgresStore {
         .await?;
         Ok(())
     }
+
+    async fn prune_alert_email_windows(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM alert_email_windows WHERE window_start < $1")
+            .bind(before.as_micros())
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
 }
 
 /// An address's window, locked until the transaction ends so nodes admitting alerts
 /// for it take turns. A new address gets an empty window opening now, which admits as
-/// no window would; inserting it first gives concurrent admissions one row to lock.
+/// no window would. One upsert inserts or locks the row, so a concurrent insert or
+/// prune cannot slip between a read and its lock.
 async fn lock_window(
     tx: &mut Transaction<'_, Postgres>,
     key: &str,
     now: Timestamp,
 ) -> Result<RecipientWindow, StoreError> {
-    sqlx::query(
+    let (start, sent): (i64, i64) = sqlx::query_as(
         "INSERT INTO alert_email_windows (recipient, window_start, sent) VALUES ($1, $2, 0)
-         ON CONFLICT (recipient) DO NOTHING",
+         ON CONFLICT (recipient) DO UPDATE SET recipient = excluded.recipient
+         RETURNING window_start, sent",
     )
     .bind(key)
     .bind(now.as_micros())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let (start, sent): (i64, i64) =
-        sqlx::query_as("SELECT window_start, sent FROM alert_email_windows WHERE recipient = $1 FOR UPDATE")
-            .bind(key)
-            .fetch_one(&mut **tx)
-            .await?;
     Ok(RecipientWindow {
         start: Timestamp::from_micros(start),
         sent: u32::try_from(sent).unwrap_or(u32::MAX),

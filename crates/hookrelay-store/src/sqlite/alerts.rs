@@ -114,6 +114,18 @@ impl AlertStore for SqliteStore {
             })
             .await
     }
+
+    async fn prune_alert_email_windows(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |connection| {
+                let deleted = connection.execute(
+                    "DELETE FROM alert_email_windows WHERE window_start < ?",
+                    [before.as_micros()],
+                )?;
+                Ok(deleted as u64)
+            })
+            .await
+    }
 }
 
 /// [`AlertStore::admit_alert_recipients`] in the writer's transaction, which is the only
