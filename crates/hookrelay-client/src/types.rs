@@ -293,7 +293,8 @@ pub struct Alert {
     pub recipients: Vec<String>,
     /// The e-mail's subject line.
     pub subject: String,
-    /// `pending`, `sent` or `skipped` (e-mail is off on the server).
+    /// `pending`, `sent`, `skipped` (e-mail is off on the server) or `suppressed` (every
+    /// recipient had reached its alert e-mail limit; listed in a digest instead).
     pub status: String,
     /// Sending attempts made.
     pub attempts: u32,

@@ -19,11 +19,14 @@ pub enum AlertStatus {
     Sent,
     /// Not sent because e-mail is off; it was logged instead.
     Skipped,
+    /// Not e-mailed because every recipient had reached its alert e-mail limit; each
+    /// gets it listed in a digest when its window closes.
+    Suppressed,
 }
 
 impl AlertStatus {
     /// Every status.
-    pub const ALL: [AlertStatus; 3] = [Self::Pending, Self::Sent, Self::Skipped];
+    pub const ALL: [AlertStatus; 4] = [Self::Pending, Self::Sent, Self::Skipped, Self::Suppressed];
 
     /// The wire and database name.
     pub fn as_str(self) -> &'static str {
@@ -31,6 +34,7 @@ impl AlertStatus {
             Self::Pending => "pending",
             Self::Sent => "sent",
             Self::Skipped => "skipped",
+            Self::Suppressed => "suppressed",
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod alert;
+pub mod alert_limit;
 pub mod catalog;
 pub mod claim;
 pub mod cursor;

@@ -56,6 +56,9 @@ pub enum ApiError {
     /// The webhook is disabled, so nothing can be sent to it.
     #[error("webhook {0} is disabled; enable it first")]
     WebhookDisabled(String),
+    /// The request was not received and answered in time (`http_request_timeout`).
+    #[error("the request was not received and answered within {} s; its connection is closed", .0.as_secs_f64())]
+    RequestTimeout(Duration),
     /// Our fault; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -83,6 +86,7 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::IdempotencyConflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
             Self::WebhookDisabled(_) => (StatusCode::CONFLICT, "webhook_disabled"),
+            Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -131,8 +135,18 @@ impl IntoResponse for ApiError {
             },
         });
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::RateLimited(_, wait) = &self {
-            response.headers_mut().insert(header::RETRY_AFTER, retry_after(*wait));
+        match &self {
+            Self::RateLimited(_, wait) => {
+                response.headers_mut().insert(header::RETRY_AFTER, retry_after(*wait));
+            }
+            // The rest of a timed-out request may still be on its way: the connection
+            // cannot carry another one.
+            Self::RequestTimeout(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }

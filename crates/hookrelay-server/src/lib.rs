@@ -12,6 +12,7 @@ pub mod error;
 pub mod idempotency;
 pub mod openapi;
 pub mod request;
+pub mod serving;
 pub mod state;
 
 use std::future::Future;
@@ -21,7 +22,6 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::serve::ListenerExt;
 use hookrelay_core::access::{AccessToken, Scopes, TokenDraft};
 use hookrelay_core::seal::{MasterKey, SecretCipher};
 use hookrelay_core::{token, SpaceId};
@@ -70,6 +70,7 @@ pub struct App {
     state: AppState,
     delivery: delivery::DeliveryConfig,
     alerter: alerter::AlerterConfig,
+    http: serving::HttpLimits,
     /// Held while serving a SQLite file, so a second `serve` on it is refused.
     _single_node: Option<std::fs::File>,
     /// Set when an empty database got a fresh space and token.
@@ -103,6 +104,7 @@ impl App {
             },
             delivery: config.delivery.clone(),
             alerter: config.alerter.clone(),
+            http: config.http,
             _single_node: single_node,
             created_credentials,
         })
@@ -232,9 +234,11 @@ pub async fn run(
         state,
         delivery,
         alerter,
+        http,
         ..
     } = app;
     let alerts = delivery::Wakeup::default();
+    let email_window = alerter.email_limit.window;
     let alerter = alerter::Alerter::start(state.store.clone(), alerter, alerts.clone())
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
     let engine = delivery::Engine::start(state.store.clone(), delivery, state.engine.clone(), alerts);
@@ -244,14 +248,7 @@ pub async fn run(
     state.store.watch_for_work(Arc::new(move || wakeup.wake())).await?;
     // Deliveries left due by a previous run start at once.
     state.wakeup.wake();
-    let pruner = tokio::spawn(prune_idempotency_keys(state.store.clone()));
-    // Answers go out as soon as they are written, not held back by Nagle's algorithm
-    // waiting for the client's acknowledgement.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
-        }
-    });
+    let pruner = tokio::spawn(prune_hourly(state.store.clone(), email_window));
     // A store that breaks for good (SQLite's writer thread died) stops the server as a
     // shutdown signal would, and the process exits with the store's error rather than
     // answer requests it can no longer keep.
@@ -266,26 +263,32 @@ pub async fn run(
             }
         }
     };
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(stop).await;
+    serving::serve(listener, router(state), http, stop).await;
     pruner.abort();
     engine.shutdown().await;
     alerter.shutdown().await;
     if let Ok(error) = broken.await {
         return Err(ServerError::Store(error));
     }
-    served.map_err(ServerError::from)
+    Ok(())
 }
 
 pub use hookrelay_core::error_chain;
 
-/// Forgets expired idempotency keys once an hour so the table stays small.
-async fn prune_idempotency_keys(store: Arc<dyn Store>) {
+/// Forgets expired idempotency keys and closed alert e-mail windows once an hour so
+/// their tables stay small.
+async fn prune_hourly(store: Arc<dyn Store>, email_window: std::time::Duration) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        let before = hookrelay_core::Timestamp::now().plus_micros(-hookrelay_store::IDEMPOTENCY_WINDOW_MICROS);
+        let now = hookrelay_core::Timestamp::now();
+        let before = now.plus_micros(-hookrelay_store::IDEMPOTENCY_WINDOW_MICROS);
         if let Err(error) = store.prune_idempotency_records(before).await {
             tracing::warn!(%error, "pruning idempotency keys failed");
+        }
+        // A window that opened a window's length ago has closed.
+        if let Err(error) = store.prune_alert_email_windows(now.minus(email_window)).await {
+            tracing::warn!(%error, "pruning alert e-mail windows failed");
         }
     }
 }

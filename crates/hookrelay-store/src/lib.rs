@@ -37,7 +37,7 @@ pub use traits::{
     SpaceStore, Store, TokenStore, WebhookStore,
 };
 pub use types::{
-    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, NodeBeat, NodeRecord, Page,
+    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, Digest, IdempotencyRecord, NodeBeat, NodeRecord, Page,
     QuotaChange, SpaceSummary, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 

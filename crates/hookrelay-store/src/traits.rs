@@ -8,13 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hookrelay_core::access::{AccessToken, Grant};
 use hookrelay_core::alert::{Alert, AlertPolicy};
+use hookrelay_core::alert_limit::EmailLimit;
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::event::Event;
 use hookrelay_core::record::AttemptResult;
 use hookrelay_core::{AlertId, DeliveryId, EventId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch};
 
 use crate::{
-    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, NodeBeat, NodeRecord, Page,
+    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, Digest, IdempotencyRecord, NodeBeat, NodeRecord, Page,
     QuotaChange, SpaceSummary, StoreError, StoredEvent,
 };
 
@@ -232,6 +233,34 @@ pub trait AlertStore: Send + Sync {
 
     /// Records how sending a claimed alert ended.
     async fn finish_alert(&self, id: &AlertId, outcome: &AlertOutcome, now: Timestamp) -> Result<(), StoreError>;
+
+    /// The recipients a claimed alert is e-mailed to under `limit` (by
+    /// `EmailLimit::admit`, per address, counting it in their windows), holding it for
+    /// the digests of the rest; decided at the first call and the same at every later
+    /// one, so a retried send is not counted twice. Counts hold across nodes.
+    async fn admit_alert_recipients(
+        &self,
+        alert: &Alert,
+        limit: &EmailLimit,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Claims, under a lease, the held alerts of up to `limit` addresses whose digest
+    /// is due at `now`, one digest per address.
+    async fn claim_digests(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Digest>, StoreError>;
+
+    /// Records a claimed digest sent (its alerts are forgotten) or, with `retry_at`,
+    /// failed (it is claimed again from then).
+    async fn finish_digest(&self, digest: &Digest, retry_at: Option<Timestamp>) -> Result<(), StoreError>;
+
+    /// Forgets the addresses' windows that opened before `before` (closed ones count as
+    /// none), so the table holds only addresses alerted lately. Returns how many.
+    async fn prune_alert_email_windows(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Every read the API serves that needs nothing of a backend but its SQL: written once,

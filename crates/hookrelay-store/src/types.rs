@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookrelay_core::alert::AlertStatus;
+use hookrelay_core::alert_limit::HeldAlert;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt};
 use hookrelay_core::event::Event;
 use hookrelay_core::quota::QuotaOverrides;
@@ -133,6 +134,8 @@ pub enum AlertOutcome {
     Sent,
     /// E-mail is off: the alert was logged instead.
     Skipped,
+    /// Every recipient had reached its limit: the alert waits in their digests.
+    Suppressed,
     /// Sending failed; try again at `at`.
     Retry {
         /// When.
@@ -166,6 +169,12 @@ impl AlertOutcome {
                 sent_time: None,
                 error: None,
             },
+            Self::Suppressed => FinishedAlert {
+                status: AlertStatus::Suppressed,
+                next_attempt_time: None,
+                sent_time: None,
+                error: None,
+            },
             // PostgreSQL's TEXT refuses NUL, which a quoted server answer might hold.
             Self::Retry { at, error } => FinishedAlert {
                 status: AlertStatus::Pending,
@@ -175,6 +184,17 @@ impl AlertOutcome {
             },
         }
     }
+}
+
+/// The alerts held back from one address whose digest is due, claimed under a lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digest {
+    /// The address (lowercased).
+    pub recipient: String,
+    /// The claim's lease, which also names the claim when it is finished.
+    pub lease_until: Timestamp,
+    /// The alerts held back.
+    pub held: Vec<HeldAlert>,
 }
 
 /// A delivery with its attempt log.

@@ -34,7 +34,8 @@ enum Command {
     ///
     /// On an empty database with no bootstrap settings, a space and an access token are
     /// created and printed once.
-    Serve(serve::ServeArgs),
+    // Boxed: its settings make it far larger than the other commands.
+    Serve(Box<serve::ServeArgs>),
     /// Create or upgrade the database schema, then exit (`serve` also does this at start).
     Migrate {
         #[command(flatten)]
@@ -88,7 +89,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let leaf = innermost(&matches);
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(args, leaf).await,
+        Command::Serve(args) => serve::serve(*args, leaf).await,
         Command::Migrate { store } => serve::migrate(store, leaf).await,
         Command::Backup(args) => backup::backup(args, leaf).await,
         Command::Token { command } => token::token(command, leaf).await,

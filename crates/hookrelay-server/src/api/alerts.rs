@@ -9,7 +9,7 @@ use hookrelay_core::alert::Alert;
 use hookrelay_core::{Timestamp, WebhookId};
 use serde::Serialize;
 
-use crate::api::{list_response, Access, PageQuery, RouteTable};
+use crate::api::{list_response, Access, PageQuery, RouteTable, PAGE_QUERY};
 use crate::error::ApiError;
 use crate::request::Tenant;
 use crate::state::AppState;
@@ -20,6 +20,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
         Method::GET,
         "/v1/webhooks/{id}/alerts",
         Access::Scope(Scope::WebhooksRead),
+        PAGE_QUERY,
         list,
     )
 }

@@ -12,7 +12,7 @@ use hookrelay_core::{DeliveryId, Timestamp, Webhook, WebhookId};
 use hookrelay_store::DeliveryDetail;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable};
+use crate::api::{list_response, success_bytes, Access, PageQuery, QueryParams, RouteTable, NO_QUERY};
 use crate::error::ApiError;
 use crate::idempotency::json_bytes_response;
 use crate::request::Tenant;
@@ -21,18 +21,34 @@ use crate::state::AppState;
 const READ: Access = Access::Scope(Scope::DeliveriesRead);
 const WRITE: Access = Access::Scope(Scope::DeliveriesWrite);
 
+/// A delivery list's query parameters: a status filter and the page (`DeliveryQuery`).
+const DELIVERY_LIST_QUERY: QueryParams = &["status", "limit", "after"];
+
 /// The delivery routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     table
-        .add(Method::GET, "/v1/webhooks/{id}/deliveries", READ, list)
-        .add(Method::GET, "/v1/webhooks/{id}/deliveries/{delivery_id}", READ, fetch)
+        .add(
+            Method::GET,
+            "/v1/webhooks/{id}/deliveries",
+            READ,
+            DELIVERY_LIST_QUERY,
+            list,
+        )
+        .add(
+            Method::GET,
+            "/v1/webhooks/{id}/deliveries/{delivery_id}",
+            READ,
+            NO_QUERY,
+            fetch,
+        )
         .add(
             Method::POST,
             "/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
             WRITE,
+            NO_QUERY,
             retry,
         )
-        .add(Method::POST, "/v1/webhooks/{id}/test", WRITE, test)
+        .add(Method::POST, "/v1/webhooks/{id}/test", WRITE, NO_QUERY, test)
 }
 
 /// A delivery as the API shows it.

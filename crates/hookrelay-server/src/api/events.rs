@@ -14,7 +14,7 @@ use hookrelay_store::{StoreError, StoredEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable};
+use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY};
 use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, JsonBytes, Tenant};
@@ -25,9 +25,15 @@ const READ: Access = Access::Scope(Scope::EventsRead);
 /// The event routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     table
-        .add(Method::GET, "/v1/events", READ, list)
-        .add(Method::POST, "/v1/events", Access::Scope(Scope::EventsPublish), publish)
-        .add(Method::GET, "/v1/events/{id}", READ, fetch)
+        .add(Method::GET, "/v1/events", READ, PAGE_QUERY, list)
+        .add(
+            Method::POST,
+            "/v1/events",
+            Access::Scope(Scope::EventsPublish),
+            NO_QUERY,
+            publish,
+        )
+        .add(Method::GET, "/v1/events/{id}", READ, NO_QUERY, fetch)
 }
 
 /// An event as the API shows it.

@@ -17,7 +17,12 @@ use hookrelay_core::cursor;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use self::routes::{Access, RequiredScope, RouteTable};
+pub use self::routes::{check_query, Access, QueryParams, RequiredScope, Route, RouteTable};
+
+/// Query parameters of a route that takes none.
+pub const NO_QUERY: QueryParams = &[];
+/// Query parameters of a list: the page size and the cursor (`PageQuery`).
+pub const PAGE_QUERY: QueryParams = &["limit", "after"];
 use crate::error::ApiError;
 use crate::state::AppState;
 use health::health;
@@ -34,8 +39,8 @@ pub fn route_table() -> RouteTable {
     resources
         .into_iter()
         .fold(RouteTable::default(), |table, add| add(table))
-        .add(Method::GET, "/healthz", Access::Public, health)
-        .add(Method::GET, "/openapi.json", Access::Public, openapi)
+        .add(Method::GET, "/healthz", Access::Public, NO_QUERY, health)
+        .add(Method::GET, "/openapi.json", Access::Public, NO_QUERY, openapi)
 }
 
 /// Every route of the API, and the answers to requests no route takes.

@@ -12,7 +12,7 @@ use hookrelay_store::StoreError;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable};
+use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY};
 use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, Tenant};
@@ -23,9 +23,9 @@ const MANAGE: Access = Access::Scope(Scope::TokensManage);
 /// The token routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     table
-        .add(Method::GET, "/v1/tokens", MANAGE, list)
-        .add(Method::POST, "/v1/tokens", MANAGE, create)
-        .add(Method::DELETE, "/v1/tokens/{id}", MANAGE, revoke)
+        .add(Method::GET, "/v1/tokens", MANAGE, PAGE_QUERY, list)
+        .add(Method::POST, "/v1/tokens", MANAGE, NO_QUERY, create)
+        .add(Method::DELETE, "/v1/tokens/{id}", MANAGE, NO_QUERY, revoke)
 }
 
 /// A token as the API shows it: the token itself only in the answer that created it.

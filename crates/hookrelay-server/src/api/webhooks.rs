@@ -14,7 +14,7 @@ use hookrelay_store::StoreError;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable};
+use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY};
 use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, Tenant};
@@ -26,11 +26,11 @@ const WRITE: Access = Access::Scope(Scope::WebhooksWrite);
 /// The webhook routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     table
-        .add(Method::GET, "/v1/webhooks", READ, list)
-        .add(Method::POST, "/v1/webhooks", WRITE, create)
-        .add(Method::GET, "/v1/webhooks/{id}", READ, fetch)
-        .add(Method::PATCH, "/v1/webhooks/{id}", WRITE, update)
-        .add(Method::DELETE, "/v1/webhooks/{id}", WRITE, remove)
+        .add(Method::GET, "/v1/webhooks", READ, PAGE_QUERY, list)
+        .add(Method::POST, "/v1/webhooks", WRITE, NO_QUERY, create)
+        .add(Method::GET, "/v1/webhooks/{id}", READ, NO_QUERY, fetch)
+        .add(Method::PATCH, "/v1/webhooks/{id}", WRITE, NO_QUERY, update)
+        .add(Method::DELETE, "/v1/webhooks/{id}", WRITE, NO_QUERY, remove)
 }
 
 /// A webhook as the API shows it.

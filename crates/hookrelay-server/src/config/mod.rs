@@ -22,6 +22,7 @@ use hookrelay_store::{DatabaseLocation, OpenOptions};
 
 use crate::alerter::AlerterConfig;
 use crate::delivery::DeliveryConfig;
+use crate::serving::HttpLimits;
 
 pub use layers::ConfigFile;
 pub use settings::{ServeSettings, Settings, SqliteSync, StoreSettings};
@@ -137,6 +138,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// How alerts are sent.
     pub alerter: AlerterConfig,
+    /// How slow clients and open connections are bounded.
+    pub http: HttpLimits,
     /// The quotas of spaces without their own.
     pub quotas: Quotas,
 }

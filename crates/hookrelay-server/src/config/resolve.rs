@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hookrelay_core::alert::AlertPolicy;
+use hookrelay_core::alert_limit::EmailLimit;
 use hookrelay_core::node::Liveness;
 use hookrelay_core::quota::Quotas;
 use hookrelay_core::seal::MasterKey;
@@ -17,6 +18,7 @@ use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use super::{Bootstrap, Config, ConfigError, MasterKeySource, Secret, ServeSettings, Settings, StoreSettings};
 use crate::alerter::{AlerterConfig, SmtpSettings};
 use crate::delivery::DeliveryConfig;
+use crate::serving::HttpLimits;
 
 /// How often an idle engine looks for work nobody told it about. On SQLite every
 /// change comes through this process and wakes the engine at once, so this is a
@@ -54,6 +56,15 @@ impl Settings {
             alerter: AlerterConfig {
                 smtp: smtp(&serve)?,
                 retry_schedule: serve.alert_retry_schedule.get().clone(),
+                email_limit: EmailLimit {
+                    per_window: serve.alert_emails_per_hour.get(),
+                    window: serve.alert_email_window.get(),
+                },
+            },
+            http: HttpLimits {
+                header_timeout: serve.http_header_timeout.get(),
+                request_timeout: serve.http_request_timeout.get(),
+                max_connections: serve.max_connections.get(),
             },
         })
     }
@@ -243,6 +254,13 @@ mod tests {
         assert!(matches!(config.master_key, MasterKeySource::File(path) if path == Path::new("hookrelay.db.key")));
         assert!(config.alerter.smtp.is_none() && config.bootstrap.is_none());
         assert_eq!(config.quotas, Quotas::default());
+        assert_eq!(config.alerter.email_limit, EmailLimit::default());
+        let http = HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        };
+        assert_eq!(config.http, http);
     }
 
     #[test]

@@ -96,6 +96,33 @@ pub struct ServeSettings {
     )]
     pub listen: SocketAddr,
 
+    /// Time a client may take to send a request's headers, counted from when the
+    /// server waits for them: on a kept-alive connection, from the previous answer, so
+    /// this also closes idle connections. A slower client is disconnected.
+    #[arg(
+        long,
+        env = "HOOKRELAY_HTTP_HEADER_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    pub http_header_timeout: PositiveDuration,
+
+    /// Time a request may take after its headers until its answer is ready, its body
+    /// included; a slower one is answered 408 and its connection closed. A client that
+    /// reads nothing of an answer for this long is disconnected too.
+    #[arg(
+        long,
+        env = "HOOKRELAY_HTTP_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub http_request_timeout: PositiveDuration,
+
+    /// Client connections served at once at most; more wait, unaccepted, in the
+    /// kernel's listen backlog until one closes.
+    #[arg(long, env = "HOOKRELAY_MAX_CONNECTIONS", value_name = "N", default_value = "1024")]
+    pub max_connections: NonZeroU32,
+
     /// A space to ensure at start, with the bootstrap token. Without both, an empty
     /// database gets a new space and token, printed once.
     #[arg(long, env = "HOOKRELAY_BOOTSTRAP_SPACE_ID", value_name = "SPACE_ID")]
@@ -251,6 +278,27 @@ pub struct ServeSettings {
         default_value = "5s,30s,2m,10m,30m,1h"
     )]
     pub alert_retry_schedule: Schedule,
+
+    /// Alert e-mails one address gets per `alert_email_window` at most; alerts past
+    /// that are listed in one digest sent when the window closes. Counted in the
+    /// database, across nodes and restarts.
+    #[arg(
+        long,
+        env = "HOOKRELAY_ALERT_EMAILS_PER_HOUR",
+        value_name = "N",
+        default_value = "10"
+    )]
+    pub alert_emails_per_hour: NonZeroU32,
+
+    /// The window `alert_emails_per_hour` counts in, opening with the first alert
+    /// e-mail sent to an address.
+    #[arg(
+        long,
+        env = "HOOKRELAY_ALERT_EMAIL_WINDOW",
+        value_name = "DURATION",
+        default_value = "1h"
+    )]
+    pub alert_email_window: PositiveDuration,
 
     /// Webhooks a space may have, unless an operator set the space's own (`hookrelay
     /// space set-quota`); one more is refused with 409 quota_exceeded.

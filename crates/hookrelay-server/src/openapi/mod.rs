@@ -125,6 +125,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
     });
     if let Some(paths) = document["paths"].as_object_mut() {
         list_scopes(paths);
+        responses::add_server_wide_failures(paths);
     }
     document
 }

@@ -31,6 +31,8 @@ pub(super) enum Failure {
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
+    /// The request was not received and answered within `http_request_timeout`.
+    RequestTimeout,
 }
 
 impl Failure {
@@ -42,6 +44,7 @@ impl Failure {
             Forbidden => 403,
             WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound => 404,
             IdempotencyConflict | ConflictOrQuota | WebhookDisabled => 409,
+            RequestTimeout => 408,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             RateLimited => 429,
@@ -62,15 +65,17 @@ impl Failure {
             PayloadTooLarge => &["payload_too_large"],
             UnsupportedMediaType => &["unsupported_media_type"],
             RateLimited => &["rate_limited"],
+            RequestTimeout => &["request_timeout"],
         }
     }
 
     /// What it means, then its reasons.
     pub(super) fn description(self) -> String {
         let meaning = match self {
-            InvalidRequest => {
-                "A header or query parameter broke a rule. `error.details` lists each broken rule.".to_owned()
-            }
+            InvalidRequest => "A header or query parameter broke a rule, or a query parameter the operation does \
+                not take was given (`unknown_parameter`, naming it), given twice (`repeated_parameter`) or without a \
+                name. `error.details` lists each broken rule."
+                .to_owned(),
             InvalidBody => "The request broke a rule (a header, a query parameter or a body field) or its body is \
                 not valid JSON. `error.details` lists each broken rule."
                 .to_owned(),
@@ -97,6 +102,9 @@ impl Failure {
             WebhookDisabled => "The webhook is disabled; enable it first.".to_owned(),
             PayloadTooLarge => format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
             UnsupportedMediaType => "The request body is not sent with Content-Type: application/json.".to_owned(),
+            RequestTimeout => "The request was not received and answered within the server's \
+                `http_request_timeout` after its headers (a body sent too slowly, say); the connection is closed."
+                .to_owned(),
             RateLimited => "The space publishes faster than its quota `max_publish_rate` allows on this node (a \
                 token bucket with bursts of twice the rate). The `Retry-After` header gives the seconds to wait."
                 .to_owned(),
@@ -114,13 +122,7 @@ pub(super) fn responses(ok: Value, errors: &[Failure]) -> Value {
         json!({ "description": "OK", "content": { "application/json": { "schema": ok } } }),
     );
     for &failure in errors {
-        let previous = responses.insert(
-            failure.status().to_string(),
-            json!({
-                "description": failure.description(),
-                "content": { "application/json": { "schema": { "$ref": ERROR_REF } } },
-            }),
-        );
+        let previous = responses.insert(failure.status().to_string(), error_response(failure));
         assert!(
             previous.is_none(),
             "two error responses with status {}",
@@ -128,6 +130,33 @@ pub(super) fn responses(ok: Value, errors: &[Failure]) -> Value {
         );
     }
     Value::Object(responses)
+}
+
+/// Adds to every operation the failures every route can give: an unknown query
+/// parameter (each route refuses those, public ones included) and the request timeout.
+pub(super) fn add_server_wide_failures(paths: &mut Map<String, Value>) {
+    let operations = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for failure in [InvalidRequest, RequestTimeout] {
+            let status = failure.status().to_string();
+            if !responses.contains_key(&status) {
+                responses.insert(status, error_response(failure));
+            }
+        }
+    }
+}
+
+fn error_response(failure: Failure) -> Value {
+    json!({
+        "description": failure.description(),
+        "content": { "application/json": { "schema": { "$ref": ERROR_REF } } },
+    })
 }
 
 /// A list page's envelope: `result` holds the items, each an `item_ref`, and `pagination`

@@ -282,6 +282,10 @@ fn alert_status_meaning(status: AlertStatus) -> &'static str {
         }
         AlertStatus::Sent => "the mail server accepted it, at `sentTime`",
         AlertStatus::Skipped => "not sent because the server has no mail server configured; it was logged instead",
+        AlertStatus::Suppressed => {
+            "not e-mailed because every recipient had reached its alert e-mail limit; each recipient gets it \
+             listed in a digest when its window closes"
+        }
     }
 }
 

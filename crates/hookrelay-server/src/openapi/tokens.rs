@@ -168,12 +168,12 @@ pub(super) fn scope_schema() -> Value {
 /// Lists in each routed operation of `paths` the scope its route needs, as the route
 /// table declares it; a public route needs no token (`security: []`).
 pub(super) fn list_scopes(paths: &mut Map<String, Value>) {
-    for (method, path, access) in route_table().listed() {
-        let method = method.as_str().to_lowercase();
-        let Some(operation) = paths.get_mut(*path).and_then(|item| item.get_mut(&method)) else {
+    for route in route_table().listed() {
+        let method = route.method.as_str().to_lowercase();
+        let Some(operation) = paths.get_mut(route.path).and_then(|item| item.get_mut(&method)) else {
             continue;
         };
-        match access {
+        match route.access {
             Access::Scope(scope) => operation[SCOPE_EXTENSION] = json!(scope.as_str()),
             Access::Public => operation["security"] = json!([]),
         }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use hookrelay_core::alert::{render, Alert};
 use hookrelay_core::alert::{AlertKind, AlertMessage, AlertStatus, AlertSubject, WebhookHealth};
+use hookrelay_core::alert_limit::HeldAlert;
 use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind};
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::record::Lease;
@@ -14,7 +15,7 @@ use hookrelay_core::{
 use serde_json::value::RawValue;
 
 use super::{corrupt, headers_context, idempotency_context, json_column, secret_context, Columns};
-use crate::{ClaimedDelivery, IdempotencyRecord, NodeBeat, NodeRecord, StoreError, StoredEvent};
+use crate::{ClaimedDelivery, Digest, IdempotencyRecord, NodeBeat, NodeRecord, StoreError, StoredEvent};
 
 /// A non-negative count column as `u32`, saturating (counts only grow).
 fn count(row: &impl Columns, column: &str) -> Result<u32, StoreError> {
@@ -287,4 +288,33 @@ pub(crate) fn decode_idempotency(
         body: cipher.open(&row.blob("body")?, &idempotency_context(space, key))?,
         create_time: Timestamp::from_micros(row.int("create_time")?),
     })
+}
+
+/// An `alert_email_holds` row ([`super::HELD_COLUMNS`]): its address and the alert held.
+pub(crate) fn decode_held_alert(row: &impl Columns) -> Result<(String, HeldAlert), StoreError> {
+    let kind = row.text("kind")?;
+    let held = HeldAlert {
+        alert_id: row.text("alert_id")?,
+        webhook_id: row.text("webhook_id")?,
+        kind: AlertKind::parse(&kind).ok_or_else(|| corrupt("alert kind", &kind))?,
+        subject: row.text("subject")?,
+        create_time: Timestamp::from_micros(row.int("create_time")?),
+    };
+    Ok((row.text("recipient")?, held))
+}
+
+/// Claimed held alerts, one digest per address.
+pub(crate) fn group_digests(rows: Vec<(String, HeldAlert)>, lease_until: Timestamp) -> Vec<Digest> {
+    let mut by_recipient: std::collections::BTreeMap<String, Vec<HeldAlert>> = Default::default();
+    for (recipient, held) in rows {
+        by_recipient.entry(recipient).or_default().push(held);
+    }
+    by_recipient
+        .into_iter()
+        .map(|(recipient, held)| Digest {
+            recipient,
+            lease_until,
+            held,
+        })
+        .collect()
 }

@@ -28,6 +28,8 @@ pub(crate) const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id
 pub(crate) const ATTEMPT_COLUMNS: &str = "attempt, start_time, duration_ms, status_code, error_kind, response_body";
 /// The columns of `nodes` that [`decode_node`] reads.
 pub(crate) const NODE_COLUMNS: &str = "id, host, pid, started_time, heartbeat_time, timeout_micros";
+/// The columns of `alert_email_holds` that [`decode_held_alert`] reads.
+pub(crate) const HELD_COLUMNS: &str = "recipient, alert_id, webhook_id, kind, subject, create_time";
 /// The columns of `alerts` that [`decode_alert`] reads.
 pub(crate) const ALERT_COLUMNS: &str = "seq, id, space_id, webhook_id, kind, recipients, subject, text_body, \
      html_body, status, attempts, next_attempt_time, last_error, create_time, sent_time";

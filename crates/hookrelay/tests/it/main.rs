@@ -16,6 +16,7 @@ mod delivery;
 mod durability;
 mod events;
 mod idempotency;
+mod limits;
 mod openapi;
 mod paging;
 mod persistence;

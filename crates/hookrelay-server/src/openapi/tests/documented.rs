@@ -186,6 +186,7 @@ async fn documented_errors_are_the_servers() {
         (WebhookDisabled, ApiError::WebhookDisabled("whk-x".to_owned())),
         (PayloadTooLarge, ApiError::PayloadTooLarge(MAX_BODY_BYTES)),
         (UnsupportedMediaType, ApiError::UnsupportedMediaType),
+        (RequestTimeout, ApiError::RequestTimeout(Duration::from_secs(30))),
         (
             RateLimited,
             ApiError::RateLimited(rate_exceeded, Duration::from_millis(10)),

@@ -1,6 +1,7 @@
 //! The router and the document list the same operations: nothing is served undocumented,
 //! nothing documented is missing; every API operation needs a scope, declared where its
-//! route is registered, and the document lists it.
+//! route is registered, and the document lists it; the document declares exactly the
+//! query parameters each route accepts.
 
 use std::collections::BTreeSet;
 
@@ -17,7 +18,7 @@ fn every_route_is_documented_and_every_operation_routed() {
     let routed: BTreeSet<(String, String)> = route_table()
         .listed()
         .iter()
-        .map(|(method, path, _)| (method.as_str().to_lowercase(), (*path).to_owned()))
+        .map(|route| (route.method.as_str().to_lowercase(), route.path.to_owned()))
         .collect();
     assert_eq!(
         routed.len(),
@@ -48,9 +49,10 @@ fn every_route_is_documented_and_every_operation_routed() {
 #[test]
 fn every_api_route_needs_a_scope_and_the_document_names_it() {
     let doc = document(&EventCatalog::default());
-    for (method, path, access) in route_table().listed() {
+    for route in route_table().listed() {
+        let (method, path) = (&route.method, &route.path);
         let operation = &doc["paths"][*path][method.as_str().to_lowercase()];
-        match access {
+        match route.access {
             Access::Scope(scope) => {
                 assert!(
                     path.starts_with("/v1/"),
@@ -68,5 +70,23 @@ fn every_api_route_needs_a_scope_and_the_document_names_it() {
                 assert!(operation.get("x-hookrelay-scope").is_none(), "{method} {path}");
             }
         }
+    }
+}
+
+#[test]
+fn the_document_declares_exactly_the_query_parameters_each_route_accepts() {
+    let doc = document(&EventCatalog::default());
+    for route in route_table().listed() {
+        let operation = &doc["paths"][route.path][route.method.as_str().to_lowercase()];
+        let documented: BTreeSet<&str> = operation["parameters"]
+            .as_array()
+            .map(|parameters| parameters.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|parameter| parameter["in"] == "query")
+            .map(|parameter| parameter["name"].as_str().expect("a parameter has a name"))
+            .collect();
+        let accepted: BTreeSet<&str> = route.query.iter().copied().collect();
+        assert_eq!(documented, accepted, "{} {}", route.method, route.path);
     }
 }

@@ -1,12 +1,15 @@
 //! The alerter: sends the alert e-mails that recording attempts queued. Alerts are
 //! claimed under a lease, so any number of nodes can run it without sending one twice,
 //! and an alert whose sending fails stays queued and is tried again later, so a mail
-//! server outage delays alerts and loses none.
+//! server outage delays alerts and loses none. Each address gets at most
+//! `alert_emails_per_hour` alert e-mails per window (`core::alert_limit`, counted in the
+//! store); the alerts held back reach it in one digest when its window closes (`digest`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookrelay_core::alert::Alert;
+use hookrelay_core::alert_limit::EmailLimit;
 use hookrelay_core::delivery::RetrySchedule;
 use hookrelay_core::Timestamp;
 use hookrelay_store::{AlertOutcome, Store};
@@ -17,6 +20,8 @@ use tokio::task::JoinHandle;
 
 use crate::delivery::Wakeup;
 use crate::error_chain;
+
+mod digest;
 
 /// Alerts claimed at once: one, so a slow mail server cannot outlast the lease of
 /// alerts still waiting in a batch.
@@ -55,6 +60,8 @@ pub struct AlerterConfig {
     pub smtp: Option<SmtpSettings>,
     /// Delays between sending attempts; the last one repeats for as long as it takes.
     pub retry_schedule: RetrySchedule,
+    /// Alert e-mails per address and window.
+    pub email_limit: EmailLimit,
 }
 
 /// A running alerter.
@@ -106,12 +113,15 @@ async fn run(
                 Vec::new()
             }
         };
-        let full = claimed.len() as u32 == CLAIM_BATCH;
+        let mut full = claimed.len() as u32 == CLAIM_BATCH;
         for alert in claimed {
-            let outcome = send(&config, mailer.as_ref(), &alert).await;
+            let outcome = send(store.as_ref(), &config, mailer.as_ref(), &alert).await;
             if let Err(error) = store.finish_alert(&alert.id, &outcome, Timestamp::now()).await {
                 tracing::error!(error = %error_chain(&error), alert = %alert.id, "recording an alert failed");
             }
+        }
+        if let (Some(mailer), Some(smtp)) = (mailer.as_ref(), config.smtp.as_ref()) {
+            full |= digest::send_due(store.as_ref(), &config, mailer, smtp).await;
         }
         if full {
             continue;
@@ -125,6 +135,7 @@ async fn run(
 }
 
 async fn send(
+    store: &dyn Store,
     config: &AlerterConfig,
     mailer: Option<&AsyncSmtpTransport<Tokio1Executor>>,
     alert: &Alert,
@@ -142,22 +153,28 @@ async fn send(
     };
     // The full error goes to the log; the alert keeps a reason its tenant may read.
     let retry = |detail: String, reason: &'static str| {
-        // The schedule's last delay repeats: an alert is never given up.
-        let number = (alert.attempts + 1).min(config.retry_schedule.attempts());
-        let delay = config
-            .retry_schedule
-            .delay_before(number)
-            .unwrap_or(Duration::from_secs(60));
+        let delay = retry_delay(config, alert.attempts + 1);
         tracing::warn!(alert = %alert.id, error = %detail, retry_in = ?delay, "sending an alert failed");
         AlertOutcome::Retry {
             at: Timestamp::now().plus(delay),
             error: reason.to_owned(),
         }
     };
+    let recipients = match store
+        .admit_alert_recipients(alert, &config.email_limit, Timestamp::now())
+        .await
+    {
+        Ok(recipients) => recipients,
+        Err(error) => return retry(error_chain(&error), "the alert could not be sent for now"),
+    };
+    if recipients.is_empty() {
+        tracing::info!(alert = %alert.id, webhook = %alert.webhook_id, "alert held for digests: every recipient is at its limit");
+        return AlertOutcome::Suppressed;
+    }
     let mut builder = Message::builder()
         .from(smtp.from.clone())
         .subject(&alert.message.subject);
-    for recipient in &alert.recipients {
+    for recipient in &recipients {
         match recipient.parse::<Mailbox>() {
             Ok(mailbox) => builder = builder.to(mailbox),
             Err(error) => tracing::warn!(alert = %alert.id, %error, "skipping an unusable recipient"),
@@ -182,6 +199,16 @@ async fn send(
         }
         Err(error) => retry(error_chain(&error), tenant_reason(&error)),
     }
+}
+
+/// The delay before sending attempt `number` (from 1); the schedule's last delay
+/// repeats, so an alert is never given up.
+fn retry_delay(config: &AlerterConfig, number: u32) -> Duration {
+    let number = number.min(config.retry_schedule.attempts());
+    config
+        .retry_schedule
+        .delay_before(number)
+        .unwrap_or(Duration::from_secs(60))
 }
 
 /// Why sending failed, in words the webhook's tenant may read through the API: the mail
