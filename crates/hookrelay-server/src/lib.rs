@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod request;
 pub mod state;
+pub mod telemetry;
 
 use std::future::Future;
 use std::io::Write;
@@ -70,6 +71,8 @@ pub struct App {
     state: AppState,
     delivery: delivery::DeliveryConfig,
     alerter: alerter::AlerterConfig,
+    /// Where only the metrics are served, when not on the API's listener.
+    metrics_listener: Option<TcpListener>,
     /// Held while serving a SQLite file, so a second `serve` on it is refused.
     _single_node: Option<std::fs::File>,
     /// Set when an empty database got a fresh space and token.
@@ -100,9 +103,11 @@ impl App {
                 tokens: state::TokenCache::default(),
                 quotas: config.quotas,
                 publish_limits: state::PublishLimits::default(),
+                metrics_on_api: config.metrics_listen.is_none(),
             },
             delivery: config.delivery.clone(),
             alerter: config.alerter.clone(),
+            metrics_listener: None,
             _single_node: single_node,
             created_credentials,
         })
@@ -111,6 +116,12 @@ impl App {
     /// The shared state, for tools built on the same store.
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Serves `GET /metrics` on `listener` (bound by the caller to `metrics_listen`)
+    /// rather than on the API's.
+    pub fn serve_metrics_on(&mut self, listener: TcpListener) {
+        self.metrics_listener = Some(listener);
     }
 
     /// Whether alert e-mails will be sent (an SMTP server is configured).
@@ -232,8 +243,19 @@ pub async fn run(
         state,
         delivery,
         alerter,
+        metrics_listener,
         ..
     } = app;
+    telemetry::metrics::install();
+    let metrics_upkeep = tokio::spawn(telemetry::metrics::upkeep());
+    let metrics_server = metrics_listener.map(|listener| {
+        let router = api::metrics::own_listener(state.store.clone());
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "serving /metrics failed");
+            }
+        })
+    });
     let alerts = delivery::Wakeup::default();
     let alerter = alerter::Alerter::start(state.store.clone(), alerter, alerts.clone())
         .map_err(|e| ServerError::Io(std::io::Error::other(e)))?;
@@ -268,6 +290,10 @@ pub async fn run(
     };
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(stop).await;
     pruner.abort();
+    metrics_upkeep.abort();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     engine.shutdown().await;
     alerter.shutdown().await;
     if let Ok(error) = broken.await {

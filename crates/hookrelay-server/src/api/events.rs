@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, JsonBytes, Tenant};
 use crate::state::AppState;
+use crate::telemetry::metrics::{self, DbOperation};
 
 const READ: Access = Access::Scope(Scope::EventsRead);
 
@@ -95,12 +96,12 @@ async fn publish(
     let pointer = event.id.as_str().as_bytes().to_vec();
     let fingerprint = idempotency::PUBLISH_FINGERPRINT.to_vec();
     let record = idempotency::record(&tenant.space_id, &key, fingerprint, pointer);
-    match state
+    let write = state
         .store
-        .publish_event_within(&event, Some(record), Some(quotas.max_fan_out))
-        .await
-    {
+        .publish_event_within(&event, Some(record), Some(quotas.max_fan_out));
+    match metrics::time_db(DbOperation::Publish, write).await {
         Ok(delivery_count) => {
+            metrics::event_published();
             if delivery_count > 0 {
                 state.wakeup.wake();
             }

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod deliveries;
 pub mod events;
 mod health;
+pub mod metrics;
 mod routes;
 pub mod tokens;
 pub mod webhooks;
@@ -36,6 +37,7 @@ pub fn route_table() -> RouteTable {
         .fold(RouteTable::default(), |table, add| add(table))
         .add(Method::GET, "/healthz", Access::Public, health)
         .add(Method::GET, "/openapi.json", Access::Public, openapi)
+        .add(Method::GET, "/metrics", Access::Public, metrics::scrape)
 }
 
 /// Every route of the API, and the answers to requests no route takes.

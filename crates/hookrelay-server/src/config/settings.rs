@@ -96,6 +96,11 @@ pub struct ServeSettings {
     )]
     pub listen: SocketAddr,
 
+    /// Address serving only `GET /metrics` (Prometheus). Without it, `/metrics` is
+    /// served on the API's address, without a token (no label names a tenant).
+    #[arg(long, env = "HOOKRELAY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// A space to ensure at start, with the bootstrap token. Without both, an empty
     /// database gets a new space and token, printed once.
     #[arg(long, env = "HOOKRELAY_BOOTSTRAP_SPACE_ID", value_name = "SPACE_ID")]

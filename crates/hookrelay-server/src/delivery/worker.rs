@@ -23,6 +23,7 @@ use super::recorder::ToRecorder;
 use super::slots::{Claimed, Shared};
 use super::{saturating_micros, DeliveryConfig};
 use crate::error_chain;
+use crate::telemetry::metrics;
 
 /// Attempts of a worker that may be awaiting their record while it makes the next one.
 const RECORD_WINDOW: usize = 1;
@@ -145,6 +146,7 @@ async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> boo
 /// Attempts the delivery and hands the result to the recorder; the answer comes once it
 /// is recorded (`None`: the recorder has stopped), with whether the attempt succeeded.
 async fn attempt(shared: &Shared, target: &Target, delivery: &ClaimedDelivery, body: &Body) -> Option<Finished> {
+    let in_flight = metrics::AttemptInFlight::start();
     let report = super::attempt::attempt(&shared.client, target, delivery, body, &shared.config).await;
     let signal = LoadSignal::of(report.outcome, &report.entry);
     let finish_time = Timestamp::now();
@@ -158,6 +160,7 @@ async fn attempt(shared: &Shared, target: &Target, delivery: &ClaimedDelivery, b
     );
     let entry = &report.entry;
     let succeeded = matches!(next, NextStep::Succeeded);
+    in_flight.finish(succeeded);
     tracing::debug!(
         delivery = %delivery.delivery_id,
         webhook = %delivery.webhook.id,

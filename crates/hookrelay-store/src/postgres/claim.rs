@@ -272,7 +272,7 @@ impl PostgresStore {
             Unreadable::log(&triage.set_aside);
         }
         if !triage.cancel.is_empty() {
-            if let Err(error) = sqlx::query(
+            let cancelled = sqlx::query(
                 "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
                      lease_owner = NULL, update_time = $1
                  WHERE id = ANY($2) AND status = 'pending'",
@@ -280,9 +280,12 @@ impl PostgresStore {
             .bind(request.now.as_micros())
             .bind(&triage.cancel)
             .execute(&self.pool)
-            .await
-            {
-                tracing::warn!(%error, "cancelling deliveries of a disabled webhook failed; a later claim will");
+            .await;
+            match cancelled {
+                Ok(done) => crate::activity::deliveries_cancelled(done.rows_affected()),
+                Err(error) => {
+                    tracing::warn!(%error, "cancelling deliveries of a disabled webhook failed; a later claim will")
+                }
             }
         }
     }

@@ -311,12 +311,13 @@ impl SqliteStore {
             let (now, ids) = (request.now, json_ids(triage.cancel.iter().map(String::as_str)));
             self.writer
                 .write_without_savepoint(move |connection| {
-                    connection.execute(
+                    let cancelled = connection.execute(
                         "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
                              lease_owner = NULL, update_time = ?
                          WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'",
                         params![now.as_micros(), ids],
                     )?;
+                    crate::activity::deliveries_cancelled(cancelled as u64);
                     Ok(())
                 })
                 .await?;

@@ -1,0 +1,3 @@
+//! What the server tells operators besides its logs: Prometheus metrics.
+
+pub mod metrics;
