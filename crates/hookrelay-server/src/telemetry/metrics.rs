@@ -186,6 +186,9 @@ fn create_series() {
     counter!(ALERTS_QUEUED).absolute(0);
     counter!(WEBHOOKS_AUTO_DISABLED).absolute(0);
     gauge!(ATTEMPTS_IN_FLIGHT).set(0.0);
+    for result in ["success", "failure"] {
+        drop(histogram!(ATTEMPT_DURATION, "result" => result));
+    }
     for operation in DbOperation::ALL {
         // Registered without a sample, so every operation's series is listed from the start.
         drop(histogram!(DB_OPERATION_DURATION, "operation" => operation.as_str()));

@@ -15,6 +15,7 @@ mod delivery;
 mod durability;
 mod events;
 mod idempotency;
+mod metrics;
 mod openapi;
 mod paging;
 mod persistence;
