@@ -91,6 +91,9 @@ pub fn metric_names_in(expr: &str) -> Vec<String> {
     names
 }
 
+/// A series' labels but `le`, in order.
+type Labels = Vec<(String, String)>;
+
 impl Scrape {
     fn samples(&self) -> impl Iterator<Item = &Sample> {
         self.families.iter().flat_map(|f| f.samples.iter())
@@ -119,7 +122,7 @@ impl Scrape {
         let histograms: Vec<_> = self.families.iter().filter(|f| f.kind == "histogram").collect();
         assert!(histograms.len() >= 2, "{self:?}");
         for family in histograms {
-            let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+            let mut series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
             let mut counts = BTreeMap::new();
             for sample in &family.samples {
                 let mut labels = sample.labels.clone();
