@@ -20,6 +20,8 @@ use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, JsonBytes, Tenant};
 use crate::state::AppState;
 use crate::telemetry::metrics::{self, DbOperation};
+use crate::telemetry::traces;
+use tracing::Instrument;
 
 const READ: Access = Access::Scope(Scope::EventsRead);
 
@@ -90,7 +92,9 @@ async fn publish(
     // fails if the key is taken, which is when the record is looked for. A retry costs
     // a write that writes nothing (SQLite rolls it back; PostgreSQL's one statement
     // inserts no event); every first publish saves a read.
-    let event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
+    let mut event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
+    let (span, trace_parent) = traces::publish_span(&event);
+    event.trace_parent = trace_parent;
     // The record keeps the event's id, not a copy of its answer: a replay renders the
     // answer again from the stored event, and every publish writes its data once.
     let pointer = event.id.as_str().as_bytes().to_vec();
@@ -99,7 +103,7 @@ async fn publish(
     let write = state
         .store
         .publish_event_within(&event, Some(record), Some(quotas.max_fan_out));
-    match metrics::time_db(DbOperation::Publish, write).await {
+    match metrics::time_db(DbOperation::Publish, write).instrument(span).await {
         Ok(delivery_count) => {
             metrics::event_published();
             if delivery_count > 0 {

@@ -97,7 +97,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
         )
         SELECT c.id AS delivery_id, c.attempt_count, c.update_time AS delivery_update_time,
                e.id AS event_id, e.space_id AS event_space_id, e.name AS event_name, e.object_id,
-               e.object_type, e.data, e.create_time AS event_time, {}
+               e.object_type, e.data, e.create_time AS event_time, e.trace_parent, {}
         FROM claimed c
         JOIN events e ON e.id = c.event_id
         LEFT JOIN webhooks w ON w.id = c.webhook_id
@@ -129,6 +129,7 @@ fn decode_claimed(row: &PgRow, webhook: Arc<Webhook>, lease: Lease) -> Result<Cl
         },
         row.try_get("data")?,
         row.try_get("event_time")?,
+        row.try_get("trace_parent")?,
     )?;
     claimed_delivery(
         &row.try_get::<String, _>("delivery_id")?,

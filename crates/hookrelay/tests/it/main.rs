@@ -23,4 +23,5 @@ mod sdk;
 mod seed_examples;
 mod ssrf;
 mod tenancy;
+mod traces;
 mod validation;
