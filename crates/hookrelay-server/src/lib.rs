@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod request;
 pub mod serving;
 pub mod state;
+pub mod telemetry;
 
 use std::future::Future;
 use std::io::Write;
@@ -71,6 +72,8 @@ pub struct App {
     delivery: delivery::DeliveryConfig,
     alerter: alerter::AlerterConfig,
     http: serving::HttpLimits,
+    /// Where only the metrics are served, when not on the API's listener.
+    metrics_listener: Option<TcpListener>,
     /// Held while serving a SQLite file, so a second `serve` on it is refused.
     _single_node: Option<std::fs::File>,
     /// Set when an empty database got a fresh space and token.
@@ -101,10 +104,12 @@ impl App {
                 tokens: state::TokenCache::default(),
                 quotas: config.quotas,
                 publish_limits: state::PublishLimits::default(),
+                metrics_on_api: config.metrics_listen.is_none(),
             },
             delivery: config.delivery.clone(),
             alerter: config.alerter.clone(),
             http: config.http,
+            metrics_listener: None,
             _single_node: single_node,
             created_credentials,
         })
@@ -113,6 +118,12 @@ impl App {
     /// The shared state, for tools built on the same store.
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Serves `GET /metrics` on `listener` (bound by the caller to `metrics_listen`)
+    /// rather than on the API's.
+    pub fn serve_metrics_on(&mut self, listener: TcpListener) {
+        self.metrics_listener = Some(listener);
     }
 
     /// Whether alert e-mails will be sent (an SMTP server is configured).
@@ -235,8 +246,19 @@ pub async fn run(
         delivery,
         alerter,
         http,
+        metrics_listener,
         ..
     } = app;
+    telemetry::metrics::install();
+    let metrics_upkeep = tokio::spawn(telemetry::metrics::upkeep());
+    let metrics_server = metrics_listener.map(|listener| {
+        let router = api::metrics::own_listener(state.store.clone());
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "serving /metrics failed");
+            }
+        })
+    });
     let alerts = delivery::Wakeup::default();
     let email_window = alerter.email_limit.window;
     let alerter = alerter::Alerter::start(state.store.clone(), alerter, alerts.clone())
@@ -265,6 +287,10 @@ pub async fn run(
     };
     serving::serve(listener, router(state), http, stop).await;
     pruner.abort();
+    metrics_upkeep.abort();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     engine.shutdown().await;
     alerter.shutdown().await;
     if let Ok(error) = broken.await {

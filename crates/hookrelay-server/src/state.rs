@@ -31,6 +31,8 @@ pub struct AppState {
     pub quotas: Quotas,
     /// Each space's publishes on this node, against its rate.
     pub publish_limits: PublishLimits,
+    /// Whether the API's listener answers `GET /metrics` (no `metrics_listen`).
+    pub metrics_on_api: bool,
 }
 
 /// How long a grant read from the store is trusted: a token revoked or expired, or its

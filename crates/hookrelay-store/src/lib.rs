@@ -12,6 +12,7 @@
 //! Secrets are sealed here, on the way in, with the [`SecretCipher`] a store is opened
 //! with: callers hand over plain domain values and cannot forget to encrypt.
 
+pub mod activity;
 mod error;
 mod location;
 mod postgres;
@@ -37,8 +38,8 @@ pub use traits::{
     SpaceStore, Store, TokenStore, WebhookStore,
 };
 pub use types::{
-    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, Digest, IdempotencyRecord, NodeBeat, NodeRecord, Page,
-    QuotaChange, SpaceSummary, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+    AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, DeliveryDetail, Digest, IdempotencyRecord, NodeBeat,
+    NodeRecord, Page, QuotaChange, SpaceSummary, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
 /// Settings for [`open_with`] that only some backends use.

@@ -15,8 +15,8 @@ use hookrelay_core::record::AttemptResult;
 use hookrelay_core::{AlertId, DeliveryId, EventId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch};
 
 use crate::{
-    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, Digest, IdempotencyRecord, NodeBeat, NodeRecord, Page,
-    QuotaChange, SpaceSummary, StoreError, StoredEvent,
+    AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, DeliveryDetail, Digest, IdempotencyRecord, NodeBeat,
+    NodeRecord, Page, QuotaChange, SpaceSummary, StoreError, StoredEvent,
 };
 
 /// Spaces, the tenants: created, disabled and given quotas by operators.
@@ -338,6 +338,10 @@ pub trait ReadStore: Send + Sync {
     /// The nodes known by their heartbeats, oldest first, the dead among them until
     /// they are forgotten (PostgreSQL); SQLite's one node, once it has had a heartbeat.
     async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+
+    /// The deliveries due at `now` and the disabled webhooks, counted through the
+    /// pending-delivery index (a scan of the due ones, not of the history).
+    async fn backlog(&self, now: Timestamp) -> Result<Backlog, StoreError>;
 }
 
 /// Everything hookrelay persists, and whether the database can take it.

@@ -110,6 +110,18 @@ pub struct NodeBeat {
     pub timeout: Duration,
 }
 
+/// The work waiting in the whole database (every node's, on PostgreSQL), for the
+/// server's gauges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backlog {
+    /// Pending deliveries whose next attempt time has come (those in flight among them).
+    pub due: u64,
+    /// The earliest next attempt time among them.
+    pub oldest_due: Option<Timestamp>,
+    /// Webhooks disabled, by their owners or by their failures.
+    pub disabled_webhooks: u64,
+}
+
 /// A node as the store last heard from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeRecord {

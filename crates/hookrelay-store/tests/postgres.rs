@@ -152,6 +152,7 @@ fn event(space: &SpaceId, name: &str, at: i64) -> Event {
         // Kept as published: key order and spacing included.
         data: RawValue::from_string(r#"{"z": 1,  "amount": {"value": 100, "currency": "SLE"}}"#.into()).unwrap(),
         create_time: Timestamp::from_micros(at),
+        trace_parent: None,
     }
 }
 

@@ -108,6 +108,7 @@ fn event(space: &SpaceId) -> Event {
         },
         data: RawValue::from_string("{}".into()).unwrap(),
         create_time: Timestamp::from_micros(T0),
+        trace_parent: None,
     }
 }
 

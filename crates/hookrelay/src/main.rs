@@ -9,6 +9,10 @@ mod space;
 mod token;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use hookrelay_server::telemetry::traces::Traces;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 /// mimalloc: the server allocates many small, short-lived buffers (requests, JSON, rows)
 /// across threads, where it costs a fraction of glibc's malloc (about 10 % of the CPU).
@@ -77,19 +81,41 @@ fn innermost(matches: &ArgMatches) -> &ArgMatches {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HOOKRELAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     // Kept beside the parse: the settings' layering asks it where each value came from.
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    // Only `serve` exports traces; its spans are the only ones there are.
+    let traces = match &cli.command {
+        Command::Serve(_) => Traces::from_env(),
+        _ => Ok(None),
+    };
+    let (traces, traces_error) = match traces {
+        Ok(traces) => (traces, None),
+        Err(error) => (None, Some(error)),
+    };
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOOKRELAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        );
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces.as_ref().map(|traces| traces.layer()))
+        .init();
+    if let Some(error) = traces_error {
+        output::print_error(&anyhow::Error::new(error));
+        return std::process::ExitCode::FAILURE;
+    }
     let leaf = innermost(&matches);
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(*args, leaf).await,
+        Command::Serve(args) => {
+            let served = serve::serve(*args, leaf).await;
+            if let Some(traces) = traces {
+                traces.shutdown().await;
+            }
+            served
+        }
         Command::Migrate { store } => serve::migrate(store, leaf).await,
         Command::Backup(args) => backup::backup(args, leaf).await,
         Command::Token { command } => token::token(command, leaf).await,

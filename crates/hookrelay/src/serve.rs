@@ -47,13 +47,24 @@ pub struct ServeArgs {
 /// `matches` is what clap parsed `args` from: it knows which values were given.
 pub async fn serve(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let config = args.settings.load(&args.config, matches)?.resolve()?;
-    let app = App::open(&config)
+    let mut app = App::open(&config)
         .await
         .map_err(naming_the_database)
         .context("cannot start")?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics_address = match config.metrics_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (metrics_listen)"))?;
+            let bound = listener.local_addr()?;
+            app.serve_metrics_on(listener);
+            Some(bound)
+        }
+        None => None,
+    };
     let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     let mut out = std::io::stdout().lock();
     if let Some(created) = &app.created_credentials {
@@ -69,6 +80,9 @@ pub async fn serve(args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<()> 
             out,
             "E-mail is off: alerts are recorded and logged, not sent (set HOOKRELAY_SMTP_URL to send them)."
         )?;
+    }
+    if let Some(address) = metrics_address {
+        writeln!(out, "hookrelay metrics on http://{address}/metrics")?;
     }
     writeln!(out, "hookrelay listening on http://{}", listener.local_addr()?)?;
     out.flush()?;

@@ -163,6 +163,7 @@ impl EventDraft {
             object: self.object,
             data: self.data,
             create_time: now,
+            trace_parent: None,
         }
     }
 }

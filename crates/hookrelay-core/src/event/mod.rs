@@ -49,6 +49,9 @@ pub struct Event {
     pub data: Box<RawValue>,
     /// When it was published.
     pub create_time: Timestamp,
+    /// The W3C `traceparent` of the publish, when traces are exported: its attempts'
+    /// spans join the publish's trace.
+    pub trace_parent: Option<String>,
 }
 
 impl Event {
@@ -79,6 +82,7 @@ mod tests {
             },
             data: RawValue::from_string(data.to_owned()).unwrap(),
             create_time: Timestamp::now(),
+            trace_parent: None,
         };
         let first = event("payment.completed", "p", r#"{"a":1,"b":{"c":"\u00e9","d":[1,2]}}"#);
         assert!(first.same_content(&event("payment.completed", "p", r#"{"b":{"d":[1,2],"c":"é"},"a":1}"#)));

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::delivery::Wakeup;
 use crate::error_chain;
+use crate::telemetry::metrics::{self, DbOperation};
 
 mod digest;
 
@@ -106,7 +107,8 @@ async fn run(
 ) {
     while !*stop.borrow() {
         let now = Timestamp::now();
-        let claimed = match store.claim_alerts(now, now.plus(LEASE), CLAIM_BATCH).await {
+        let claim = store.claim_alerts(now, now.plus(LEASE), CLAIM_BATCH);
+        let claimed = match metrics::time_db(DbOperation::ClaimAlerts, claim).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(error = %error_chain(&error), "claiming alerts failed");
@@ -116,7 +118,9 @@ async fn run(
         let mut full = claimed.len() as u32 == CLAIM_BATCH;
         for alert in claimed {
             let outcome = send(store.as_ref(), &config, mailer.as_ref(), &alert).await;
-            if let Err(error) = store.finish_alert(&alert.id, &outcome, Timestamp::now()).await {
+            metrics::alert_finished(&outcome);
+            let finish = store.finish_alert(&alert.id, &outcome, Timestamp::now());
+            if let Err(error) = metrics::time_db(DbOperation::FinishAlert, finish).await {
                 tracing::error!(error = %error_chain(&error), alert = %alert.id, "recording an alert failed");
             }
         }

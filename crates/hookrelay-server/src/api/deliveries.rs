@@ -17,6 +17,8 @@ use crate::error::ApiError;
 use crate::idempotency::json_bytes_response;
 use crate::request::Tenant;
 use crate::state::AppState;
+use crate::telemetry::traces;
+use tracing::Instrument;
 
 const READ: Access = Access::Scope(Scope::DeliveriesRead);
 const WRITE: Access = Access::Scope(Scope::DeliveriesWrite);
@@ -215,7 +217,7 @@ async fn test(
     if !webhook.enabled {
         return Err(ApiError::WebhookDisabled(webhook.id.to_string()));
     }
-    let event = hookrelay_core::event::Event {
+    let mut event = hookrelay_core::event::Event {
         id: hookrelay_core::EventId::generate(),
         space_id: tenant.space_id.clone(),
         name: TEST_EVENT_NAME.to_owned(),
@@ -228,8 +230,15 @@ async fn test(
         }))
         .expect("a literal serialises"),
         create_time: Timestamp::now(),
+        trace_parent: None,
     };
-    let delivery = state.store.publish_test_event(&event, &webhook.id).await?;
+    let (span, trace_parent) = traces::publish_span(&event);
+    event.trace_parent = trace_parent;
+    let delivery = state
+        .store
+        .publish_test_event(&event, &webhook.id)
+        .instrument(span)
+        .await?;
     state.wakeup.wake();
     Ok(json_bytes_response(success_bytes(&DeliveryOut::new(&delivery, None))))
 }

@@ -19,6 +19,9 @@ use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, JsonBytes, Tenant};
 use crate::state::AppState;
+use crate::telemetry::metrics::{self, DbOperation};
+use crate::telemetry::traces;
+use tracing::Instrument;
 
 const READ: Access = Access::Scope(Scope::EventsRead);
 
@@ -95,18 +98,20 @@ async fn publish(
     // fails if the key is taken, which is when the record is looked for. A retry costs
     // a write that writes nothing (SQLite rolls it back; PostgreSQL's one statement
     // inserts no event); every first publish saves a read.
-    let event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
+    let mut event = draft.into_event(tenant.space_id.clone(), Timestamp::now());
+    let (span, trace_parent) = traces::publish_span(&event);
+    event.trace_parent = trace_parent;
     // The record keeps the event's id, not a copy of its answer: a replay renders the
     // answer again from the stored event, and every publish writes its data once.
     let pointer = event.id.as_str().as_bytes().to_vec();
     let fingerprint = idempotency::PUBLISH_FINGERPRINT.to_vec();
     let record = idempotency::record(&tenant.space_id, &key, fingerprint, pointer);
-    match state
+    let write = state
         .store
-        .publish_event_within(&event, Some(record), Some(quotas.max_fan_out))
-        .await
-    {
+        .publish_event_within(&event, Some(record), Some(quotas.max_fan_out));
+    match metrics::time_db(DbOperation::Publish, write).instrument(span).await {
         Ok(delivery_count) => {
+            metrics::event_published();
             if delivery_count > 0 {
                 state.wakeup.wake();
             }

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod deliveries;
 pub mod events;
 mod health;
+pub mod metrics;
 mod routes;
 pub mod tokens;
 pub mod webhooks;
@@ -41,6 +42,7 @@ pub fn route_table() -> RouteTable {
         .fold(RouteTable::default(), |table, add| add(table))
         .add(Method::GET, "/healthz", Access::Public, NO_QUERY, health)
         .add(Method::GET, "/openapi.json", Access::Public, NO_QUERY, openapi)
+        .add(Method::GET, "/metrics", Access::Public, NO_QUERY, metrics::scrape)
 }
 
 /// Every route of the API, and the answers to requests no route takes.

@@ -122,6 +122,8 @@ impl std::fmt::Debug for Bootstrap {
 pub struct Config {
     /// API address.
     pub listen: SocketAddr,
+    /// The scrape's own address, if it has one.
+    pub metrics_listen: Option<SocketAddr>,
     /// Database.
     pub database: DatabaseLocation,
     /// How to open it.

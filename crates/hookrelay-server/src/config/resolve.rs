@@ -41,6 +41,7 @@ impl Settings {
             EventCatalog::with_extra(serve.events.iter().cloned()).map_err(|e| invalid("events", e.to_string()))?;
         Ok(Config {
             listen: serve.listen,
+            metrics_listen: serve.metrics_listen,
             database,
             database_options,
             master_key,

@@ -122,6 +122,10 @@ pub struct ServeSettings {
     /// kernel's listen backlog until one closes.
     #[arg(long, env = "HOOKRELAY_MAX_CONNECTIONS", value_name = "N", default_value = "1024")]
     pub max_connections: NonZeroU32,
+    /// Address serving only `GET /metrics` (Prometheus). Without it, `/metrics` is
+    /// served on the API's address, without a token (no label names a tenant).
+    #[arg(long, env = "HOOKRELAY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// A space to ensure at start, with the bootstrap token. Without both, an empty
     /// database gets a new space and token, printed once.

@@ -37,6 +37,7 @@ use super::status::EngineStatus;
 use super::worker::work;
 use super::{saturating_micros, DeliveryConfig, Wakeup};
 use crate::error_chain;
+use crate::telemetry::metrics::{self, DbOperation};
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: u32 = 256;
@@ -154,7 +155,8 @@ impl Dispatcher {
             per_webhook: self.share.per_webhook(free, shared.config.max_in_flight_per_webhook),
             skip_webhooks: shared.saturated(),
         };
-        let claimed = match shared.store.claim_deliveries(&request).await {
+        let claim = shared.store.claim_deliveries(&request);
+        let claimed = match metrics::time_db(DbOperation::Claim, claim).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(error = %error_chain(&error), "claiming deliveries failed");

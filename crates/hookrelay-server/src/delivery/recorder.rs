@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::status::EngineStatus;
 use super::Wakeup;
 use crate::error_chain;
+use crate::telemetry::metrics::{self, DbOperation};
 
 /// Tries to record attempts before leaving their deliveries to their leases.
 pub(super) const RECORD_TRIES: u32 = 5;
@@ -98,8 +99,11 @@ impl<R: AttemptRecorder> Recorder<R> {
     async fn record_batch(&self, batch: &[AttemptResult]) {
         let mut pause = FIRST_RETRY_PAUSE;
         for tries_left in (0..RECORD_TRIES).rev() {
-            match self.store.record_attempts(batch, &self.policy).await {
+            let record = self.store.record_attempts(batch, &self.policy);
+            match metrics::time_db(DbOperation::Record, record).await {
                 Ok(queued) => {
+                    batch.iter().for_each(|result| metrics::attempt_recorded(&result.next));
+                    metrics::alerts_queued(queued);
                     if queued > 0 {
                         self.alerts.wake();
                     }

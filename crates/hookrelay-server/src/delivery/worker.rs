@@ -23,6 +23,8 @@ use super::recorder::ToRecorder;
 use super::slots::{Claimed, Shared};
 use super::{saturating_micros, DeliveryConfig};
 use crate::error_chain;
+use crate::telemetry::{metrics, traces};
+use tracing::Instrument;
 
 /// Attempts of a worker that may be awaiting their record while it makes the next one.
 const RECORD_WINDOW: usize = 1;
@@ -145,7 +147,11 @@ async fn refresh_webhook(shared: &Shared, delivery: &mut ClaimedDelivery) -> boo
 /// Attempts the delivery and hands the result to the recorder; the answer comes once it
 /// is recorded (`None`: the recorder has stopped), with whether the attempt succeeded.
 async fn attempt(shared: &Shared, target: &Target, delivery: &ClaimedDelivery, body: &Body) -> Option<Finished> {
-    let report = super::attempt::attempt(&shared.client, target, delivery, body, &shared.config).await;
+    let in_flight = metrics::AttemptInFlight::start();
+    let span = traces::attempt_span(delivery);
+    let report = super::attempt::attempt(&shared.client, target, delivery, body, &shared.config)
+        .instrument(span.clone())
+        .await;
     let signal = LoadSignal::of(report.outcome, &report.entry);
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
@@ -158,6 +164,8 @@ async fn attempt(shared: &Shared, target: &Target, delivery: &ClaimedDelivery, b
     );
     let entry = &report.entry;
     let succeeded = matches!(next, NextStep::Succeeded);
+    in_flight.finish(succeeded);
+    traces::attempt_answered(&span, report.entry.status_code, report.entry.error_kind);
     tracing::debug!(
         delivery = %delivery.delivery_id,
         webhook = %delivery.webhook.id,

@@ -11,7 +11,7 @@
 //! on everything but prose. Ours is a superset: it adds the error envelope, the error
 //! responses, the event, delivery, alert and token operations (named in Monime's
 //! style), each operation's scope (`x-hookrelay-scope`, from the route table),
-//! `GET /healthz` and `GET /openapi.json`.
+//! `GET /healthz`, `GET /openapi.json` and `GET /metrics`.
 //!
 //! `paths` holds the operations, `params` their parameters, `bodies` the request bodies,
 //! `responses` the envelopes and error responses, `schemas` the component schemas,
@@ -99,6 +99,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
             "/v1/tokens/{id}": { "delete": revoke_token() },
             "/healthz": { "get": healthz() },
             "/openapi.json": { "get": openapi_json() },
+            "/metrics": { "get": metrics() },
         },
         "components": {
             "schemas": {

@@ -304,6 +304,24 @@ pub(super) fn healthz() -> Value {
     })
 }
 
+pub(super) fn metrics() -> Value {
+    json!({
+        "tags": ["Meta"],
+        "summary": "Prometheus metrics",
+        "description": "Counters, gauges and histograms in Prometheus' text format (docs/operations/metrics.md \
+            lists them). Aggregate numbers only: no label names a space, webhook or event, so it needs no token. \
+            Served here unless `metrics_listen` gives it an address of its own; then this path answers 404.",
+        "operationId": "GetMetrics",
+        "security": [],
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": { "text/plain; version=0.0.4": { "schema": { "type": "string" } } },
+            },
+        },
+    })
+}
+
 pub(super) fn openapi_json() -> Value {
     json!({
         "tags": ["Meta"],

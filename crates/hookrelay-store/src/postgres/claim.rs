@@ -105,7 +105,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
         )
         SELECT c.id AS delivery_id, c.attempt_count, c.update_time AS delivery_update_time,
                e.id AS event_id, e.space_id AS event_space_id, e.name AS event_name, e.object_id,
-               e.object_type, e.data, e.create_time AS event_time, {}
+               e.object_type, e.data, e.create_time AS event_time, e.trace_parent, {}
         FROM claimed c
         JOIN events e ON e.id = c.event_id
         LEFT JOIN webhooks w ON w.id = c.webhook_id
@@ -137,6 +137,7 @@ fn decode_claimed(row: &PgRow, webhook: Arc<Webhook>, lease: Lease) -> Result<Cl
         },
         row.try_get("data")?,
         row.try_get("event_time")?,
+        row.try_get("trace_parent")?,
     )?;
     claimed_delivery(
         &row.try_get::<String, _>("delivery_id")?,
@@ -280,7 +281,7 @@ impl PostgresStore {
             Unreadable::log(&triage.set_aside);
         }
         if !triage.cancel.is_empty() {
-            if let Err(error) = sqlx::query(
+            let cancelled = sqlx::query(
                 "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
                      lease_owner = NULL, update_time = $1
                  WHERE id = ANY($2) AND status = 'pending'",
@@ -288,9 +289,12 @@ impl PostgresStore {
             .bind(request.now.as_micros())
             .bind(&triage.cancel)
             .execute(&self.pool)
-            .await
-            {
-                tracing::warn!(%error, "cancelling deliveries of a disabled webhook failed; a later claim will");
+            .await;
+            match cancelled {
+                Ok(done) => crate::activity::deliveries_cancelled(done.rows_affected()),
+                Err(error) => {
+                    tracing::warn!(%error, "cancelling deliveries of a disabled webhook failed; a later claim will")
+                }
             }
         }
     }

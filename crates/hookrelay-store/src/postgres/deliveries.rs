@@ -23,6 +23,7 @@ pub(super) async fn cancel_pending(
     .bind(webhook.as_str())
     .execute(&mut **tx)
     .await?;
+    crate::activity::deliveries_cancelled(cancelled.rows_affected());
     Ok(cancelled.rows_affected())
 }
 

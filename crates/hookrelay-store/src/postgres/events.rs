@@ -28,8 +28,9 @@ async fn insert_event_and_deliveries(
         save_idempotency_key!(),
         " RETURNING 1
          ), event AS (
-             INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
-             SELECT $11, $10, $13, $14, $15, $16, $17, $12
+             INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time,
+                 trace_parent)
+             SELECT $11, $10, $13, $14, $15, $16, $17, $12, $18
              WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM key)
              RETURNING id
          ), delivered AS (
@@ -52,6 +53,7 @@ async fn insert_event_and_deliveries(
         .bind(&event.object.object_type)
         .bind(event.data.get())
         .bind(delivery_count)
+        .bind(event.trace_parent.as_deref())
         .fetch_one(pool)
         .await?
         .try_get(0)?;

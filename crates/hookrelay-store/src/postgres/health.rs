@@ -96,6 +96,7 @@ async fn disable_webhook(
         return Ok(false);
     }
     cancel_pending(tx, webhook, now).await?;
+    crate::activity::webhook_auto_disabled();
     Ok(true)
 }
 

@@ -12,12 +12,15 @@ use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId
 
 pub(crate) use pool::{Arg, ReadPool};
 
+use crate::rows::Columns;
 use crate::rows::{
     decode_access_token, decode_alert, decode_attempt, decode_delivery, decode_event, decode_grant, decode_idempotency,
     decode_node, decode_space, decode_webhook, page, ALERT_COLUMNS, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS,
     GRANT_COLUMNS, NODE_COLUMNS, SPACE_COLUMNS, TOKEN_COLUMNS, WEBHOOK_COLUMNS,
 };
-use crate::{DeliveryDetail, IdempotencyRecord, NodeRecord, Page, ReadStore, SpaceSummary, StoreError, StoredEvent};
+use crate::{
+    Backlog, DeliveryDetail, IdempotencyRecord, NodeRecord, Page, ReadStore, SpaceSummary, StoreError, StoredEvent,
+};
 
 /// A backend whose reads run on a sqlx pool, opening sealed values with its cipher.
 pub(crate) trait ReadingBackend: Send + Sync {
@@ -216,5 +219,24 @@ impl<B: ReadingBackend> ReadStore for B {
         let sql = format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY started_time, id");
         let rows = self.read_pool().fetch_all(&sql, &[]).await?;
         rows.iter().map(decode_node).collect()
+    }
+
+    async fn backlog(&self, now: Timestamp) -> Result<Backlog, StoreError> {
+        let sql = "SELECT
+                 (SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_time <= $1) AS due,
+                 (SELECT MIN(next_attempt_time) FROM deliveries
+                      WHERE status = 'pending' AND next_attempt_time <= $1) AS oldest_due,
+                 (SELECT COUNT(*) FROM webhooks WHERE enabled = FALSE) AS disabled_webhooks";
+        let row = self
+            .read_pool()
+            .fetch_optional(sql, &[Arg::Int(now.as_micros())])
+            .await?;
+        let row = row.ok_or_else(|| StoreError::Corrupt("the backlog query answered no row".to_owned()))?;
+        let count = |column| row.int(column).map(|n| u64::try_from(n).unwrap_or(0));
+        Ok(Backlog {
+            due: count("due")?,
+            oldest_due: row.opt_int("oldest_due")?.map(Timestamp::from_micros),
+            disabled_webhooks: count("disabled_webhooks")?,
+        })
     }
 }

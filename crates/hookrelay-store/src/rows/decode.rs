@@ -70,6 +70,7 @@ pub(crate) fn event_from_columns(
     object: EventObject,
     data: String,
     create_time: i64,
+    trace_parent: Option<String>,
 ) -> Result<Event, StoreError> {
     Ok(Event {
         id: EventId::parse(id).ok_or_else(|| corrupt("event id", id))?,
@@ -78,6 +79,7 @@ pub(crate) fn event_from_columns(
         object,
         data: RawValue::from_string(data).map_err(|e| corrupt("event data", &e.to_string()))?,
         create_time: Timestamp::from_micros(create_time),
+        trace_parent,
     })
 }
 
@@ -95,6 +97,7 @@ pub(crate) fn decode_event(row: &impl Columns) -> Result<StoredEvent, StoreError
             },
             row.text("data")?,
             row.int("create_time")?,
+            row.opt_text("trace_parent")?,
         )?,
         delivery_count: u32::try_from(delivery_count)
             .map_err(|_| corrupt("delivery count", &delivery_count.to_string()))?,

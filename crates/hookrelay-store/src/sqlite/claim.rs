@@ -131,8 +131,9 @@ fn lease(
         .collect::<Result<Vec<_>, _>>()?;
     claimed.sort_unstable_by_key(|row| (row.due, row.seq));
     let kept = recent.get_all(claimed.iter().map(|row| row.event_id.as_str()));
-    let mut read = connection
-        .prepare_cached("SELECT space_id, name, object_id, object_type, data, create_time FROM events WHERE id = ?")?;
+    let mut read = connection.prepare_cached(
+        "SELECT space_id, name, object_id, object_type, data, create_time, trace_parent FROM events WHERE id = ?",
+    )?;
     let mut events = ClaimEvents::new();
     for (row, kept) in claimed.iter().zip(kept) {
         if !events.contains_key(&row.event_id) {
@@ -163,11 +164,12 @@ fn read_event(
             },
             found.get::<_, String>(4)?,
             found.get::<_, i64>(5)?,
+            found.get::<_, Option<String>>(6)?,
         ))
     });
     match found {
-        Ok((space, name, object, data, time)) => {
-            Ok(event_from_columns(event_id, &space, name, object, data, time).map(Arc::new))
+        Ok((space, name, object, data, time, trace_parent)) => {
+            Ok(event_from_columns(event_id, &space, name, object, data, time, trace_parent).map(Arc::new))
         }
         Err(rusqlite::Error::QueryReturnedNoRows) => Ok(Err(corrupt("event", "missing"))),
         Err(error) => Err(error.into()),
@@ -319,12 +321,13 @@ impl SqliteStore {
             let (now, ids) = (request.now, json_ids(triage.cancel.iter().map(String::as_str)));
             self.writer
                 .write_without_savepoint(move |connection| {
-                    connection.execute(
+                    let cancelled = connection.execute(
                         "UPDATE deliveries SET status = 'cancelled', next_attempt_time = NULL, lease_until = NULL,
                              lease_owner = NULL, update_time = ?
                          WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'",
                         params![now.as_micros(), ids],
                     )?;
+                    crate::activity::deliveries_cancelled(cancelled as u64);
                     Ok(())
                 })
                 .await?;

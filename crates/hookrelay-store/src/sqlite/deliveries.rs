@@ -17,6 +17,7 @@ pub(super) fn cancel_pending(connection: &Connection, webhook: &WebhookId, now: 
              WHERE webhook_id = ? AND status = 'pending'",
         )?
         .execute(params![now.as_micros(), webhook.as_str()])?;
+    crate::activity::deliveries_cancelled(cancelled as u64);
     Ok(cancelled as u64)
 }
 

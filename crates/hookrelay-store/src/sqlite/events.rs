@@ -19,8 +19,9 @@ use crate::{EventStore, IdempotencyRecord, StoreError};
 pub(super) fn insert_event(connection: &Connection, event: &Event, delivery_count: usize) -> Result<(), StoreError> {
     connection
         .prepare_cached(
-            "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (id, space_id, name, object_id, object_type, data, delivery_count, create_time,
+                 trace_parent)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?
         .execute(params![
             event.id.as_str(),
@@ -31,6 +32,7 @@ pub(super) fn insert_event(connection: &Connection, event: &Event, delivery_coun
             event.data.get(),
             i64::try_from(delivery_count).map_err(|_| corrupt("webhook count", "too many"))?,
             event.create_time.as_micros(),
+            event.trace_parent.as_deref(),
         ])?;
     Ok(())
 }

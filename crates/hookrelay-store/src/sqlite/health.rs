@@ -55,6 +55,7 @@ fn disable_webhook(connection: &Connection, webhook: &WebhookId, now: Timestamp)
         return Ok(false);
     }
     cancel_pending(connection, webhook, now)?;
+    crate::activity::webhook_auto_disabled();
     Ok(true)
 }
 

@@ -175,6 +175,7 @@ mod tests {
             },
             data: RawValue::from_string("{}".into()).unwrap(),
             create_time: Timestamp::now(),
+            trace_parent: None,
         }
     }
 

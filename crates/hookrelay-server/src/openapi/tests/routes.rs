@@ -63,7 +63,7 @@ fn every_api_route_needs_a_scope_and_the_document_names_it() {
             }
             Access::Public => {
                 assert!(
-                    ["/healthz", "/openapi.json"].contains(path),
+                    ["/healthz", "/openapi.json", "/metrics"].contains(path),
                     "{method} {path} is served without a token"
                 );
                 assert_eq!(operation["security"], serde_json::json!([]), "{method} {path}");
