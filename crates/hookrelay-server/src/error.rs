@@ -56,6 +56,9 @@ pub enum ApiError {
     /// The webhook is disabled, so nothing can be sent to it.
     #[error("webhook {0} is disabled; enable it first")]
     WebhookDisabled(String),
+    /// The delivery's event has no data any more: nothing to send.
+    #[error("{0}")]
+    EventDataRemoved(String),
     /// Our fault; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -83,6 +86,7 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::IdempotencyConflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
             Self::WebhookDisabled(_) => (StatusCode::CONFLICT, "webhook_disabled"),
+            Self::EventDataRemoved(_) => (StatusCode::CONFLICT, "event_data_removed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -104,6 +108,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::QuotaExceeded(exceeded) => Self::QuotaExceeded(exceeded),
+            StoreError::EventDataRemoved => Self::EventDataRemoved(StoreError::EventDataRemoved.to_string()),
             error => Self::Internal(Box::new(error)),
         }
     }

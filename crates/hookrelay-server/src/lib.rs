@@ -12,6 +12,7 @@ pub mod error;
 pub mod idempotency;
 pub mod openapi;
 pub mod request;
+pub mod retention;
 pub mod state;
 
 use std::future::Future;
@@ -70,6 +71,7 @@ pub struct App {
     state: AppState,
     delivery: delivery::DeliveryConfig,
     alerter: alerter::AlerterConfig,
+    retention: retention::RetentionConfig,
     /// Held while serving a SQLite file, so a second `serve` on it is refused.
     _single_node: Option<std::fs::File>,
     /// Set when an empty database got a fresh space and token.
@@ -100,9 +102,11 @@ impl App {
                 tokens: state::TokenCache::default(),
                 quotas: config.quotas,
                 publish_limits: state::PublishLimits::default(),
+                cleaner: Arc::default(),
             },
             delivery: config.delivery.clone(),
             alerter: config.alerter.clone(),
+            retention: config.retention,
             _single_node: single_node,
             created_credentials,
         })
@@ -232,6 +236,7 @@ pub async fn run(
         state,
         delivery,
         alerter,
+        retention,
         ..
     } = app;
     let alerts = delivery::Wakeup::default();
@@ -244,7 +249,8 @@ pub async fn run(
     state.store.watch_for_work(Arc::new(move || wakeup.wake())).await?;
     // Deliveries left due by a previous run start at once.
     state.wakeup.wake();
-    let pruner = tokio::spawn(prune_idempotency_keys(state.store.clone()));
+    let cleaner = retention::Cleaner::new(state.store.clone(), retention, state.cleaner.clone());
+    let cleaner = tokio::spawn(cleaner.run_forever());
     // Answers go out as soon as they are written, not held back by Nagle's algorithm
     // waiting for the client's acknowledgement.
     let listener = listener.tap_io(|stream| {
@@ -267,7 +273,7 @@ pub async fn run(
         }
     };
     let served = axum::serve(listener, router(state)).with_graceful_shutdown(stop).await;
-    pruner.abort();
+    cleaner.abort();
     engine.shutdown().await;
     alerter.shutdown().await;
     if let Ok(error) = broken.await {
@@ -277,15 +283,3 @@ pub async fn run(
 }
 
 pub use hookrelay_core::error_chain;
-
-/// Forgets expired idempotency keys once an hour so the table stays small.
-async fn prune_idempotency_keys(store: Arc<dyn Store>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-    loop {
-        tick.tick().await;
-        let before = hookrelay_core::Timestamp::now().plus_micros(-hookrelay_store::IDEMPOTENCY_WINDOW_MICROS);
-        if let Err(error) = store.prune_idempotency_records(before).await {
-            tracing::warn!(%error, "pruning idempotency keys failed");
-        }
-    }
-}

@@ -31,6 +31,8 @@ pub struct AppState {
     pub quotas: Quotas,
     /// Each space's publishes on this node, against its rate.
     pub publish_limits: PublishLimits,
+    /// The retention cleaner's totals on this node.
+    pub cleaner: Arc<crate::retention::CleanerStats>,
 }
 
 /// How long a grant read from the store is trusted: a token revoked or expired, or its

@@ -30,15 +30,15 @@ pub use error::StoreError;
 pub use hookrelay_core::record::AttemptResult;
 pub use hookrelay_core::record::Lease;
 pub use location::DatabaseLocation;
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, CLEANER_LOCK};
 pub use sqlite::SqliteStore;
 pub use traits::{
     AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, NodeStore, ReadStore,
-    SpaceStore, Store, TokenStore, WebhookStore,
+    RetentionStore, SpaceStore, Store, TokenStore, WebhookStore,
 };
 pub use types::{
-    AlertOutcome, ClaimRequest, ClaimedDelivery, DeliveryDetail, IdempotencyRecord, NodeBeat, NodeRecord, Page,
-    QuotaChange, SpaceSummary, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+    AlertOutcome, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, ErasedBatch, IdempotencyRecord, NodeBeat,
+    NodeRecord, Page, QuotaChange, RetentionChange, SpaceSummary, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
 /// Settings for [`open_with`] that only some backends use.

@@ -30,6 +30,7 @@ mod health;
 mod idempotency;
 mod nodes;
 mod record;
+mod retention;
 mod spaces;
 mod staging;
 mod tokens;
@@ -83,6 +84,7 @@ impl SqliteStore {
             .foreign_keys(true);
         // Migrations run on a connection of their own, closed before the writer opens.
         let mut migrating = options.clone().connect().await?;
+        enable_incremental_vacuum(&mut migrating, path).await?;
         MIGRATOR.run(&mut migrating).await?;
         migrating.close().await?;
         let writer = Writer::start(open_writer(path, synchronous)?)?;
@@ -101,6 +103,30 @@ impl SqliteStore {
             node: Arc::default(),
         })
     }
+}
+
+/// Makes the file give freed pages back when asked (`PRAGMA incremental_vacuum`, run by
+/// the retention cleaner). A file made before this mode needs one full `VACUUM`, which
+/// rewrites it whole (and needs as much free disk again) once; a new file costs nothing.
+async fn enable_incremental_vacuum(connection: &mut sqlx::SqliteConnection, path: &Path) -> Result<(), StoreError> {
+    const INCREMENTAL: i64 = 2;
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+        .fetch_one(&mut *connection)
+        .await?;
+    if mode == INCREMENTAL {
+        return Ok(());
+    }
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&mut *connection)
+        .await?;
+    if pages > 0 {
+        tracing::info!(path = %path.display(), pages, "rewriting the database once so it can give freed space back (VACUUM)");
+    }
+    sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query("VACUUM").execute(&mut *connection).await?;
+    Ok(())
 }
 
 /// Opens the writer's connection, which makes every commit: with FULL synchronisation in
