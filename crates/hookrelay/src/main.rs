@@ -33,7 +33,7 @@ enum Command {
     ///
     /// On an empty database with no bootstrap settings, a space and an access token are
     /// created and printed once.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Create or upgrade the database schema, then exit (`serve` also does this at start).
     Migrate {
         #[command(flatten)]
@@ -84,7 +84,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let leaf = innermost(&matches);
     let result = match cli.command {
-        Command::Serve(args) => serve::serve(args, leaf).await,
+        Command::Serve(args) => serve::serve(*args, leaf).await,
         Command::Migrate { store } => serve::migrate(store, leaf).await,
         Command::Token { command } => token::token(command, leaf).await,
         Command::Space { command } => space::space(command, leaf).await,

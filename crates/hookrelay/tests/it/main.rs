@@ -18,6 +18,7 @@ mod idempotency;
 mod openapi;
 mod paging;
 mod persistence;
+mod retention;
 mod sdk;
 mod seed_examples;
 mod ssrf;
