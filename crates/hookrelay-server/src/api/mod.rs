@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod deliveries;
+pub mod erasures;
 pub mod events;
 mod health;
 mod routes;
@@ -30,6 +31,7 @@ pub fn route_table() -> RouteTable {
         deliveries::routes,
         alerts::routes,
         tokens::routes,
+        erasures::routes,
     ];
     resources
         .into_iter()

@@ -180,10 +180,13 @@ async fn documented_errors_are_the_servers() {
         (EventNotFound, not_found()),
         (DeliveryNotFound, not_found()),
         (TokenNotFound, not_found()),
+        (ErasureNotFound, not_found()),
         (IdempotencyConflict, ApiError::IdempotencyConflict("in progress")),
         (ConflictOrQuota, ApiError::IdempotencyConflict("in progress")),
         (ConflictOrQuota, ApiError::QuotaExceeded(webhooks_exceeded)),
         (WebhookDisabled, ApiError::WebhookDisabled("whk-x".to_owned())),
+        (RetryRefused, ApiError::WebhookDisabled("whk-x".to_owned())),
+        (RetryRefused, ApiError::EventDataRemoved("nothing to send".to_owned())),
         (PayloadTooLarge, ApiError::PayloadTooLarge(MAX_BODY_BYTES)),
         (UnsupportedMediaType, ApiError::UnsupportedMediaType),
         (
