@@ -13,6 +13,7 @@ mod cluster;
 mod config;
 mod delivery;
 mod durability;
+mod erasure;
 mod events;
 mod idempotency;
 mod openapi;
