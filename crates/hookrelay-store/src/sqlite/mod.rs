@@ -142,12 +142,15 @@ fn open_writer(path: &Path, synchronous: SqliteSynchronous) -> Result<Connection
         // The writer never checkpoints: a checkpoint in a commit would hold up every
         // write queued behind it; a connection of its own does it in the background.
         // Most writes in a group run in a savepoint, whose journal SQLite would spill to
-        // a temporary file past 64 KiB; in memory it is a copy, not a write.
+        // a temporary file past 64 KiB; in memory it is a copy, not a write. A log that
+        // a burst grew past 64 MiB is cut back to it when it starts over, so the space
+        // the retention cleaner gives back is not held by the log instead.
         "PRAGMA journal_mode = WAL;
          PRAGMA foreign_keys = ON;
          PRAGMA wal_autocheckpoint = 0;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -16384;",
+         PRAGMA cache_size = -16384;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
     connection.pragma_update(None, "synchronous", synchronous.as_str())?;
     Ok(connection)
