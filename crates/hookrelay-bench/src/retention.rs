@@ -51,6 +51,8 @@ pub struct Interval {
     pub publish_latency_ms: Option<Percentiles>,
     /// The database's size at its end, in bytes.
     pub database_bytes: u64,
+    /// Of which the write-ahead log (SQLite).
+    pub wal_bytes: u64,
 }
 
 /// What the workload measured.
@@ -105,13 +107,14 @@ async fn measure(
     let mut sizes = Vec::new();
     for n in 1..=intervals as u32 {
         tokio::time::sleep_until((started + every * n).into()).await;
-        let bytes = server.database_bytes().await?;
+        let (bytes, wal) = server.database_bytes().await?;
         println!(
-            "  {:>5} s  database {:>8.1} MiB",
+            "  {:>5} s  database {:>8.1} MiB (log {:.1} MiB)",
             (every * n).as_secs(),
-            bytes as f64 / 1_048_576.0
+            mib(bytes),
+            mib(wal)
         );
-        sizes.push(bytes);
+        sizes.push((bytes, wal));
     }
     stop.store(true, Ordering::Relaxed);
     let (published, publish_failures) = publisher.await??;
@@ -126,7 +129,7 @@ async fn measure(
     let intervals = sizes
         .iter()
         .enumerate()
-        .map(|(i, &database_bytes)| {
+        .map(|(i, &(database_bytes, wal_bytes))| {
             let (from, to) = (every * i as u32, every * (i as u32 + 1));
             let within: Vec<&Published> = published
                 .iter()
@@ -137,6 +140,7 @@ async fn measure(
                 published: within.len(),
                 publish_latency_ms: Percentiles::of(within.iter().map(|p| ms(p.latency)).collect()),
                 database_bytes,
+                wal_bytes,
             }
         })
         .collect();
@@ -178,7 +182,7 @@ async fn publish_steadily(api: Api, tag: String, rate: u32, stop: Arc<AtomicBool
 /// The table the workload prints.
 pub fn table(result: &RetentionResult) -> String {
     let mut text = format!(
-        "  retention {} s, cleaner every {} s, {} events/s\n  {:>7} {:>9} {:>9} {:>9} {:>9} {:>12}\n",
+        "  retention {} s, cleaner every {} s, {} events/s\n  {:>7} {:>9} {:>9} {:>9} {:>9} {:>12} {:>8}\n",
         result.spec.retention_secs,
         result.spec.cleaner_interval_secs,
         result.spec.rate,
@@ -187,20 +191,22 @@ pub fn table(result: &RetentionResult) -> String {
         "p50 ms",
         "p99 ms",
         "max ms",
-        "database MiB"
+        "database MiB",
+        "log MiB"
     );
     for interval in &result.intervals {
         let (p50, p99, max) = interval
             .publish_latency_ms
             .map_or((f64::NAN, f64::NAN, f64::NAN), |p| (p.p50, p.p99, p.max));
         text.push_str(&format!(
-            "  {:>7} {:>9} {:>9.1} {:>9.1} {:>9.1} {:>12.1}\n",
+            "  {:>7} {:>9} {:>9.1} {:>9.1} {:>9.1} {:>12.1} {:>8.1}\n",
             interval.end_secs,
             interval.published,
             p50,
             p99,
             max,
-            interval.database_bytes as f64 / 1_048_576.0
+            mib(interval.database_bytes),
+            mib(interval.wal_bytes)
         ));
     }
     text.push_str(&format!(
@@ -208,6 +214,10 @@ pub fn table(result: &RetentionResult) -> String {
         result.publish_failures, result.missing
     ));
     text
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
 }
 
 fn ms(duration: Duration) -> f64 {
