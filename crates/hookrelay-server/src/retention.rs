@@ -4,14 +4,16 @@
 //! expired idempotency keys. On PostgreSQL the store's advisory lock keeps it to one
 //! node at a time: a node that finds the lock taken leaves the run to the other.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookrelay_core::retention::{Removed, RetentionPolicy, BATCHES_PER_RUN, VACUUM_PAGES_PER_STEP};
+use hookrelay_core::retention::{
+    Removed, RetentionPolicy, BATCHES_PER_RUN, EVENTS_PER_BATCH, VACUUM_PAGES_PER_STEP, WAITING_PER_SPACE,
+};
 use hookrelay_core::{SpaceId, Timestamp};
-use hookrelay_store::{CleanBatch, Store, StoreError};
+use hookrelay_store::{Store, StoreError};
 
 /// How long history is kept and how often the cleaner looks.
 #[derive(Clone, Copy, Debug)]
@@ -65,8 +67,11 @@ pub struct Cleaner {
     config: RetentionConfig,
     stats: Arc<CleanerStats>,
     /// Per space, the position up to which payloads have been looked at: events before
-    /// it either lost their data already or were still being delivered then.
+    /// it lost their data already, or are in `waiting`.
     payload_cursors: HashMap<SpaceId, i64>,
+    /// Per space, events passed over while they were being delivered, looked at again
+    /// each run (at most [`WAITING_PER_SPACE`]).
+    waiting: HashMap<SpaceId, BTreeSet<i64>>,
 }
 
 impl Cleaner {
@@ -77,6 +82,7 @@ impl Cleaner {
             config,
             stats,
             payload_cursors: HashMap::new(),
+            waiting: HashMap::new(),
         }
     }
 
@@ -159,7 +165,8 @@ impl Cleaner {
         Ok(Some(removed))
     }
 
-    /// Drops payloads from where the last run stopped, at most [`BATCHES_PER_RUN`] batches.
+    /// Drops payloads of the events passed over before, then from where the last run
+    /// stopped, at most [`BATCHES_PER_RUN`] batches.
     async fn expire_payloads(
         &mut self,
         space: &SpaceId,
@@ -167,24 +174,38 @@ impl Cleaner {
         now: Timestamp,
     ) -> Result<Option<Removed>, StoreError> {
         let mut removed = Removed::default();
-        let mut after = self.payload_cursors.get(space).copied().unwrap_or(0);
-        for _ in 0..BATCHES_PER_RUN {
-            let Some(CleanBatch {
-                removed: batch,
-                next_after,
-                done,
-            }) = self.store.expire_payloads(space, after, cutoff, now).await?
-            else {
+        let earlier: Vec<i64> = self.waiting.remove(space).unwrap_or_default().into_iter().collect();
+        let mut waiting = BTreeSet::new();
+        for (n, chunk) in earlier.chunks(EVENTS_PER_BATCH as usize).enumerate() {
+            let Some(batch) = self.store.expire_payloads_of(space, chunk, cutoff, now).await? else {
+                // Another node is cleaning: keep what is left to look at.
+                waiting.extend(earlier.iter().skip(n * EVENTS_PER_BATCH as usize));
+                self.waiting.insert(space.clone(), waiting);
                 return Ok(None);
             };
-            removed.add(batch);
-            after = next_after;
-            if done {
+            removed.add(batch.removed);
+            waiting.extend(batch.waiting);
+        }
+        let mut after = self.payload_cursors.get(space).copied().unwrap_or(0);
+        let mut finished = true;
+        for _ in 0..BATCHES_PER_RUN {
+            let Some(batch) = self.store.expire_payloads(space, after, cutoff, now).await? else {
+                finished = false;
+                break;
+            };
+            removed.add(batch.removed);
+            let room = WAITING_PER_SPACE.saturating_sub(waiting.len());
+            waiting.extend(batch.waiting.into_iter().take(room));
+            after = batch.next_after;
+            if batch.done {
                 break;
             }
         }
         self.payload_cursors.insert(space.clone(), after);
-        Ok(Some(removed))
+        if !waiting.is_empty() {
+            self.waiting.insert(space.clone(), waiting);
+        }
+        Ok(finished.then_some(removed))
     }
 
     /// Gives freed pages back in small steps, each one write (SQLite), so that

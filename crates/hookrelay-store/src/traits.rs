@@ -268,6 +268,18 @@ pub trait RetentionStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<CleanBatch>, StoreError>;
 
+    /// [`RetentionStore::expire_payloads`] for the space's events at the positions
+    /// `seqs` (at most [`hookrelay_core::retention::EVENTS_PER_BATCH`]), passed over
+    /// earlier while they were being delivered; those still being delivered are again
+    /// `waiting`.
+    async fn expire_payloads_of(
+        &self,
+        space: &SpaceId,
+        seqs: &[i64],
+        cutoff: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<CleanBatch>, StoreError>;
+
     /// Gives up to `pages` free pages back to the file system (SQLite's incremental
     /// vacuum); returns how many it gave. PostgreSQL's autovacuum does this itself: 0.
     async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError>;

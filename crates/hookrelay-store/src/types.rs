@@ -257,6 +257,8 @@ pub struct CleanBatch {
     pub removed: Removed,
     /// The position of the last event read: the next batch reads after it.
     pub next_after: i64,
+    /// Events passed over because they were still being delivered (payload expiry).
+    pub waiting: Vec<i64>,
     /// Whether the space has nothing more for this run.
     pub done: bool,
 }

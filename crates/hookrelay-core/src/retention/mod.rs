@@ -20,6 +20,9 @@ pub const DELIVERIES_PER_BATCH: u64 = 500;
 /// Batches one cleaner run makes at most per space and kind, so that one space with a
 /// large backlog does not hold up the others for long; the next run goes on.
 pub const BATCHES_PER_RUN: u32 = 50;
+/// Events still being delivered that payload expiry remembers per space to look at
+/// again; beyond this many, the newest lose their data only with their event.
+pub const WAITING_PER_SPACE: usize = 10_000;
 /// Pages SQLite's incremental vacuum frees per step (4 KiB pages: 1 MiB).
 pub const VACUUM_PAGES_PER_STEP: u32 = 256;
 
@@ -110,6 +113,9 @@ pub struct BatchPlan {
     pub chosen: Vec<i64>,
     /// Where the next batch reads from (after this position).
     pub next_after: i64,
+    /// Positions of events passed over because they were still being delivered (payload
+    /// expiry looks at them again later).
+    pub waiting: Vec<i64>,
     /// Whether the space has nothing more for this run: an event too young was reached,
     /// or the batch read fewer events than it asked for.
     pub done: bool,
@@ -145,7 +151,8 @@ pub fn plan_deletion(events: &[EventAge], after: i64, asked: u32, cutoff: Timest
 
 /// Which of `events` (read after `after`, oldest first, at most `asked`) lose their data:
 /// those published before `cutoff` that still have it and whose deliveries have all
-/// finished (a delivery still to be made needs its data).
+/// finished (a delivery still to be made needs its data); those still being delivered
+/// are `waiting`, to be looked at again.
 pub fn plan_payload_expiry(events: &[EventAge], after: i64, asked: u32, cutoff: Timestamp) -> BatchPlan {
     let mut plan = BatchPlan {
         next_after: after,
@@ -156,7 +163,9 @@ pub fn plan_payload_expiry(events: &[EventAge], after: i64, asked: u32, cutoff: 
             plan.done = true;
             return plan;
         }
-        if !event.unfinished && !event.data_removed {
+        if event.unfinished {
+            plan.waiting.push(event.seq);
+        } else if !event.data_removed {
             plan.chosen.push(event.seq);
         }
         plan.next_after = event.seq;

@@ -110,6 +110,7 @@ fn nothing_old_enough_changes_nothing() {
         BatchPlan {
             chosen: vec![],
             next_after: 8,
+            waiting: vec![],
             done: true
         }
     );
@@ -131,6 +132,7 @@ fn payload_expiry_skips_removed_and_unfinished_events() {
     ];
     let plan = plan_payload_expiry(&events, 0, 200, cutoff);
     assert_eq!(plan.chosen, vec![1, 4]);
+    assert_eq!(plan.waiting, vec![3], "looked at again later");
     assert_eq!(plan.next_after, 4);
     assert!(plan.done);
 }

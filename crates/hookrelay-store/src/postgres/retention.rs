@@ -27,22 +27,11 @@ async fn begin_locked(store: &PostgresStore) -> Result<Option<Transaction<'stati
     Ok(locked.then_some(tx))
 }
 
-/// Up to [`EVENTS_PER_BATCH`] of the space's events after `after`, oldest first.
-async fn read_ages(
-    tx: &mut Transaction<'_, Postgres>,
-    space: &SpaceId,
-    after: i64,
-) -> Result<Vec<EventAge>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT e.seq, e.create_time, e.delivery_count, e.data_remove_time IS NOT NULL AS data_removed,
-                EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending') AS unfinished
-         FROM events e WHERE e.space_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
-    )
-    .bind(space.as_str())
-    .bind(after)
-    .bind(i64::from(EVENTS_PER_BATCH))
-    .fetch_all(&mut **tx)
-    .await?;
+/// What the cleaner reads of an event `e`.
+const AGE_COLUMNS: &str = "e.seq, e.create_time, e.delivery_count, e.data_remove_time IS NOT NULL AS data_removed,
+    EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending') AS unfinished";
+
+fn ages(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<EventAge>, StoreError> {
     rows.iter()
         .map(|row| {
             Ok(EventAge {
@@ -54,6 +43,38 @@ async fn read_ages(
             })
         })
         .collect()
+}
+
+/// Up to [`EVENTS_PER_BATCH`] of the space's events after `after`, oldest first.
+async fn read_ages(
+    tx: &mut Transaction<'_, Postgres>,
+    space: &SpaceId,
+    after: i64,
+) -> Result<Vec<EventAge>, StoreError> {
+    let sql =
+        format!("SELECT {AGE_COLUMNS} FROM events e WHERE e.space_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3");
+    let rows = sqlx::query(&sql)
+        .bind(space.as_str())
+        .bind(after)
+        .bind(i64::from(EVENTS_PER_BATCH))
+        .fetch_all(&mut **tx)
+        .await?;
+    ages(&rows)
+}
+
+/// The space's events at `seqs`, oldest first.
+async fn read_ages_of(
+    tx: &mut Transaction<'_, Postgres>,
+    space: &SpaceId,
+    seqs: &[i64],
+) -> Result<Vec<EventAge>, StoreError> {
+    let sql = format!("SELECT {AGE_COLUMNS} FROM events e WHERE e.space_id = $1 AND e.seq = ANY($2) ORDER BY e.seq");
+    let rows = sqlx::query(&sql)
+        .bind(space.as_str())
+        .bind(seqs)
+        .fetch_all(&mut **tx)
+        .await?;
+    ages(&rows)
 }
 
 /// Of the events at `seqs`, those with no pending delivery once their deliveries are
@@ -121,12 +142,31 @@ async fn remove_data(tx: &mut Transaction<'_, Postgres>, seqs: &[i64], now: Time
     })
 }
 
-fn batch(removed: Removed, plan: &BatchPlan) -> CleanBatch {
+fn batch(removed: Removed, plan: BatchPlan) -> CleanBatch {
     CleanBatch {
         removed,
         next_after: plan.next_after,
+        waiting: plan.waiting,
         done: plan.done,
     }
+}
+
+/// Drops the data of those of `events` that `plan_payload_expiry` chooses, and commits.
+async fn expire(
+    mut tx: Transaction<'_, Postgres>,
+    events: &[EventAge],
+    after: i64,
+    cutoff: Timestamp,
+    now: Timestamp,
+) -> Result<CleanBatch, StoreError> {
+    let plan = plan_payload_expiry(events, after, EVENTS_PER_BATCH, cutoff);
+    let mut removed = Removed::default();
+    if !plan.chosen.is_empty() {
+        let finished = lock_finished(&mut tx, &plan.chosen).await?;
+        removed = remove_data(&mut tx, &finished, now).await?;
+    }
+    tx.commit().await?;
+    Ok(batch(removed, plan))
 }
 
 #[async_trait]
@@ -148,7 +188,7 @@ impl RetentionStore for PostgresStore {
             removed = delete_events(&mut tx, &finished).await?;
         }
         tx.commit().await?;
-        Ok(Some(batch(removed, &plan)))
+        Ok(Some(batch(removed, plan)))
     }
 
     async fn expire_payloads(
@@ -162,14 +202,21 @@ impl RetentionStore for PostgresStore {
             return Ok(None);
         };
         let events = read_ages(&mut tx, space, after).await?;
-        let plan = plan_payload_expiry(&events, after, EVENTS_PER_BATCH, cutoff);
-        let mut removed = Removed::default();
-        if !plan.chosen.is_empty() {
-            let finished = lock_finished(&mut tx, &plan.chosen).await?;
-            removed = remove_data(&mut tx, &finished, now).await?;
-        }
-        tx.commit().await?;
-        Ok(Some(batch(removed, &plan)))
+        expire(tx, &events, after, cutoff, now).await.map(Some)
+    }
+
+    async fn expire_payloads_of(
+        &self,
+        space: &SpaceId,
+        seqs: &[i64],
+        cutoff: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<CleanBatch>, StoreError> {
+        let Some(mut tx) = begin_locked(self).await? else {
+            return Ok(None);
+        };
+        let events = read_ages_of(&mut tx, space, seqs).await?;
+        expire(tx, &events, 0, cutoff, now).await.map(Some)
     }
 
     async fn reclaim_space(&self, _pages: u32) -> Result<u64, StoreError> {

@@ -19,24 +19,39 @@ fn json_seqs(seqs: &[i64]) -> String {
     serde_json::to_string(seqs).expect("integers serialise")
 }
 
-/// Up to [`EVENTS_PER_BATCH`] of the space's events after `after`, oldest first. An event
-/// whose fan-out is still being written (`staged_events`) is unfinished.
+/// What the cleaner reads of an event `e`. An event whose fan-out is still being
+/// written (`staged_events`) is unfinished.
+const AGE_COLUMNS: &str = "e.seq, e.create_time, e.delivery_count, e.data_remove_time IS NOT NULL,
+    EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
+    OR EXISTS (SELECT 1 FROM staged_events s WHERE s.event_id = e.id)";
+
+fn age(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventAge> {
+    Ok(EventAge {
+        seq: row.get(0)?,
+        create_time: Timestamp::from_micros(row.get(1)?),
+        deliveries: row.get::<_, i64>(2)?.max(0).unsigned_abs(),
+        data_removed: row.get(3)?,
+        unfinished: row.get(4)?,
+    })
+}
+
+/// Up to [`EVENTS_PER_BATCH`] of the space's events after `after`, oldest first.
 fn read_ages(connection: &Connection, space: &str, after: i64) -> Result<Vec<EventAge>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT e.seq, e.create_time, e.delivery_count, e.data_remove_time IS NOT NULL,
-                EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
-                OR EXISTS (SELECT 1 FROM staged_events s WHERE s.event_id = e.id)
-         FROM events e WHERE e.space_id = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3",
-    )?;
-    let rows = statement.query_map(params![space, after, EVENTS_PER_BATCH], |row| {
-        Ok(EventAge {
-            seq: row.get(0)?,
-            create_time: Timestamp::from_micros(row.get(1)?),
-            deliveries: row.get::<_, i64>(2)?.max(0).unsigned_abs(),
-            data_removed: row.get(3)?,
-            unfinished: row.get(4)?,
-        })
-    })?;
+    let sql =
+        format!("SELECT {AGE_COLUMNS} FROM events e WHERE e.space_id = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3");
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![space, after, EVENTS_PER_BATCH], age)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The space's events at `seqs` (a JSON array), oldest first.
+fn read_ages_of(connection: &Connection, space: &str, seqs: &str) -> Result<Vec<EventAge>, StoreError> {
+    let sql = format!(
+        "SELECT {AGE_COLUMNS} FROM events e
+         WHERE e.space_id = ?1 AND e.seq IN (SELECT value FROM json_each(?2)) ORDER BY e.seq"
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![space, seqs], age)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -94,6 +109,28 @@ fn remove_data(connection: &Connection, seqs: &str, now: Timestamp) -> Result<Re
     })
 }
 
+/// Drops the data of those of `events` that `plan_payload_expiry` chooses.
+fn expire(
+    connection: &Connection,
+    events: &[EventAge],
+    after: i64,
+    cutoff: Timestamp,
+    now: Timestamp,
+) -> Result<CleanBatch, StoreError> {
+    let plan = plan_payload_expiry(events, after, EVENTS_PER_BATCH, cutoff);
+    let removed = if plan.chosen.is_empty() {
+        Removed::default()
+    } else {
+        remove_data(connection, &json_seqs(&plan.chosen), now)?
+    };
+    Ok(CleanBatch {
+        removed,
+        next_after: plan.next_after,
+        waiting: plan.waiting,
+        done: plan.done,
+    })
+}
+
 #[async_trait]
 impl RetentionStore for SqliteStore {
     async fn delete_expired(
@@ -111,6 +148,7 @@ impl RetentionStore for SqliteStore {
                 Ok(CleanBatch {
                     removed: delete_events(connection, &plan.chosen)?,
                     next_after: plan.next_after,
+                    waiting: Vec::new(),
                     done: plan.done,
                 })
             })
@@ -130,17 +168,25 @@ impl RetentionStore for SqliteStore {
             .writer
             .write(move |connection| {
                 let events = read_ages(connection, space.as_str(), after)?;
-                let plan = plan_payload_expiry(&events, after, EVENTS_PER_BATCH, cutoff);
-                let removed = if plan.chosen.is_empty() {
-                    Removed::default()
-                } else {
-                    remove_data(connection, &json_seqs(&plan.chosen), now)?
-                };
-                Ok(CleanBatch {
-                    removed,
-                    next_after: plan.next_after,
-                    done: plan.done,
-                })
+                expire(connection, &events, after, cutoff, now)
+            })
+            .await?;
+        Ok(Some(batch))
+    }
+
+    async fn expire_payloads_of(
+        &self,
+        space: &SpaceId,
+        seqs: &[i64],
+        cutoff: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<CleanBatch>, StoreError> {
+        let (space, seqs) = (space.clone(), json_seqs(seqs));
+        let batch = self
+            .writer
+            .write(move |connection| {
+                let events = read_ages_of(connection, space.as_str(), &seqs)?;
+                expire(connection, &events, 0, cutoff, now)
             })
             .await?;
         Ok(Some(batch))

@@ -247,3 +247,40 @@ async fn payload_retention_not_shorter_than_retention_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn an_event_delivered_after_its_payload_period_loses_its_data_once_delivered() {
+    let server = TestServer::launch(Launch {
+        args: [
+            "--allow-private-targets",
+            "--retry-schedule",
+            "0s,4s",
+            "--cleaner-interval",
+            "200ms",
+            "--retention",
+            "1h",
+            "--payload-retention",
+            "1s",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        ..Launch::default()
+    })
+    .await;
+    let late = Receiver::start().await;
+    late.script(|n| if n == 0 { Reply::Status(500) } else { Reply::Status(204) });
+    let webhook = webhook_for(&server, &late.url, "payment.completed").await;
+    let retried = server.publish("payment.completed", "pmt-late", json!({"n": 1})).await;
+    let after = server.publish("payout.completed", "pay-1", json!({"n": 2})).await;
+    wait_for_delivery(&server, &webhook, "pending", 1).await;
+
+    // The cleaner went past the retried event (the later one lost its data) and kept
+    // its data while its delivery was still to be made.
+    wait_for_event(&server, id(&after), |_, body| body["result"]["dataRemoved"] == true).await;
+    let (_, kept) = event(&server, id(&retried)).await;
+    assert_eq!(kept["result"]["data"], json!({"n": 1}), "{kept}");
+    assert_eq!(deliveries(&server, &webhook).await[0]["status"], "pending");
+
+    wait_for_delivery(&server, &webhook, "succeeded", 2).await;
+    wait_for_event(&server, id(&retried), |_, body| body["result"]["dataRemoved"] == true).await;
+}
