@@ -7,6 +7,7 @@ mod api;
 mod fanout;
 mod receiver;
 mod report;
+mod retention;
 mod server;
 mod stats;
 mod workload;
@@ -65,6 +66,9 @@ enum Which {
     /// One space fans out to thousands of webhooks while another publishes steadily:
     /// the other's publish and delivery latency alone and during the fan-out.
     Fanout(fanout::FanoutSpec),
+    /// A steady load on a server with a retention of seconds for minutes: the
+    /// database's size and the publish latency per interval while the cleaner runs.
+    Retention(retention::RetentionSpec),
 }
 
 #[derive(Args)]
@@ -130,7 +134,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Which::W4 => vec![workload::W4],
         Which::W5 => vec![workload::W5],
         Which::Smoke => workload::SMOKE.to_vec(),
-        Which::Fanout(_) => Vec::new(),
+        Which::Fanout(_) | Which::Retention(_) => Vec::new(),
     };
     let out = match (&options.out, cli.command) {
         (Some(dir), _) => Some(dir.clone()),
@@ -182,6 +186,19 @@ async fn run(cli: Cli) -> Result<bool> {
         print!("{}", report::fanout_lines(&result));
         report.ok &= result.ok();
         report.fanout = Some(result);
+    }
+    if let Which::Retention(spec) = cli.command {
+        println!("\n== retention (database size under a steady load)");
+        let result = retention::run(spec, &config).await.context("workload retention")?;
+        print!("{}", retention::table(&result));
+        report.ok &= result.missing == 0 && result.publish_failures == 0;
+        if let Some(dir) = &out {
+            let path = dir.join(format!("{stamp}-retention-{}.json", report.backend));
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(report.ok);
     }
     println!("\n{}", report::markdown(&report));
     if let Some(dir) = &out {

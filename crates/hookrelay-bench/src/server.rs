@@ -173,6 +173,26 @@ impl Server {
         Ok(String::from_utf8(output.stdout)?.trim().to_owned())
     }
 
+    /// The size of the server's database in bytes, and of that its write-ahead log:
+    /// the SQLite file and its log, or `pg_database_size` (no log counted) on
+    /// PostgreSQL; only for a server the harness started.
+    pub async fn database_bytes(&self) -> Result<(u64, u64)> {
+        let Some(process) = &self.process else {
+            bail!("the database size needs a server the harness starts (not --target-url)");
+        };
+        if let Some(path) = process.database.strip_prefix("sqlite://") {
+            let size = |suffix: &str| std::fs::metadata(format!("{path}{suffix}")).map_or(0, |m| m.len());
+            let wal = size("-wal");
+            return Ok((size("") + wal, wal));
+        }
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&process.database).await?;
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&mut connection)
+            .await?;
+        Ok((u64::try_from(bytes).unwrap_or(0), 0))
+    }
+
     /// The child's pid, when the harness started the server.
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(|p| p.pid)

@@ -152,6 +152,11 @@ impl Client {
         TokenApi::new(self)
     }
 
+    /// Erasures of events' data: create, list, get.
+    pub fn erasures(&self) -> crate::erasures::ErasureApi<'_> {
+        crate::erasures::ErasureApi::new(self)
+    }
+
     /// Sends a request, retrying transient failures. A POST always carries an
     /// `Idempotency-Key` (the caller's, or a new random one), the same on every retry.
     pub(crate) async fn call<T: DeserializeOwned>(

@@ -105,6 +105,8 @@ pub mod verify;
 #[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "client")]
+mod erasures;
+#[cfg(feature = "client")]
 mod error;
 mod redact;
 #[cfg(feature = "client")]
@@ -113,6 +115,8 @@ mod types;
 
 #[cfg(feature = "client")]
 pub use client::{Client, ClientBuilder};
+#[cfg(feature = "client")]
+pub use erasures::ErasureApi;
 #[cfg(feature = "client")]
 pub use error::{ApiErrorDetail, Error};
 #[cfg(feature = "client")]

@@ -12,9 +12,9 @@ use crate::types::{
     ListParams, PublishEvent, Token, UpdateWebhook, Webhook,
 };
 
-const NO_BODY: Option<&()> = None;
+pub(crate) const NO_BODY: Option<&()> = None;
 
-fn page_query(limit: Option<u32>, after: Option<&str>) -> Vec<(&'static str, String)> {
+pub(crate) fn page_query(limit: Option<u32>, after: Option<&str>) -> Vec<(&'static str, String)> {
     let mut query = Vec::new();
     if let Some(limit) = limit {
         query.push(("limit", limit.to_string()));
@@ -27,7 +27,7 @@ fn page_query(limit: Option<u32>, after: Option<&str>) -> Vec<(&'static str, Str
 
 /// Every item of a list, fetching pages of 50 with `fetch` and following their `next`
 /// cursors until the last page.
-fn every_item<'a, T, F, Fut>(fetch: F) -> impl Stream<Item = Result<T, Error>> + 'a
+pub(crate) fn every_item<'a, T, F, Fut>(fetch: F) -> impl Stream<Item = Result<T, Error>> + 'a
 where
     T: 'a,
     F: Fn(ListParams) -> Fut + 'a,

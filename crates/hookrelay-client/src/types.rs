@@ -215,8 +215,15 @@ pub struct Event {
     pub name: String,
     /// What it is about.
     pub object: EventObject,
-    /// The object as published.
+    /// The object as published; `Null` once removed (`data_removed`).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub data: Value,
+    /// Whether its data was removed (payload retention or an erasure).
+    #[serde(default)]
+    pub data_removed: bool,
+    /// When its data was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_remove_time: Option<String>,
     /// When it was published.
     pub create_time: String,
     /// Deliveries it created.
@@ -350,4 +357,38 @@ pub struct CreateToken {
     /// When it stops working (RFC 3339, in the future); never if absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expire_time: Option<String>,
+}
+
+/// `POST /v1/erasures`: erase the data of an object's events.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateErasure {
+    /// The object (`object.id` as published).
+    pub object_id: String,
+    /// Only events published at or after this time (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Only events published before this time (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// The record of an erasure; it holds no event data.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Erasure {
+    /// `ers-…`.
+    pub id: String,
+    /// The object whose events were erased.
+    pub object_id: String,
+    /// As asked.
+    pub from: Option<String>,
+    /// As asked.
+    pub to: Option<String>,
+    /// Events whose data it removed.
+    pub events_erased: u64,
+    /// Pending deliveries of those events it cancelled.
+    pub deliveries_cancelled: u64,
+    /// When it was made.
+    pub create_time: String,
 }

@@ -118,6 +118,13 @@ prefixed_id!(
     64
 );
 
+prefixed_id!(
+    /// The record of an erasure request (`ers-…`).
+    ErasureId,
+    "ers-",
+    64
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

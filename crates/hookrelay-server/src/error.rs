@@ -59,6 +59,9 @@ pub enum ApiError {
     /// The request was not received and answered in time (`http_request_timeout`).
     #[error("the request was not received and answered within {} s; its connection is closed", .0.as_secs_f64())]
     RequestTimeout(Duration),
+    /// The delivery's event has no data any more: nothing to send.
+    #[error("{0}")]
+    EventDataRemoved(String),
     /// Our fault; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -87,6 +90,7 @@ impl ApiError {
             Self::IdempotencyConflict(_) => (StatusCode::CONFLICT, "idempotency_conflict"),
             Self::WebhookDisabled(_) => (StatusCode::CONFLICT, "webhook_disabled"),
             Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::EventDataRemoved(_) => (StatusCode::CONFLICT, "event_data_removed"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -108,6 +112,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::QuotaExceeded(exceeded) => Self::QuotaExceeded(exceeded),
+            StoreError::EventDataRemoved => Self::EventDataRemoved(StoreError::EventDataRemoved.to_string()),
             error => Self::Internal(Box::new(error)),
         }
     }

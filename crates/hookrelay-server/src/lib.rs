@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod openapi;
 pub mod request;
 pub mod serving;
+pub mod retention;
 pub mod state;
 pub mod telemetry;
 
@@ -74,6 +75,7 @@ pub struct App {
     http: serving::HttpLimits,
     /// Where only the metrics are served, when not on the API's listener.
     metrics_listener: Option<TcpListener>,
+    retention: retention::RetentionConfig,
     /// Held while serving a SQLite file, so a second `serve` on it is refused.
     _single_node: Option<std::fs::File>,
     /// Set when an empty database got a fresh space and token.
@@ -105,11 +107,13 @@ impl App {
                 quotas: config.quotas,
                 publish_limits: state::PublishLimits::default(),
                 metrics_on_api: config.metrics_listen.is_none(),
+                cleaner: Arc::default(),
             },
             delivery: config.delivery.clone(),
             alerter: config.alerter.clone(),
             http: config.http,
             metrics_listener: None,
+            retention: config.retention,
             _single_node: single_node,
             created_credentials,
         })
@@ -247,6 +251,7 @@ pub async fn run(
         alerter,
         http,
         metrics_listener,
+        retention,
         ..
     } = app;
     telemetry::metrics::install();
@@ -271,6 +276,8 @@ pub async fn run(
     // Deliveries left due by a previous run start at once.
     state.wakeup.wake();
     let pruner = tokio::spawn(prune_hourly(state.store.clone(), email_window));
+    let cleaner = retention::Cleaner::new(state.store.clone(), retention, state.cleaner.clone());
+    let cleaner = tokio::spawn(cleaner.run_forever());
     // A store that breaks for good (SQLite's writer thread died) stops the server as a
     // shutdown signal would, and the process exits with the store's error rather than
     // answer requests it can no longer keep.
@@ -287,6 +294,7 @@ pub async fn run(
     };
     serving::serve(listener, router(state), http, stop).await;
     pruner.abort();
+    cleaner.abort();
     metrics_upkeep.abort();
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
@@ -301,17 +309,13 @@ pub async fn run(
 
 pub use hookrelay_core::error_chain;
 
-/// Forgets expired idempotency keys and closed alert e-mail windows once an hour so
-/// their tables stay small.
+/// Forgets closed alert e-mail windows once an hour so their table stays small
+/// (expired idempotency keys are the retention cleaner's).
 async fn prune_hourly(store: Arc<dyn Store>, email_window: std::time::Duration) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
         let now = hookrelay_core::Timestamp::now();
-        let before = now.plus_micros(-hookrelay_store::IDEMPOTENCY_WINDOW_MICROS);
-        if let Err(error) = store.prune_idempotency_records(before).await {
-            tracing::warn!(%error, "pruning idempotency keys failed");
-        }
         // A window that opened a window's length ago has closed.
         if let Err(error) = store.prune_alert_email_windows(now.minus(email_window)).await {
             tracing::warn!(%error, "pruning alert e-mail windows failed");

@@ -33,6 +33,10 @@ pub enum StoreError {
     /// The writer thread is gone (the database failed badly or the store is closing).
     #[error("the database writer stopped")]
     WriterStopped,
+    /// The delivery's event has no data any more (expired or erased): there is
+    /// nothing to send.
+    #[error("the event's data was removed (payload retention or erasure): there is nothing to send")]
+    EventDataRemoved,
     /// A stored value does not decode.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

@@ -31,15 +31,16 @@ pub use error::StoreError;
 pub use hookrelay_core::record::AttemptResult;
 pub use hookrelay_core::record::Lease;
 pub use location::DatabaseLocation;
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, CLEANER_LOCK};
 pub use sqlite::{backup as backup_sqlite, SqliteStore};
 pub use traits::{
     AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, NodeStore, ReadStore,
-    SpaceStore, Store, TokenStore, WebhookStore,
+    RetentionStore, SpaceStore, Store, TokenStore, WebhookStore,
 };
 pub use types::{
-    AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, DeliveryDetail, Digest, IdempotencyRecord, NodeBeat,
-    NodeRecord, Page, QuotaChange, SpaceSummary, StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+    AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
+    IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RetentionChange, SpaceSummary, StoredEvent,
+    IDEMPOTENCY_WINDOW_MICROS,
 };
 
 /// Settings for [`open_with`] that only some backends use.

@@ -12,11 +12,15 @@ use hookrelay_core::alert_limit::EmailLimit;
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::event::Event;
 use hookrelay_core::record::AttemptResult;
-use hookrelay_core::{AlertId, DeliveryId, EventId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch};
+use hookrelay_core::retention::{Erasure, ErasureDraft};
+use hookrelay_core::{
+    AlertId, DeliveryId, ErasureId, EventId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch,
+};
 
 use crate::{
-    AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, DeliveryDetail, Digest, IdempotencyRecord, NodeBeat,
-    NodeRecord, Page, QuotaChange, SpaceSummary, StoreError, StoredEvent,
+    AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
+    IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RetentionChange, SpaceSummary, StoreError,
+    StoredEvent,
 };
 
 /// Spaces, the tenants: created, disabled and given quotas by operators.
@@ -34,6 +38,9 @@ pub trait SpaceStore: Send + Sync {
 
     /// Changes a space's own quotas; `false` if it does not exist.
     async fn set_space_quotas(&self, space: &SpaceId, change: &QuotaChange) -> Result<bool, StoreError>;
+
+    /// Changes a space's own retention; `false` if it does not exist.
+    async fn set_space_retention(&self, space: &SpaceId, change: &RetentionChange) -> Result<bool, StoreError>;
 }
 
 /// Access tokens: their records, beside the SHA-256 digest of each token.
@@ -263,6 +270,66 @@ pub trait AlertStore: Send + Sync {
     async fn prune_alert_email_windows(&self, before: Timestamp) -> Result<u64, StoreError>;
 }
 
+/// Keeping history bounded: the cleaner's batches (each one short transaction, reading
+/// at most [`hookrelay_core::retention::EVENTS_PER_BATCH`] of a space's events, oldest
+/// first, after the position `after`, and acting by `hookrelay_core::retention`),
+/// erasures, and giving freed space back. On PostgreSQL each cleaner batch takes a
+/// transaction-level advisory lock first, so one node cleans at a time: a batch that
+/// finds it taken does nothing and answers `None`.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Deletes events published before `cutoff` whose deliveries have all finished,
+    /// with their deliveries and attempts (`retention::plan_deletion`).
+    async fn delete_expired(
+        &self,
+        space: &SpaceId,
+        after: i64,
+        cutoff: Timestamp,
+    ) -> Result<Option<CleanBatch>, StoreError>;
+
+    /// Drops the data of events published before `cutoff` whose deliveries have all
+    /// finished, and the response bodies of their attempts, at `now`
+    /// (`retention::plan_payload_expiry`).
+    async fn expire_payloads(
+        &self,
+        space: &SpaceId,
+        after: i64,
+        cutoff: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<CleanBatch>, StoreError>;
+
+    /// [`RetentionStore::expire_payloads`] for the space's events at the positions
+    /// `seqs` (at most [`hookrelay_core::retention::EVENTS_PER_BATCH`]), passed over
+    /// earlier while they were being delivered; those still being delivered are again
+    /// `waiting`.
+    async fn expire_payloads_of(
+        &self,
+        space: &SpaceId,
+        seqs: &[i64],
+        cutoff: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<CleanBatch>, StoreError>;
+
+    /// Gives up to `pages` free pages back to the file system (SQLite's incremental
+    /// vacuum); returns how many it gave. PostgreSQL's autovacuum does this itself: 0.
+    async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError>;
+
+    /// Erases one batch of the space's events that `draft` covers and that still have
+    /// their data: drops the data and their attempts' response bodies and cancels
+    /// their pending deliveries, at `now`.
+    async fn erase_events(
+        &self,
+        space: &SpaceId,
+        draft: &ErasureDraft,
+        now: Timestamp,
+    ) -> Result<ErasedBatch, StoreError>;
+
+    /// Saves the record of an erasure, with the idempotency record if given, in one
+    /// transaction. Fails with [`StoreError::IdempotencyKeyTaken`], writing nothing,
+    /// when the key is in use.
+    async fn save_erasure(&self, erasure: &Erasure, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError>;
+}
+
 /// Every read the API serves that needs nothing of a backend but its SQL: written once,
 /// over sqlx, for both (`crate::reads`).
 #[async_trait]
@@ -335,6 +402,13 @@ pub trait ReadStore: Send + Sync {
         limit: u32,
     ) -> Result<Page<Alert>, StoreError>;
 
+    /// The space's erasure records, newest first.
+    async fn list_erasures(&self, space: &SpaceId, after: Option<i64>, limit: u32)
+        -> Result<Page<Erasure>, StoreError>;
+
+    /// An erasure record of the space.
+    async fn get_erasure(&self, space: &SpaceId, id: &ErasureId) -> Result<Option<Erasure>, StoreError>;
+
     /// The nodes known by their heartbeats, oldest first, the dead among them until
     /// they are forgotten (PostgreSQL); SQLite's one node, once it has had a heartbeat.
     async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
@@ -358,6 +432,7 @@ pub trait Store:
     + NodeStore
     + AttemptStore
     + AlertStore
+    + RetentionStore
     + 'static
 {
     /// Checks that the database answers and can be written to (on SQLite, that its

@@ -9,6 +9,7 @@ use hookrelay_core::delivery::{Delivery, DeliveryAttempt};
 use hookrelay_core::event::Event;
 use hookrelay_core::quota::QuotaOverrides;
 use hookrelay_core::record::Lease;
+use hookrelay_core::retention::{Removed, SpaceRetention};
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, Webhook, WebhookId};
 
 /// How long an idempotency key's first response is replayed.
@@ -48,6 +49,9 @@ pub struct StoredEvent {
     pub event: Event,
     /// Deliveries created when it was published.
     pub delivery_count: u32,
+    /// When its data was removed (its payload period ended, or it was erased); its
+    /// `data` is then `{}`.
+    pub data_remove_time: Option<Timestamp>,
 }
 
 /// What a worker asks for when it claims work.
@@ -229,6 +233,8 @@ pub struct SpaceSummary {
     pub disabled: bool,
     /// Its own quotas.
     pub quotas: QuotaOverrides,
+    /// Its own retention.
+    pub retention: SpaceRetention,
     /// How many webhooks it has.
     pub webhooks: u64,
     /// How many access tokens it has.
@@ -253,4 +259,49 @@ impl QuotaChange {
         [self.max_webhooks, self.max_publish_rate, self.max_fan_out]
             .map(|change| (change.is_some(), change.flatten().map(i64::from)))
     }
+}
+
+/// A change to a space's retention: for each, `None` leaves it, `Some(None)` returns it
+/// to the server's default, `Some(Some(d))` sets it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionChange {
+    /// See [`SpaceRetention::retention`].
+    pub retention: Option<Option<Duration>>,
+    /// See [`SpaceRetention::payload_retention`].
+    pub payload_retention: Option<Option<Duration>>,
+}
+
+impl RetentionChange {
+    /// Each column's new value as stored (microseconds, NULL for the default), and
+    /// whether to set it.
+    pub(crate) fn columns(&self) -> [(bool, Option<i64>); 2] {
+        [self.retention, self.payload_retention].map(|change| {
+            let micros = change.flatten().map(hookrelay_core::timestamp::saturating_micros);
+            (change.is_some(), micros)
+        })
+    }
+}
+
+/// What one batch of the cleaner did, and where the next goes on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CleanBatch {
+    /// Rows deleted and payloads dropped.
+    pub removed: Removed,
+    /// The position of the last event read: the next batch reads after it.
+    pub next_after: i64,
+    /// Events passed over because they were still being delivered (payload expiry).
+    pub waiting: Vec<i64>,
+    /// Whether the space has nothing more for this run.
+    pub done: bool,
+}
+
+/// What one batch of an erasure did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErasedBatch {
+    /// Events whose data it removed.
+    pub events: u64,
+    /// Pending deliveries of theirs it cancelled.
+    pub deliveries_cancelled: u64,
+    /// Whether more events may be left to erase.
+    pub more: bool,
 }

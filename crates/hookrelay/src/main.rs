@@ -67,6 +67,9 @@ enum Command {
     Deliveries(remote::DeliveryArgs),
     /// Create, list and revoke your space's access tokens through the API.
     Tokens(remote::TokenArgs),
+    /// Erase the data of an object's events (GDPR requests) through the API, and list
+    /// or read the records.
+    Erasures(remote::ErasureArgs),
     /// Run a local receiver that verifies and prints each delivery (for development).
     Listen(listen::ListenArgs),
 }
@@ -124,6 +127,7 @@ async fn main() -> std::process::ExitCode {
         Command::Events(args) => remote::events(args).await,
         Command::Deliveries(args) => remote::deliveries(args).await,
         Command::Tokens(args) => remote::tokens(args).await,
+        Command::Erasures(args) => remote::erasures(args).await,
         Command::Listen(args) => listen::listen(args).await,
     };
     match result {

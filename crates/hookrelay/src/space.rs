@@ -1,11 +1,15 @@
-//! `hookrelay space create|list|disable|enable|set-quota`: an operator's hand on the
+//! `hookrelay space create|list|disable|enable|set-quota|set-retention`: an operator's hand on the
 //! spaces (tenants), on the database itself.
 
 use anyhow::bail;
 use clap::{ArgMatches, Subcommand};
+use std::time::Duration;
+
+use hookrelay_core::delivery::parse_duration;
 use hookrelay_core::quota::QuotaOverrides;
+use hookrelay_core::retention::RetentionPolicy;
 use hookrelay_core::SpaceId;
-use hookrelay_store::{QuotaChange, SpaceSummary};
+use hookrelay_store::{QuotaChange, RetentionChange, SpaceSummary};
 
 use crate::output;
 use crate::serve::StoreArgs;
@@ -22,7 +26,7 @@ pub enum SpaceCommand {
         store: StoreArgs,
     },
     /// List every space: when it was created, whether it is disabled, its webhooks,
-    /// tokens and own quotas (`-`: the server's setting).
+    /// tokens, own quotas and retention (`-`: the server's setting).
     List {
         #[command(flatten)]
         store: StoreArgs,
@@ -62,6 +66,47 @@ pub enum SpaceCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Set how long a space's history is kept, over the server's `retention` and
+    /// `payload_retention`; `default` returns one to the setting. Durations as
+    /// `90s`, `12h`, `7d`.
+    SetRetention {
+        /// The space, `spc-…`.
+        #[arg(long)]
+        space: String,
+        /// Events whose deliveries have all finished are deleted this long after publishing.
+        #[arg(long, value_name = "DURATION|default", value_parser = parse_retention)]
+        retention: Option<RetentionValue>,
+        /// Events' data and response bodies are dropped this long after publishing
+        /// (shorter than the retention).
+        #[arg(long, value_name = "DURATION|default", value_parser = parse_retention)]
+        payload_retention: Option<RetentionValue>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// A retention as given: a duration, or `None` for the server's setting.
+#[derive(Clone, Copy, Debug)]
+pub struct RetentionValue(Option<Duration>);
+
+fn parse_retention(text: &str) -> Result<RetentionValue, String> {
+    match text {
+        "default" => Ok(RetentionValue(None)),
+        duration => match parse_duration(duration) {
+            Some(duration) if !duration.is_zero() => Ok(RetentionValue(Some(duration))),
+            _ => Err("must be a duration such as 90s, 12h or 7d, or `default`".to_owned()),
+        },
+    }
+}
+
+/// A duration in the largest unit that keeps it whole, as `parse_duration` reads it.
+fn show_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
+    match units.iter().find(|(size, _)| millis.is_multiple_of(*size)) {
+        Some((size, unit)) => format!("{}{unit}", millis / size),
+        None => format!("{millis}ms"),
+    }
 }
 
 /// A quota as given: a number, or `None` for the server's setting.
@@ -114,7 +159,49 @@ pub async fn space(command: SpaceCommand, matches: &ArgMatches) -> anyhow::Resul
             }
             println!("quotas of {space} set");
         }
+        SpaceCommand::SetRetention {
+            space,
+            retention,
+            payload_retention,
+            store,
+        } => {
+            let change = RetentionChange {
+                retention: retention.map(|v| v.0),
+                payload_retention: payload_retention.map(|v| v.0),
+            };
+            set_retention(&space, change, store, matches).await?;
+        }
     }
+    Ok(())
+}
+
+async fn set_retention(
+    space: &str,
+    change: RetentionChange,
+    store: StoreArgs,
+    matches: &ArgMatches,
+) -> anyhow::Result<()> {
+    let space = space_id(space)?;
+    if change == RetentionChange::default() {
+        bail!("give at least one of --retention, --payload-retention");
+    }
+    let store = store.open(matches).await?;
+    let Some(current) = store.list_spaces().await?.into_iter().find(|s| s.id == space) else {
+        bail!("there is no space {space}");
+    };
+    let retention = change.retention.unwrap_or(current.retention.retention);
+    let payload_retention = change.payload_retention.unwrap_or(current.retention.payload_retention);
+    if let Some(retention) = retention {
+        let policy = RetentionPolicy {
+            retention,
+            payload_retention,
+        };
+        policy.check().map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    }
+    if !store.set_space_retention(&space, &change).await? {
+        bail!("there is no space {space}");
+    }
+    println!("retention of {space} set");
     Ok(())
 }
 
@@ -132,6 +219,7 @@ async fn set_disabled(space: &str, disabled: bool, store: StoreArgs, matches: &A
 
 fn space_table(spaces: &[SpaceSummary]) {
     let quota = |value: Option<u32>| value.map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let kept = |value: Option<Duration>| value.map_or_else(|| "-".to_owned(), show_duration);
     let rows: Vec<Vec<String>> = spaces
         .iter()
         .map(|s| {
@@ -149,6 +237,8 @@ fn space_table(spaces: &[SpaceSummary]) {
                 quota(max_webhooks),
                 quota(max_publish_rate),
                 quota(max_fan_out),
+                kept(s.retention.retention),
+                kept(s.retention.payload_retention),
             ]
         })
         .collect();
@@ -162,6 +252,8 @@ fn space_table(spaces: &[SpaceSummary]) {
             "MAX WEBHOOKS",
             "MAX PUBLISH RATE",
             "MAX FAN-OUT",
+            "RETENTION",
+            "PAYLOAD RETENTION",
         ],
         &rows,
     );

@@ -46,7 +46,12 @@ pub struct EventOut<'a> {
     id: &'a str,
     name: &'a str,
     object: &'a EventObject,
-    data: &'a RawValue,
+    /// Absent once removed (payload retention or erasure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a RawValue>,
+    data_removed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_remove_time: Option<String>,
     create_time: String,
     delivery_count: u32,
 }
@@ -57,7 +62,9 @@ impl<'a> EventOut<'a> {
             id: event.id.as_str(),
             name: &event.name,
             object: &event.object,
-            data: &event.data,
+            data: Some(&event.data),
+            data_removed: false,
+            data_remove_time: None,
             create_time: event.create_time.to_rfc3339(),
             delivery_count,
         }
@@ -66,7 +73,13 @@ impl<'a> EventOut<'a> {
 
 impl<'a> From<&'a StoredEvent> for EventOut<'a> {
     fn from(stored: &'a StoredEvent) -> Self {
-        Self::new(&stored.event, stored.delivery_count)
+        let mut out = Self::new(&stored.event, stored.delivery_count);
+        if let Some(at) = stored.data_remove_time {
+            out.data = None;
+            out.data_removed = true;
+            out.data_remove_time = Some(at.to_rfc3339());
+        }
+        out
     }
 }
 
@@ -163,12 +176,20 @@ async fn replay_publish(
             ))
         }
     };
-    // Saved in the transaction that saved the record, and events are never deleted.
+    // Saved in the transaction that saved the record; gone only if its retention,
+    // shorter than the key's window, deleted it.
     let stored = state
         .store
         .get_event(space, &id)
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("event {id} of an idempotency record is missing").into()))?;
+        .ok_or(ApiError::IdempotencyConflict(
+            "the event published with this Idempotency-Key was deleted by retention; publish with a new key",
+        ))?;
+    if stored.data_remove_time.is_some() {
+        return Err(ApiError::IdempotencyConflict(
+            "the event published with this Idempotency-Key had its data removed; publish with a new key",
+        ));
+    }
     if compare_with_event && !asked.same_content(&stored.event) {
         return Err(idempotency::CONFLICT);
     }

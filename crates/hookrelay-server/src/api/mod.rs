@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod deliveries;
+pub mod erasures;
 pub mod events;
 mod health;
 pub mod metrics;
@@ -36,6 +37,7 @@ pub fn route_table() -> RouteTable {
         deliveries::routes,
         alerts::routes,
         tokens::routes,
+        erasures::routes,
     ];
     resources
         .into_iter()

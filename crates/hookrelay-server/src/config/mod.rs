@@ -144,4 +144,6 @@ pub struct Config {
     pub http: HttpLimits,
     /// The quotas of spaces without their own.
     pub quotas: Quotas,
+    /// How long history is kept, and how often the cleaner runs.
+    pub retention: crate::retention::RetentionConfig,
 }

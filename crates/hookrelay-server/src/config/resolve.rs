@@ -15,10 +15,13 @@ use hookrelay_core::{EventCatalog, SpaceId};
 use hookrelay_store::{DatabaseLocation, OpenOptions};
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
+use super::PositiveDuration;
 use super::{Bootstrap, Config, ConfigError, MasterKeySource, Secret, ServeSettings, Settings, StoreSettings};
 use crate::alerter::{AlerterConfig, SmtpSettings};
 use crate::delivery::DeliveryConfig;
 use crate::serving::HttpLimits;
+use crate::retention::RetentionConfig;
+use hookrelay_core::retention::RetentionPolicy;
 
 /// How often an idle engine looks for work nobody told it about. On SQLite every
 /// change comes through this process and wakes the engine at once, so this is a
@@ -54,6 +57,7 @@ impl Settings {
                 max_publish_rate: serve.max_publish_rate.get(),
                 max_fan_out: serve.max_fan_out.get(),
             },
+            retention: retention(&serve)?,
             alerter: AlerterConfig {
                 smtp: smtp(&serve)?,
                 retry_schedule: serve.alert_retry_schedule.get().clone(),
@@ -199,6 +203,18 @@ fn delivery(serve: &ServeSettings) -> Result<DeliveryConfig, ConfigError> {
             disable_after: serve.auto_disable_after.get(),
         },
         liveness,
+    })
+}
+
+fn retention(serve: &ServeSettings) -> Result<RetentionConfig, ConfigError> {
+    let policy = RetentionPolicy {
+        retention: serve.retention.get(),
+        payload_retention: serve.payload_retention.map(PositiveDuration::get),
+    };
+    policy.check().map_err(|reason| invalid("payload_retention", reason))?;
+    Ok(RetentionConfig {
+        policy,
+        interval: serve.cleaner_interval.get(),
     })
 }
 

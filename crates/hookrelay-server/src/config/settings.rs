@@ -325,6 +325,27 @@ pub struct ServeSettings {
     /// quota_exceeded and nothing is stored.
     #[arg(long, env = "HOOKRELAY_MAX_FAN_OUT", value_name = "N", default_value = "1000")]
     pub max_fan_out: NonZeroU32,
+
+    /// Events whose deliveries have all finished are deleted, with their deliveries and
+    /// attempts, this long after they were published, unless an operator set the
+    /// space's own (`hookrelay space set-retention`).
+    #[arg(long, env = "HOOKRELAY_RETENTION", value_name = "DURATION", default_value = "30d")]
+    pub retention: PositiveDuration,
+
+    /// Events' data and their attempts' response bodies are dropped this long after
+    /// publishing (once their deliveries have finished), the rest kept until
+    /// `retention`; shorter than it. Unset: kept as long as the event.
+    #[arg(long, env = "HOOKRELAY_PAYLOAD_RETENTION", value_name = "DURATION")]
+    pub payload_retention: Option<PositiveDuration>,
+
+    /// How often the cleaner looks for history past its retention.
+    #[arg(
+        long,
+        env = "HOOKRELAY_CLEANER_INTERVAL",
+        value_name = "DURATION",
+        default_value = "60s"
+    )]
+    pub cleaner_interval: PositiveDuration,
 }
 
 /// Every setting of `serve`.

@@ -18,6 +18,7 @@
 //! `tokens` the token operations and schemas and the scopes.
 
 mod bodies;
+mod erasures;
 mod params;
 mod paths;
 mod responses;
@@ -31,6 +32,7 @@ use hookrelay_core::delivery::{DeliveryStatus, ErrorKind};
 use hookrelay_core::{ApiRelease, EventCatalog};
 use serde_json::{json, Value};
 
+use erasures::*;
 use paths::*;
 use schemas::*;
 use tokens::*;
@@ -44,6 +46,7 @@ const ERROR_REF: &str = "#/components/schemas/ErrorEnvelope";
 const TOKEN_REF: &str = "#/components/schemas/Token";
 const CREATED_TOKEN_REF: &str = "#/components/schemas/CreatedToken";
 const SCOPE_REF: &str = "#/components/schemas/Scope";
+const ERASURE_REF: &str = "#/components/schemas/Erasure";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
 /// events.
@@ -69,6 +72,10 @@ pub fn document(catalog: &EventCatalog) -> Value {
             {
                 "name": "Token",
                 "description": "The space's access tokens: created with scopes, listed, revoked.",
+            },
+            {
+                "name": "Erasure",
+                "description": "Erasing the data of an object's events on request (GDPR), and the records of it.",
             },
             { "name": "Meta", "description": "Health and self-description; no token needed." },
         ],
@@ -97,6 +104,11 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "post": create_token(),
             },
             "/v1/tokens/{id}": { "delete": revoke_token() },
+            "/v1/erasures": {
+                "get": list_erasures(),
+                "post": create_erasure(),
+            },
+            "/v1/erasures/{id}": { "get": get_erasure() },
             "/healthz": { "get": healthz() },
             "/openapi.json": { "get": openapi_json() },
             "/metrics": { "get": metrics() },
@@ -112,6 +124,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "Token": token_schema(false),
                 "CreatedToken": token_schema(true),
                 "Scope": scope_schema(),
+                "Erasure": erasure_schema(),
             },
             "securitySchemes": {
                 "bearerAuth": {

@@ -188,7 +188,8 @@ pub(super) fn retry_delivery() -> Value {
         "summary": "Retry Webhook Delivery",
         "description": "Schedule another attempt of a delivery now, whatever its status: it becomes `pending`, due \
             at once. Its attempt count and attempt log carry on, so if this attempt fails it is retried again \
-            only while the retry schedule has attempts left. The webhook must be enabled. Takes no body and no \
+            only while the retry schedule has attempts left. The webhook must be enabled, and the event must still \
+            have its data (not removed by payload retention or an erasure). Takes no body and no \
             Idempotency-Key. Returns the delivery without `attempts`.",
         "operationId": "RetryWebhookDelivery",
         "parameters": [
@@ -199,7 +200,7 @@ pub(super) fn retry_delivery() -> Value {
         ],
         "responses": responses(
             success_envelope(json!({ "result": { "$ref": DELIVERY_REF } })),
-            &[InvalidRequest, Unauthenticated, Forbidden, DeliveryNotFound, WebhookDisabled],
+            &[InvalidRequest, Unauthenticated, Forbidden, DeliveryNotFound, RetryRefused],
         ),
     })
 }

@@ -23,11 +23,14 @@ pub(super) enum Failure {
     /// No such webhook, or no such delivery of it.
     DeliveryNotFound,
     TokenNotFound,
+    ErasureNotFound,
     IdempotencyConflict,
     /// A creating POST whose key was used for another request, or that would exceed a
     /// quota.
     ConflictOrQuota,
     WebhookDisabled,
+    /// A retry: the webhook is disabled, or the delivery's event has no data any more.
+    RetryRefused,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -42,8 +45,8 @@ impl Failure {
             InvalidRequest | InvalidBody => 400,
             Unauthenticated => 401,
             Forbidden => 403,
-            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound => 404,
-            IdempotencyConflict | ConflictOrQuota | WebhookDisabled => 409,
+            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound | ErasureNotFound => 404,
+            IdempotencyConflict | ConflictOrQuota | WebhookDisabled | RetryRefused => 409,
             RequestTimeout => 408,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -58,10 +61,11 @@ impl Failure {
             InvalidBody => &["validation_failed", "invalid_json"],
             Unauthenticated => &["unauthenticated"],
             Forbidden => &["forbidden", "insufficient_scope", "space_disabled"],
-            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound => &["not_found"],
+            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound | ErasureNotFound => &["not_found"],
             IdempotencyConflict => &["idempotency_conflict"],
             ConflictOrQuota => &["idempotency_conflict", "quota_exceeded"],
             WebhookDisabled => &["webhook_disabled"],
+            RetryRefused => &["webhook_disabled", "event_data_removed"],
             PayloadTooLarge => &["payload_too_large"],
             UnsupportedMediaType => &["unsupported_media_type"],
             RateLimited => &["rate_limited"],
@@ -92,6 +96,7 @@ impl Failure {
                 "The space has no webhook with this id, or the webhook has no delivery with this id.".to_owned()
             }
             TokenNotFound => "The space has no token with this id (or it was revoked).".to_owned(),
+            ErasureNotFound => "The space has no erasure with this id.".to_owned(),
             IdempotencyConflict => "The Idempotency-Key was already used for a different request, or the request \
                 that used it is still in progress."
                 .to_owned(),
@@ -100,6 +105,10 @@ impl Failure {
                 past a quota, named with its value in the message (`quota_exceeded`)."
                 .to_owned(),
             WebhookDisabled => "The webhook is disabled; enable it first.".to_owned(),
+            RetryRefused => "The webhook is disabled; enable it first (`webhook_disabled`). Or the delivery's \
+                event has no data any more, removed by payload retention or an erasure: there is nothing to send \
+                (`event_data_removed`)."
+                .to_owned(),
             PayloadTooLarge => format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
             UnsupportedMediaType => "The request body is not sent with Content-Type: application/json.".to_owned(),
             RequestTimeout => "The request was not received and answered within the server's \

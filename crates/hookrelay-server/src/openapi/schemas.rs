@@ -81,7 +81,7 @@ pub(super) fn webhook_schema() -> Value {
 pub(super) fn event_schema() -> Value {
     json!({
         "title": "Event",
-        "required": ["id", "name", "object", "data", "createTime", "deliveryCount"],
+        "required": ["id", "name", "object", "dataRemoved", "createTime", "deliveryCount"],
         "type": "object",
         "properties": {
             "id": {
@@ -99,7 +99,20 @@ pub(super) fn event_schema() -> Value {
                 "example": "payment.completed",
             },
             "object": event_object_schema("The resource the event is about."),
-            "data": { "type": "object", "description": "The object as the producer published it." },
+            "data": {
+                "type": "object",
+                "description": "The object as the producer published it; absent once removed (`dataRemoved`).",
+            },
+            "dataRemoved": {
+                "type": "boolean",
+                "description": "Whether the event's data was removed, by payload retention or an erasure: the \
+                    event and its delivery history stay, without `data` and without response bodies.",
+            },
+            "dataRemoveTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the data was removed; present only then.",
+            },
             "createTime": {
                 "type": "string",
                 "description": "Timestamp when the event was published.",

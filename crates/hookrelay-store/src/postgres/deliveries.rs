@@ -36,6 +36,23 @@ impl DeliveryStore for PostgresStore {
         id: &DeliveryId,
         now: Timestamp,
     ) -> Result<Option<Delivery>, StoreError> {
+        // The event's row is locked (FOR SHARE) so that an erasure cannot remove its data
+        // between this check and the update.
+        let mut tx = self.pool.begin().await?;
+        let removed: Option<bool> = sqlx::query_scalar(
+            "SELECT e.data_remove_time IS NOT NULL FROM deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.id = $1 AND d.webhook_id = $2 AND d.space_id = $3 FOR SHARE OF e",
+        )
+        .bind(id.as_str())
+        .bind(webhook.as_str())
+        .bind(space.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        match removed {
+            None => return Ok(None),
+            Some(true) => return Err(StoreError::EventDataRemoved),
+            Some(false) => {}
+        }
         let row = sqlx::query(&format!(
             "WITH retried AS (
                  UPDATE deliveries SET status = 'pending', next_attempt_time = $1, update_time = $1
@@ -48,8 +65,9 @@ impl DeliveryStore for PostgresStore {
         .bind(id.as_str())
         .bind(webhook.as_str())
         .bind(space.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         let Some(row) = row else {
             return Ok(None);
         };

@@ -52,11 +52,13 @@ mod idempotency;
 mod nodes;
 mod notify;
 mod record;
+mod retention;
 mod spaces;
 mod tokens;
 mod webhooks;
 
 use notify::WorkNotifier;
+pub use retention::CLEANER_LOCK;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -5,7 +5,7 @@ use hookrelay_core::{SpaceId, Timestamp};
 
 use super::notify::WORK_CHANNEL;
 use super::PostgresStore;
-use crate::{QuotaChange, SpaceStore, StoreError};
+use crate::{QuotaChange, RetentionChange, SpaceStore, StoreError};
 
 /// Creates the space `$1` at `$2` unless it exists.
 pub(super) const ENSURE_SPACE: &str = "INSERT INTO spaces (id, create_time) VALUES ($1, $2) ON CONFLICT DO NOTHING";
@@ -60,6 +60,24 @@ impl SpaceStore for PostgresStore {
         .bind(rate.1)
         .bind(fan_out.0)
         .bind(fan_out.1)
+        .bind(space.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(changed.rows_affected() == 1)
+    }
+
+    async fn set_space_retention(&self, space: &SpaceId, change: &RetentionChange) -> Result<bool, StoreError> {
+        let [retention, payload] = change.columns();
+        let changed = sqlx::query(
+            "UPDATE spaces SET
+                 retention_micros = CASE WHEN $1 THEN $2 ELSE retention_micros END,
+                 payload_retention_micros = CASE WHEN $3 THEN $4 ELSE payload_retention_micros END
+             WHERE id = $5",
+        )
+        .bind(retention.0)
+        .bind(retention.1)
+        .bind(payload.0)
+        .bind(payload.1)
         .bind(space.as_str())
         .execute(&self.pool)
         .await?;

@@ -7,16 +7,18 @@ use async_trait::async_trait;
 use hookrelay_core::access::{AccessToken, Grant};
 use hookrelay_core::alert::Alert;
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
+use hookrelay_core::retention::Erasure;
 use hookrelay_core::seal::SecretCipher;
-use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp, Webhook, WebhookId};
+use hookrelay_core::{DeliveryId, ErasureId, EventId, SpaceId, Timestamp, Webhook, WebhookId};
 
 pub(crate) use pool::{Arg, ReadPool};
 
 use crate::rows::Columns;
 use crate::rows::{
-    decode_access_token, decode_alert, decode_attempt, decode_delivery, decode_event, decode_grant, decode_idempotency,
-    decode_node, decode_space, decode_webhook, page, ALERT_COLUMNS, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, EVENT_COLUMNS,
-    GRANT_COLUMNS, NODE_COLUMNS, SPACE_COLUMNS, TOKEN_COLUMNS, WEBHOOK_COLUMNS,
+    decode_access_token, decode_alert, decode_attempt, decode_delivery, decode_erasure, decode_event, decode_grant,
+    decode_idempotency, decode_node, decode_space, decode_webhook, page, ALERT_COLUMNS, ATTEMPT_COLUMNS,
+    DELIVERY_COLUMNS, ERASURE_COLUMNS, EVENT_COLUMNS, GRANT_COLUMNS, NODE_COLUMNS, SPACE_COLUMNS, TOKEN_COLUMNS,
+    WEBHOOK_COLUMNS,
 };
 use crate::{
     Backlog, DeliveryDetail, IdempotencyRecord, NodeRecord, Page, ReadStore, SpaceSummary, StoreError, StoredEvent,
@@ -210,6 +212,27 @@ impl<B: ReadingBackend> ReadStore for B {
         ];
         let rows = self.read_pool().fetch_all(&sql, &args).await?;
         page(rows, limit, decode_alert)
+    }
+
+    async fn list_erasures(
+        &self,
+        space: &SpaceId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Erasure>, StoreError> {
+        let sql = format!(
+            "SELECT {ERASURE_COLUMNS} FROM erasures WHERE space_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        );
+        let args = [Arg::Text(space.as_str()), before(after), one_more(limit)];
+        let rows = self.read_pool().fetch_all(&sql, &args).await?;
+        page(rows, limit, decode_erasure)
+    }
+
+    async fn get_erasure(&self, space: &SpaceId, id: &ErasureId) -> Result<Option<Erasure>, StoreError> {
+        let sql = format!("SELECT {ERASURE_COLUMNS} FROM erasures WHERE id = $1 AND space_id = $2");
+        let args = [Arg::Text(id.as_str()), Arg::Text(space.as_str())];
+        let row = self.read_pool().fetch_optional(&sql, &args).await?;
+        row.as_ref().map(decode_erasure).transpose()
     }
 
     async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {

@@ -101,6 +101,7 @@ pub(crate) fn decode_event(row: &impl Columns) -> Result<StoredEvent, StoreError
         )?,
         delivery_count: u32::try_from(delivery_count)
             .map_err(|_| corrupt("delivery count", &delivery_count.to_string()))?,
+        data_remove_time: row.opt_int("data_remove_time")?.map(Timestamp::from_micros),
     })
 }
 

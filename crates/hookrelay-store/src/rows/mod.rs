@@ -5,10 +5,12 @@
 //! sealed value written by one context and opened with another would never open).
 
 mod decode;
+mod erasure;
 mod seal;
 mod tenancy;
 
 pub(crate) use decode::*;
+pub(crate) use erasure::*;
 pub(crate) use seal::*;
 pub(crate) use tenancy::*;
 
@@ -20,7 +22,7 @@ use crate::{Page, StoreError};
 
 /// The columns of `events` that [`decode_event`] reads.
 pub(crate) const EVENT_COLUMNS: &str =
-    "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time, trace_parent";
+    "seq, id, space_id, name, object_id, object_type, data, delivery_count, create_time, trace_parent, data_remove_time";
 /// The columns of a `deliveries d` joined with its `events e` that [`decode_delivery`] reads.
 pub(crate) const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.space_id, d.webhook_id, d.event_id, e.name AS event_name, \
      d.status, d.attempt_count, d.next_attempt_time, d.create_time, d.update_time";

@@ -2,6 +2,7 @@
 
 use hookrelay_core::access::{AccessToken, Grant, Scopes};
 use hookrelay_core::quota::QuotaOverrides;
+use hookrelay_core::retention::SpaceRetention;
 use hookrelay_core::{SpaceId, Timestamp, TokenId};
 
 use super::decode::id;
@@ -20,7 +21,7 @@ pub(crate) const GRANT_COLUMNS: &str = "t.id, t.space_id, t.token_digest, t.scop
 /// The columns of `spaces s` that [`decode_space`] reads, with its webhooks and tokens
 /// counted.
 pub(crate) const SPACE_COLUMNS: &str = "s.id, s.create_time, s.disabled, s.max_webhooks, s.max_publish_rate, \
-     s.max_fan_out, (SELECT COUNT(*) FROM webhooks w WHERE w.space_id = s.id) AS webhooks, \
+     s.max_fan_out, s.retention_micros, s.payload_retention_micros, (SELECT COUNT(*) FROM webhooks w WHERE w.space_id = s.id) AS webhooks, \
      (SELECT COUNT(*) FROM access_tokens t WHERE t.space_id = s.id) AS tokens";
 
 fn scopes(row: &impl Columns) -> Result<Scopes, StoreError> {
@@ -30,6 +31,13 @@ fn scopes(row: &impl Columns) -> Result<Scopes, StoreError> {
 
 fn opt_time(row: &impl Columns, column: &str) -> Result<Option<Timestamp>, StoreError> {
     Ok(row.opt_int(column)?.map(Timestamp::from_micros))
+}
+
+/// A nullable duration column in microseconds; a negative one reads as zero.
+fn opt_duration(row: &impl Columns, column: &str) -> Result<Option<std::time::Duration>, StoreError> {
+    Ok(row
+        .opt_int(column)?
+        .map(|micros| std::time::Duration::from_micros(u64::try_from(micros).unwrap_or(0))))
 }
 
 /// A nullable quota column; a value beyond `u32` reads as the largest.
@@ -83,6 +91,10 @@ pub(crate) fn decode_space(row: &impl Columns) -> Result<SpaceSummary, StoreErro
         create_time: Timestamp::from_micros(row.int("create_time")?),
         disabled: row.flag("disabled")?,
         quotas: quotas(row)?,
+        retention: SpaceRetention {
+            retention: opt_duration(row, "retention_micros")?,
+            payload_retention: opt_duration(row, "payload_retention_micros")?,
+        },
         webhooks: count("webhooks")?,
         tokens: count("tokens")?,
     })

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use hookrelay_core::delivery::Delivery;
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, WebhookId};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::SqliteStore;
 use crate::rows::{decode_delivery, DELIVERY_COLUMNS};
@@ -34,17 +34,24 @@ impl DeliveryStore for SqliteStore {
         let updated = self
             .writer
             .write(move |connection| {
-                let updated = connection.execute(
-                    "UPDATE deliveries SET status = 'pending', next_attempt_time = ?1, update_time = ?1
-                     WHERE id = ?2 AND webhook_id = ?3 AND space_id = ?4",
-                    params![
-                        now.as_micros(),
-                        delivery_id.as_str(),
-                        webhook_id.as_str(),
-                        space_id.as_str()
-                    ],
+                let removed: Option<bool> = connection
+                    .query_row(
+                        "SELECT e.data_remove_time IS NOT NULL FROM deliveries d JOIN events e ON e.id = d.event_id
+                         WHERE d.id = ?1 AND d.webhook_id = ?2 AND d.space_id = ?3",
+                        params![delivery_id.as_str(), webhook_id.as_str(), space_id.as_str()],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                match removed {
+                    None => return Ok(false),
+                    Some(true) => return Err(StoreError::EventDataRemoved),
+                    Some(false) => {}
+                }
+                connection.execute(
+                    "UPDATE deliveries SET status = 'pending', next_attempt_time = ?1, update_time = ?1 WHERE id = ?2",
+                    params![now.as_micros(), delivery_id.as_str()],
                 )?;
-                Ok(updated > 0)
+                Ok(true)
             })
             .await?;
         if !updated {

@@ -7,6 +7,9 @@ use rusqlite::{params, Connection};
 use super::SqliteStore;
 use crate::{IdempotencyRecord, IdempotencyStore, StoreError, IDEMPOTENCY_WINDOW_MICROS};
 
+/// Records one pruning write deletes at most.
+const PRUNE_BATCH: u64 = 500;
+
 /// Saves an idempotency record (its body sealed: `rows::seal_idempotency`) in the
 /// current transaction; a live record for the same key makes it fail with
 /// [`StoreError::IdempotencyKeyTaken`], before it changes anything.
@@ -38,14 +41,25 @@ pub(super) fn save_idempotency(connection: &Connection, record: &IdempotencyReco
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
     async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError> {
-        self.writer
-            .write(move |connection| {
-                let deleted = connection.execute(
-                    "DELETE FROM idempotency_keys WHERE create_time < ?",
-                    [before.as_micros()],
-                )?;
-                Ok(deleted as u64)
-            })
-            .await
+        // In batches, each a write of its own: publishes wait behind one batch at most.
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .writer
+                .write_without_savepoint(move |connection| {
+                    let deleted = connection
+                        .prepare_cached(
+                            "DELETE FROM idempotency_keys WHERE rowid IN (
+                                 SELECT rowid FROM idempotency_keys WHERE create_time < ?1 LIMIT ?2)",
+                        )?
+                        .execute(rusqlite::params![before.as_micros(), PRUNE_BATCH])?;
+                    Ok(deleted as u64)
+                })
+                .await?;
+            total += deleted;
+            if deleted < PRUNE_BATCH {
+                return Ok(total);
+            }
+        }
     }
 }

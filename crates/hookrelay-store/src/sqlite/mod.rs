@@ -31,6 +31,7 @@ mod health;
 mod idempotency;
 mod nodes;
 mod record;
+mod retention;
 mod spaces;
 mod staging;
 mod tokens;
@@ -85,6 +86,7 @@ impl SqliteStore {
             .foreign_keys(true);
         // Migrations run on a connection of their own, closed before the writer opens.
         let mut migrating = options.clone().connect().await?;
+        enable_incremental_vacuum(&mut migrating, path).await?;
         MIGRATOR.run(&mut migrating).await?;
         migrating.close().await?;
         let writer = Writer::start(open_writer(path, synchronous)?)?;
@@ -105,6 +107,30 @@ impl SqliteStore {
     }
 }
 
+/// Makes the file give freed pages back when asked (`PRAGMA incremental_vacuum`, run by
+/// the retention cleaner). A file made before this mode needs one full `VACUUM`, which
+/// rewrites it whole (and needs as much free disk again) once; a new file costs nothing.
+async fn enable_incremental_vacuum(connection: &mut sqlx::SqliteConnection, path: &Path) -> Result<(), StoreError> {
+    const INCREMENTAL: i64 = 2;
+    let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+        .fetch_one(&mut *connection)
+        .await?;
+    if mode == INCREMENTAL {
+        return Ok(());
+    }
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&mut *connection)
+        .await?;
+    if pages > 0 {
+        tracing::info!(path = %path.display(), pages, "rewriting the database once so it can give freed space back (VACUUM)");
+    }
+    sqlx::query("PRAGMA auto_vacuum = INCREMENTAL")
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query("VACUUM").execute(&mut *connection).await?;
+    Ok(())
+}
+
 /// Opens the writer's connection, which makes every commit: with FULL synchronisation in
 /// WAL mode it syncs the log before a commit returns, so what the writer answers
 /// survives a power cut; with NORMAL only a killed process, never corrupting the file.
@@ -118,12 +144,15 @@ fn open_writer(path: &Path, synchronous: SqliteSynchronous) -> Result<Connection
         // The writer never checkpoints: a checkpoint in a commit would hold up every
         // write queued behind it; a connection of its own does it in the background.
         // Most writes in a group run in a savepoint, whose journal SQLite would spill to
-        // a temporary file past 64 KiB; in memory it is a copy, not a write.
+        // a temporary file past 64 KiB; in memory it is a copy, not a write. A log that
+        // a burst grew past 64 MiB is cut back to it when it starts over, so the space
+        // the retention cleaner gives back is not held by the log instead.
         "PRAGMA journal_mode = WAL;
          PRAGMA foreign_keys = ON;
          PRAGMA wal_autocheckpoint = 0;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -16384;",
+         PRAGMA cache_size = -16384;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
     connection.pragma_update(None, "synchronous", synchronous.as_str())?;
     Ok(connection)

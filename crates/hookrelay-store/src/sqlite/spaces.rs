@@ -5,7 +5,7 @@ use hookrelay_core::{SpaceId, Timestamp};
 use rusqlite::{params, Connection};
 
 use super::SqliteStore;
-use crate::{QuotaChange, SpaceStore, StoreError};
+use crate::{QuotaChange, RetentionChange, SpaceStore, StoreError};
 
 /// Creates the space unless it exists; whether it was created.
 pub(super) fn ensure_space(connection: &Connection, space: &SpaceId, now: Timestamp) -> Result<bool, StoreError> {
@@ -64,6 +64,23 @@ impl SpaceStore for SqliteStore {
                         fan_out.1,
                         space.as_str()
                     ],
+                )?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
+    async fn set_space_retention(&self, space: &SpaceId, change: &RetentionChange) -> Result<bool, StoreError> {
+        let space = space.clone();
+        let [retention, payload] = change.columns();
+        self.writer
+            .write_without_savepoint(move |connection| {
+                let changed = connection.execute(
+                    "UPDATE spaces SET
+                         retention_micros = CASE WHEN ?1 THEN ?2 ELSE retention_micros END,
+                         payload_retention_micros = CASE WHEN ?3 THEN ?4 ELSE payload_retention_micros END
+                     WHERE id = ?5",
+                    params![retention.0, retention.1, payload.0, payload.1, space.as_str()],
                 )?;
                 Ok(changed == 1)
             })

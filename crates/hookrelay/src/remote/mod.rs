@@ -1,8 +1,9 @@
 //! The commands that call a running server through the SDK, one module per resource:
-//! `webhook`, `events`, `deliveries`, `tokens`. Connection settings come from flags or
+//! `webhook`, `events`, `deliveries`, `tokens`, `erasures`. Connection settings come from flags or
 //! `HOOKRELAY_URL`, `HOOKRELAY_SPACE_ID` and `HOOKRELAY_TOKEN`.
 
 mod deliveries;
+mod erasures;
 mod events;
 mod tokens;
 mod webhook;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use crate::output;
 
 pub use deliveries::{deliveries, DeliveryArgs};
+pub use erasures::{erasures, ErasureArgs};
 pub use events::{events, EventArgs};
 pub use tokens::{tokens, TokenArgs};
 pub use webhook::{webhook, WebhookArgs};

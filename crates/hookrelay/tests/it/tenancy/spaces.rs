@@ -54,10 +54,11 @@ async fn operators_create_spaces_and_their_tokens_and_revoke_them() {
     let generated = operate(&server, &["space", "create"]).await;
     assert!(generated.trim().starts_with("spc-"), "{generated}");
     let listed = operate(&server, &["space", "list"]).await;
-    // ID, CREATED, DISABLED, WEBHOOKS, TOKENS and three quotas (the server's: `-`).
+    // ID, CREATED, DISABLED, WEBHOOKS, TOKENS, three quotas and two retentions (the
+    // server's: `-`).
     assert_eq!(
         row(&listed, "spc-cli")[2..],
-        ["no", "0", "0", "-", "-", "-"],
+        ["no", "0", "0", "-", "-", "-", "-", "-"],
         "{listed}"
     );
 
