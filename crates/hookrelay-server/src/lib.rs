@@ -12,8 +12,8 @@ pub mod error;
 pub mod idempotency;
 pub mod openapi;
 pub mod request;
-pub mod serving;
 pub mod retention;
+pub mod serving;
 pub mod state;
 pub mod telemetry;
 

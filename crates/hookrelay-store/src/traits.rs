@@ -19,8 +19,7 @@ use hookrelay_core::{
 
 use crate::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
-    IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RetentionChange, SpaceSummary, StoreError,
-    StoredEvent,
+    IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RetentionChange, SpaceSummary, StoreError, StoredEvent,
 };
 
 /// Spaces, the tenants: created, disabled and given quotas by operators.

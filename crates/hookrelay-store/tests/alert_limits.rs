@@ -112,6 +112,7 @@ async fn failing_alerts(store: &dyn Store, count: usize, alert_emails: &[&str]) 
         },
         data: RawValue::from_string("{}".into()).unwrap(),
         create_time: Timestamp::from_micros(T0),
+        trace_parent: None,
     };
     store.publish_event(&event, None).await.unwrap();
     let claimed = store

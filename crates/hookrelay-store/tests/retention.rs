@@ -29,6 +29,7 @@ fn event(space: &SpaceId, object: &str, data: String, at: Timestamp) -> Event {
         },
         data: RawValue::from_string(data).unwrap(),
         create_time: at,
+        trace_parent: None,
     }
 }
 

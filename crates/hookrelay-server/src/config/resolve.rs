@@ -19,8 +19,8 @@ use super::PositiveDuration;
 use super::{Bootstrap, Config, ConfigError, MasterKeySource, Secret, ServeSettings, Settings, StoreSettings};
 use crate::alerter::{AlerterConfig, SmtpSettings};
 use crate::delivery::DeliveryConfig;
-use crate::serving::HttpLimits;
 use crate::retention::RetentionConfig;
+use crate::serving::HttpLimits;
 use hookrelay_core::retention::RetentionPolicy;
 
 /// How often an idle engine looks for work nobody told it about. On SQLite every
