@@ -185,7 +185,15 @@ fn create_series() {
     }
     counter!(ALERTS_QUEUED).absolute(0);
     counter!(WEBHOOKS_AUTO_DISABLED).absolute(0);
-    gauge!(ATTEMPTS_IN_FLIGHT).set(0.0);
+    for name in [
+        ATTEMPTS_IN_FLIGHT,
+        DELIVERIES_DUE,
+        OLDEST_DUE_AGE,
+        WEBHOOKS_DISABLED,
+        BACKLOG_READ_OK,
+    ] {
+        gauge!(name).set(0.0);
+    }
     for result in ["success", "failure"] {
         drop(histogram!(ATTEMPT_DURATION, "result" => result));
     }
@@ -329,6 +337,23 @@ mod tests {
         assert_eq!(
             oldest_due_age(Some(Timestamp::from_micros(7_500_000)), now),
             Duration::from_millis(2500)
+        );
+    }
+
+    #[test]
+    fn every_metric_but_the_cleaners_is_exported_from_the_start() {
+        let text = install().render();
+        for name in ALL.iter().filter(|name| **name != RETENTION_DELETED) {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} missing from:\n{text}"
+            );
+        }
+        cleaner_progress(&[("events", 3), ("attempts", 0)]);
+        let text = install().render();
+        assert!(
+            text.contains(&format!("{RETENTION_DELETED}{{kind=\"events\"}} 3")),
+            "{text}"
         );
     }
 

@@ -260,6 +260,13 @@ async fn the_dashboard_and_alert_rules_use_only_exported_metrics() {
             "no {expected} alert in {alerts:?}"
         );
     }
+    let guide = std::fs::read_to_string(docs.join("../operations/metrics.md")).unwrap();
+    for family in scraped.family_names() {
+        assert!(
+            guide.contains(family),
+            "docs/operations/metrics.md does not describe {family}"
+        );
+    }
     for expr in &exprs {
         let names = scrape::metric_names_in(expr);
         assert!(!names.is_empty(), "{expr} names no hookrelay metric");
