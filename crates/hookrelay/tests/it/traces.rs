@@ -234,3 +234,21 @@ async fn without_an_otlp_endpoint_no_trace_context_is_stored() {
     .await;
     assert_eq!((events, traced), (1, 0));
 }
+
+#[tokio::test]
+async fn a_bad_otel_setting_stops_serve_naming_it() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let output = command(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "ten seconds")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("OTEL_EXPORTER_OTLP_TIMEOUT must be a whole number of milliseconds"),
+        "{stderr}"
+    );
+}
