@@ -86,16 +86,19 @@ pub enum DbOperation {
     FinishAlert,
     /// Counting the backlog for these metrics.
     Backlog,
+    /// Writing this node's heartbeat (one given up at the fence's limit counts its wait).
+    Heartbeat,
 }
 
 impl DbOperation {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Publish,
         Self::Claim,
         Self::Record,
         Self::ClaimAlerts,
         Self::FinishAlert,
         Self::Backlog,
+        Self::Heartbeat,
     ];
 
     /// The `operation` label.
@@ -107,6 +110,7 @@ impl DbOperation {
             Self::ClaimAlerts => "claim_alerts",
             Self::FinishAlert => "finish_alert",
             Self::Backlog => "backlog",
+            Self::Heartbeat => "heartbeat",
         }
     }
 }

@@ -237,6 +237,16 @@ async fn on_a_cluster_the_backlog_is_the_databases_and_counters_each_nodes() {
         1.0
     );
     assert_eq!(sum(&done, "hookrelay_attempts_in_flight", &[]), 0.0);
+    // Each node times its own heartbeats.
+    for url in &urls {
+        scrape_until(url, "a heartbeat timed", |s| {
+            s.value(
+                "hookrelay_db_operation_duration_seconds_count",
+                &[("operation", "heartbeat")],
+            ) >= 1.0
+        })
+        .await;
+    }
 }
 
 #[tokio::test]
