@@ -2506,3 +2506,73 @@ async fn a_server_whose_certificate_does_not_verify_is_refused() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_backlog_and_trace_context_read_alike_on_both_backends() {
+    with_database(|url| async move {
+        let (_dir, stores) = both_backends(&url).await;
+        for (backend, store) in stores {
+            let store = store.as_ref();
+            let empty = store.backlog(Timestamp::from_micros(T0)).await.unwrap();
+            assert_eq!(
+                (empty.due, empty.oldest_due, empty.disabled_webhooks),
+                (0, None, 0),
+                "{backend}"
+            );
+
+            let (space, hook) = space_with_webhook(store).await;
+            let mut first = event(&space, "payment.completed", T0);
+            first.trace_parent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned());
+            publish(store, &first).await;
+            publish(store, &event(&space, "payment.completed", T0 + 10 * SECOND)).await;
+            // At T0 + 5 s only the first is due, 5 s late; later both are, the oldest first.
+            let early = store.backlog(Timestamp::from_micros(T0 + 5 * SECOND)).await.unwrap();
+            assert_eq!(
+                (early.due, early.oldest_due),
+                (1, Some(Timestamp::from_micros(T0))),
+                "{backend}"
+            );
+            let late = store.backlog(Timestamp::from_micros(T0 + 20 * SECOND)).await.unwrap();
+            assert_eq!(
+                (late.due, late.oldest_due),
+                (2, Some(Timestamp::from_micros(T0))),
+                "{backend}"
+            );
+
+            // A claimed delivery is still due (in flight, not delivered), and its event
+            // carries the trace context it was published with.
+            let claimed = store
+                .claim_deliveries(&claim_at(T0 + 20 * SECOND, 1, 1, &[], "n"))
+                .await
+                .unwrap();
+            assert_eq!(claimed[0].event.trace_parent, first.trace_parent, "{backend}");
+            let claimed_backlog = store.backlog(Timestamp::from_micros(T0 + 20 * SECOND)).await.unwrap();
+            assert_eq!(claimed_backlog.due, 2, "{backend}");
+            let stored = store.get_event(&space, &first.id).await.unwrap().unwrap();
+            assert_eq!(stored.event.trace_parent, first.trace_parent, "{backend}");
+
+            // Succeeded: no longer due. Disabled by hand: counted, its deliveries cancelled.
+            let recorded = [result(&claimed[0], NextStep::Succeeded, Some(200), T0 + 21 * SECOND)];
+            store.record_attempts(&recorded, &POLICY).await.unwrap();
+            let after = store.backlog(Timestamp::from_micros(T0 + 22 * SECOND)).await.unwrap();
+            assert_eq!((after.due, after.disabled_webhooks), (1, 0), "{backend}");
+            let off = WebhookPatch {
+                enabled: Some(false),
+                ..WebhookPatch::default()
+            };
+            let now = Timestamp::from_micros(T0 + 23 * SECOND);
+            store
+                .update_webhook(&space, &hook.id, &off, now)
+                .await
+                .unwrap()
+                .unwrap();
+            let disabled = store.backlog(Timestamp::from_micros(T0 + 24 * SECOND)).await.unwrap();
+            assert_eq!(
+                (disabled.due, disabled.oldest_due, disabled.disabled_webhooks),
+                (0, None, 1),
+                "{backend}"
+            );
+        }
+    })
+    .await;
+}

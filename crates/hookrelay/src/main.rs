@@ -82,6 +82,21 @@ fn innermost(matches: &ArgMatches) -> &ArgMatches {
     }
 }
 
+/// Logs to stderr as `HOOKRELAY_LOG` filters them, and exports hookrelay's spans when
+/// `traces` is on.
+fn init_logging(traces: Option<&Traces>) {
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HOOKRELAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        );
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces.map(Traces::layer))
+        .init();
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // Kept beside the parse: the settings' layering asks it where each value came from.
@@ -92,24 +107,15 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(_) => Traces::from_env(),
         _ => Ok(None),
     };
-    let (traces, traces_error) = match traces {
-        Ok(traces) => (traces, None),
-        Err(error) => (None, Some(error)),
+    let traces = match traces {
+        Ok(traces) => traces,
+        Err(error) => {
+            init_logging(None);
+            output::print_error(&anyhow::Error::new(error));
+            return std::process::ExitCode::FAILURE;
+        }
     };
-    let logs = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HOOKRELAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        );
-    tracing_subscriber::registry()
-        .with(logs)
-        .with(traces.as_ref().map(|traces| traces.layer()))
-        .init();
-    if let Some(error) = traces_error {
-        output::print_error(&anyhow::Error::new(error));
-        return std::process::ExitCode::FAILURE;
-    }
+    init_logging(traces.as_ref());
     let leaf = innermost(&matches);
     let result = match cli.command {
         Command::Serve(args) => {

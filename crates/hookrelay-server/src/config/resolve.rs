@@ -3,6 +3,7 @@
 //! accept. Defaults are clap's; nothing here fills one in, except what depends on
 //! another setting (the key file beside the SQLite database).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,7 +45,7 @@ impl Settings {
             EventCatalog::with_extra(serve.events.iter().cloned()).map_err(|e| invalid("events", e.to_string()))?;
         Ok(Config {
             listen: serve.listen,
-            metrics_listen: serve.metrics_listen,
+            metrics_listen: metrics_listen(&serve)?,
             database,
             database_options,
             master_key,
@@ -72,6 +73,17 @@ impl Settings {
                 max_connections: serve.max_connections.get(),
             },
         })
+    }
+}
+
+/// The scrape's own address: not the API's (port 0 aside, which picks a free port).
+fn metrics_listen(serve: &ServeSettings) -> Result<Option<SocketAddr>, ConfigError> {
+    match serve.metrics_listen {
+        Some(address) if address == serve.listen && address.port() != 0 => Err(invalid(
+            "metrics_listen",
+            format!("must differ from `listen` ({address}): leave it unset to serve /metrics on the API's address"),
+        )),
+        address => Ok(address),
     }
 }
 
@@ -278,6 +290,23 @@ mod tests {
             max_connections: 1024,
         };
         assert_eq!(config.http, http);
+    }
+
+    #[test]
+    fn metrics_listen_must_differ_from_listen() {
+        let mut same = settings("sqlite://hookrelay.db");
+        same.serve.metrics_listen = Some(same.serve.listen);
+        let error = error_of(same);
+        assert!(
+            error.contains("`metrics_listen`") && error.contains("must differ from `listen`"),
+            "{error}"
+        );
+        let mut own = settings("sqlite://hookrelay.db");
+        own.serve.metrics_listen = Some("127.0.0.1:9090".parse().unwrap());
+        assert_eq!(
+            own.resolve().unwrap().metrics_listen,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use super::Wakeup;
 use crate::error_chain;
+use crate::telemetry::metrics::{self, DbOperation};
 
 /// How long a dead node's row stays, so that operators see it went.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
@@ -188,7 +189,8 @@ impl Beating {
     /// could not keep the node unfenced anyway.
     async fn beat(&mut self, liveness: Liveness) {
         let began = Instant::now();
-        let beat = tokio::time::timeout(liveness.fence_after(), self.store.beat(&self.node)).await;
+        let beat = tokio::time::timeout(liveness.fence_after(), self.store.beat(&self.node));
+        let beat = metrics::time_db(DbOperation::Heartbeat, beat).await;
         let error = match beat {
             Ok(Ok(dead)) => {
                 let was_fenced = !self.fence.may_start();

@@ -165,7 +165,7 @@ async fn attempt(shared: &Shared, target: &Target, delivery: &ClaimedDelivery, b
     let entry = &report.entry;
     let succeeded = matches!(next, NextStep::Succeeded);
     in_flight.finish(succeeded);
-    traces::attempt_answered(&span, report.entry.status_code, report.entry.error_kind);
+    traces::attempt_answered(&span, entry.status_code, entry.error_kind);
     tracing::debug!(
         delivery = %delivery.delivery_id,
         webhook = %delivery.webhook.id,

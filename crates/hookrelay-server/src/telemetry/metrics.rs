@@ -42,7 +42,7 @@ pub const RETENTION_DELETED: &str = "hookrelay_retention_deleted_total";
 /// Whether the last scrape could read the backlog (1) or not (0).
 pub const BACKLOG_READ_OK: &str = "hookrelay_backlog_read_ok";
 
-/// Every metric name, for the documentation's and dashboards' checks.
+/// Every metric name (a unit test checks that each is exported).
 pub const ALL: &[&str] = &[
     EVENTS_PUBLISHED,
     DELIVERIES,
@@ -86,16 +86,19 @@ pub enum DbOperation {
     FinishAlert,
     /// Counting the backlog for these metrics.
     Backlog,
+    /// Writing this node's heartbeat (one given up at the fence's limit counts its wait).
+    Heartbeat,
 }
 
 impl DbOperation {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Publish,
         Self::Claim,
         Self::Record,
         Self::ClaimAlerts,
         Self::FinishAlert,
         Self::Backlog,
+        Self::Heartbeat,
     ];
 
     /// The `operation` label.
@@ -107,6 +110,7 @@ impl DbOperation {
             Self::ClaimAlerts => "claim_alerts",
             Self::FinishAlert => "finish_alert",
             Self::Backlog => "backlog",
+            Self::Heartbeat => "heartbeat",
         }
     }
 }
@@ -185,7 +189,15 @@ fn create_series() {
     }
     counter!(ALERTS_QUEUED).absolute(0);
     counter!(WEBHOOKS_AUTO_DISABLED).absolute(0);
-    gauge!(ATTEMPTS_IN_FLIGHT).set(0.0);
+    for name in [
+        ATTEMPTS_IN_FLIGHT,
+        DELIVERIES_DUE,
+        OLDEST_DUE_AGE,
+        WEBHOOKS_DISABLED,
+        BACKLOG_READ_OK,
+    ] {
+        gauge!(name).set(0.0);
+    }
     for result in ["success", "failure"] {
         drop(histogram!(ATTEMPT_DURATION, "result" => result));
     }
@@ -330,6 +342,23 @@ mod tests {
         assert_eq!(
             oldest_due_age(Some(Timestamp::from_micros(7_500_000)), now),
             Duration::from_millis(2500)
+        );
+    }
+
+    #[test]
+    fn every_metric_but_the_cleaners_is_exported_from_the_start() {
+        let text = install().render();
+        for name in ALL.iter().filter(|name| **name != RETENTION_DELETED) {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} missing from:\n{text}"
+            );
+        }
+        cleaner_progress(&[("events", 3), ("attempts", 0)]);
+        let text = install().render();
+        assert!(
+            text.contains(&format!("{RETENTION_DELETED}{{kind=\"events\"}} 3")),
+            "{text}"
         );
     }
 

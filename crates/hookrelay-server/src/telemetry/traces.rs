@@ -65,7 +65,9 @@ impl Traces {
         }
         let exporter = exporter.build().map_err(|e| TracesError(e.to_string()))?;
         let mut resource = Resource::builder();
-        if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        let named_in_attributes = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+            .is_ok_and(|attributes| attributes.split(',').any(|a| a.trim().starts_with("service.name=")));
+        if std::env::var_os("OTEL_SERVICE_NAME").is_none() && !named_in_attributes {
             resource = resource.with_service_name("hookrelay");
         }
         let provider = SdkTracerProvider::builder()

@@ -13,7 +13,7 @@ use crate::receiver::{Received, Receiver, Reply};
 use crate::support::*;
 
 /// `n` nodes on one fresh database, each in its own directory.
-async fn cluster(n: usize, args: &[&str]) -> (Vec<TestServer>, Vec<tempfile::TempDir>) {
+pub(crate) async fn cluster(n: usize, args: &[&str]) -> (Vec<TestServer>, Vec<tempfile::TempDir>) {
     let first_dir = tempfile::TempDir::new().unwrap();
     let database = postgres_database(&required_postgres_url(), first_dir.path()).await;
     let mut nodes = Vec::new();

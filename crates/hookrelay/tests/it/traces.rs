@@ -100,15 +100,14 @@ impl Collector {
     }
 }
 
-#[tokio::test]
-async fn one_trace_runs_from_a_publish_to_each_attempt() {
-    let (collector, endpoint) = Collector::start().await;
-    let server = TestServer::launch(Launch {
-        args: ["--allow-private-targets", "--retry-schedule", "0s,100ms"]
+/// A server exporting traces to `endpoint`, retrying after `retry`.
+fn traced(endpoint: &str, retry: &str) -> Launch {
+    Launch {
+        args: ["--allow-private-targets", "--retry-schedule", &format!("0s,{retry}")]
             .map(str::to_owned)
             .to_vec(),
         env: [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
             ("OTEL_SERVICE_NAME", "hookrelay-under-test"),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
@@ -116,8 +115,13 @@ async fn one_trace_runs_from_a_publish_to_each_attempt() {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .to_vec(),
         ..Launch::default()
-    })
-    .await;
+    }
+}
+
+#[tokio::test]
+async fn one_trace_runs_from_a_publish_to_each_attempt() {
+    let (collector, endpoint) = Collector::start().await;
+    let server = TestServer::launch(traced(&endpoint, "100ms")).await;
     let (flaky, ok) = (Receiver::start().await, Receiver::start().await);
     flaky.script(|n| if n == 0 { Reply::Status(503) } else { Reply::Status(204) });
     let mut webhooks = Vec::new();
@@ -180,6 +184,45 @@ async fn one_trace_runs_from_a_publish_to_each_attempt() {
 }
 
 #[tokio::test]
+async fn a_retry_made_by_the_next_process_joins_the_publish_trace() {
+    let (collector, endpoint) = Collector::start().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let server = TestServer::launch_in(dir.path(), traced(&endpoint, "3s")).await;
+    let receiver = Receiver::start().await;
+    receiver.script(|n| if n == 0 { Reply::Status(503) } else { Reply::Status(200) });
+    let mut body = simple_webhook("retried");
+    body["url"] = json!(receiver.url);
+    server.must_create(&body).await;
+    let event = server.publish("payment.completed", "pay-restart", json!({})).await;
+    receiver.wait_for(1, WAIT).await;
+    server.wait_until_idle().await;
+    assert!(server.stop().await.success());
+    // Stopping exported what was buffered: no wait for the batch's schedule.
+    let spans = collector.spans.lock().unwrap().clone();
+    let publish = spans
+        .iter()
+        .find(|s| s.name == "publish")
+        .expect("the publish span, flushed at exit");
+    assert_eq!(spans.iter().filter(|s| s.name == "attempt").count(), 1, "{spans:?}");
+
+    // The retry is made by a new process, which knows the trace only from the database.
+    let _server = TestServer::launch_in(dir.path(), traced(&endpoint, "3s")).await;
+    receiver.wait_for(2, WAIT).await;
+    let (_, attempts) = collector.wait_for(1, 2).await;
+    for attempt in &attempts {
+        assert_eq!(attempt.trace_id, publish.trace_id, "{attempt:?}");
+        assert_eq!(attempt.parent_span_id, publish.span_id, "{attempt:?}");
+        assert_eq!(attempt.attribute("hookrelay.event_id").as_deref(), event["id"].as_str());
+    }
+    let mut numbers: Vec<_> = attempts
+        .iter()
+        .filter_map(|a| a.attribute("hookrelay.attempt"))
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, ["1", "2"]);
+}
+
+#[tokio::test]
 async fn without_an_otlp_endpoint_no_trace_context_is_stored() {
     let server = TestServer::start().await;
     server.publish("payment.completed", "pay-untraced", json!({})).await;
@@ -190,4 +233,22 @@ async fn without_an_otlp_endpoint_no_trace_context_is_stored() {
     )
     .await;
     assert_eq!((events, traced), (1, 0));
+}
+
+#[tokio::test]
+async fn a_bad_otel_setting_stops_serve_naming_it() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let output = command(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "ten seconds")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("OTEL_EXPORTER_OTLP_TIMEOUT must be a whole number of milliseconds"),
+        "{stderr}"
+    );
 }

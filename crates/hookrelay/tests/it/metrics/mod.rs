@@ -195,6 +195,60 @@ async fn disabled_webhooks_and_cancelled_deliveries_are_counted() {
     assert_eq!(after_disable.value("hookrelay_webhooks_auto_disabled_total", &[]), 1.0);
 }
 
+/// PostgreSQL whatever the suite's backend (`cluster`): the backlog is the database's,
+/// the counters each node's own.
+#[tokio::test]
+async fn on_a_cluster_the_backlog_is_the_databases_and_counters_each_nodes() {
+    let (nodes, _dirs) = crate::cluster::cluster(2, &["--allow-private-targets", "--retry-schedule", "0s"]).await;
+    let receiver = Receiver::start().await;
+    receiver.script(|_| Reply::Held);
+    webhook_to(&nodes[0], "held", &receiver.url).await;
+    nodes[0].publish("payment.completed", "pay-cluster", json!({})).await;
+    receiver.wait_for(1, WAIT).await;
+
+    let urls: Vec<_> = nodes.iter().map(metrics_url).collect();
+    let mut held = Vec::new();
+    for url in &urls {
+        held.push(scrape(url).await);
+    }
+    let sum = |scrapes: &[Scrape], name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrapes.iter().map(|s| s.value(name, labels)).sum()
+    };
+    for scraped in &held {
+        assert_eq!(scraped.value("hookrelay_deliveries_due", &[]), 1.0);
+    }
+    assert_eq!(held[0].value("hookrelay_events_published_total", &[]), 1.0);
+    assert_eq!(held[1].value("hookrelay_events_published_total", &[]), 0.0);
+    assert_eq!(sum(&held, "hookrelay_attempts_in_flight", &[]), 1.0);
+
+    receiver.release();
+    for node in &nodes {
+        node.wait_until_idle().await;
+    }
+    let mut done = Vec::new();
+    for url in &urls {
+        done.push(scrape(url).await);
+    }
+    for scraped in &done {
+        assert_eq!(scraped.value("hookrelay_deliveries_due", &[]), 0.0);
+    }
+    assert_eq!(
+        sum(&done, "hookrelay_deliveries_total", &[("outcome", "succeeded")]),
+        1.0
+    );
+    assert_eq!(sum(&done, "hookrelay_attempts_in_flight", &[]), 0.0);
+    // Each node times its own heartbeats.
+    for url in &urls {
+        scrape_until(url, "a heartbeat timed", |s| {
+            s.value(
+                "hookrelay_db_operation_duration_seconds_count",
+                &[("operation", "heartbeat")],
+            ) >= 1.0
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn metrics_listen_serves_the_scrape_alone() {
     let server = delivering_server("0s", &["--metrics-listen", "127.0.0.1:0"]).await;
@@ -258,6 +312,13 @@ async fn the_dashboard_and_alert_rules_use_only_exported_metrics() {
         assert!(
             alerts.iter().any(|a| a == expected),
             "no {expected} alert in {alerts:?}"
+        );
+    }
+    let guide = std::fs::read_to_string(docs.join("../operations/metrics.md")).unwrap();
+    for family in scraped.family_names() {
+        assert!(
+            guide.contains(family),
+            "docs/operations/metrics.md does not describe {family}"
         );
     }
     for expr in &exprs {

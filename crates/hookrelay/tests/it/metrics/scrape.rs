@@ -104,11 +104,12 @@ impl Scrape {
         let wanted: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         self.samples()
             .find(|s| s.name == name && s.labels == wanted)
-            .unwrap_or_else(|| panic!("no sample {name}{wanted:?} among {:?}", self.names()))
+            .unwrap_or_else(|| panic!("no sample {name}{wanted:?} among {:?}", self.family_names()))
             .value
     }
 
-    fn names(&self) -> Vec<&str> {
+    /// Each family's name (a counter's without `_total`, as the parser names it).
+    pub fn family_names(&self) -> Vec<&str> {
         self.families.iter().map(|f| f.name.as_str()).collect()
     }
 
