@@ -60,7 +60,7 @@ pub const ALL: &[&str] = &[
 ];
 
 const OUTCOMES: [&str; 4] = ["succeeded", "failed", "retried", "cancelled"];
-const ALERT_RESULTS: [&str; 3] = ["sent", "retry", "skipped"];
+const ALERT_RESULTS: [&str; 4] = ["sent", "retry", "skipped", "suppressed"];
 
 /// Attempt durations from a fast receiver to the attempt timeout's range.
 const ATTEMPT_BUCKETS: &[f64] = &[
