@@ -258,11 +258,8 @@ pub async fn run(
     let metrics_upkeep = tokio::spawn(telemetry::metrics::upkeep());
     let metrics_server = metrics_listener.map(|listener| {
         let router = api::metrics::own_listener(state.store.clone());
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, "serving /metrics failed");
-            }
-        })
+        // Under the API's limits too: a slow scraper holds a connection no longer.
+        tokio::spawn(serving::serve(listener, router, http, std::future::pending()))
     });
     let alerts = delivery::Wakeup::default();
     let email_window = alerter.email_limit.window;
