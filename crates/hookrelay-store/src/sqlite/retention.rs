@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use hookrelay_core::retention::{
-    plan_deletion, plan_payload_expiry, Erasure, ErasureDraft, EventAge, Removed, EVENTS_PER_BATCH,
+    plan_deletion, plan_payload_expiry, Erasure, ErasureDraft, EventAge, Removed, ALERTS_PER_BATCH, EVENTS_PER_BATCH,
 };
 use hookrelay_core::{SpaceId, Timestamp};
 use rusqlite::{params, Connection};
@@ -190,6 +190,24 @@ impl RetentionStore for SqliteStore {
             })
             .await?;
         Ok(Some(batch))
+    }
+
+    async fn delete_old_alerts(&self, space: &SpaceId, cutoff: Timestamp) -> Result<Option<u64>, StoreError> {
+        let space = space.clone();
+        let deleted = self
+            .writer
+            .write_without_savepoint(move |connection| {
+                let deleted = connection
+                    .prepare_cached(
+                        "DELETE FROM alerts WHERE seq IN (
+                             SELECT seq FROM alerts
+                             WHERE space_id = ?1 AND status <> 'pending' AND create_time < ?2 LIMIT ?3)",
+                    )?
+                    .execute(params![space.as_str(), cutoff.as_micros(), ALERTS_PER_BATCH])?;
+                Ok(deleted as u64)
+            })
+            .await?;
+        Ok(Some(deleted))
     }
 
     async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError> {
