@@ -234,11 +234,12 @@ impl RetentionStore for SqliteStore {
         now: Timestamp,
     ) -> Result<ErasedBatch, StoreError> {
         let (space, draft) = (space.clone(), draft.clone());
-        self.writer
+        let (batch, ids) = self
+            .writer
             .write(move |connection| {
-                let seqs: Vec<i64> = connection
+                let found: Vec<(i64, String)> = connection
                     .prepare_cached(
-                        "SELECT seq FROM events
+                        "SELECT seq, id FROM events
                          WHERE space_id = ?1 AND object_id = ?2 AND data_remove_time IS NULL
                            AND create_time >= ?3 AND create_time < ?4
                          LIMIT ?5",
@@ -251,9 +252,10 @@ impl RetentionStore for SqliteStore {
                             draft.to.map_or(i64::MAX, Timestamp::as_micros),
                             EVENTS_PER_BATCH
                         ],
-                        |row| row.get(0),
+                        |row| Ok((row.get(0)?, row.get(1)?)),
                     )?
                     .collect::<Result<_, _>>()?;
+                let (seqs, ids): (Vec<i64>, Vec<String>) = found.into_iter().unzip();
                 let json = json_seqs(&seqs);
                 let cancelled = connection
                     .prepare_cached(
@@ -263,13 +265,17 @@ impl RetentionStore for SqliteStore {
                     )?
                     .execute(params![json, now.as_micros()])?;
                 let removed = remove_data(connection, &json, now)?;
-                Ok(ErasedBatch {
+                let batch = ErasedBatch {
                     events: removed.payloads,
                     deliveries_cancelled: cancelled as u64,
                     more: seqs.len() == EVENTS_PER_BATCH as usize,
-                })
+                };
+                Ok((batch, ids))
             })
-            .await
+            .await?;
+        // Claims keep copies of recent events: the erased data goes from memory too.
+        self.recent_events.forget(ids.iter().map(String::as_str));
+        Ok(batch)
     }
 
     async fn save_erasure(&self, erasure: &Erasure, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError> {
