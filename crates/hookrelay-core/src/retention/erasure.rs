@@ -53,9 +53,19 @@ impl ErasureDraft {
         }
     }
 
+    /// The range of publish times erased, `[start, end)`, unbounded ends as the first
+    /// and last instants; the store selects events by it.
+    pub fn bounds(&self) -> (Timestamp, Timestamp) {
+        (
+            self.from.unwrap_or(Timestamp::from_micros(i64::MIN)),
+            self.to.unwrap_or(Timestamp::from_micros(i64::MAX)),
+        )
+    }
+
     /// Whether an event published at `at` is in the range.
     pub fn covers(&self, at: Timestamp) -> bool {
-        self.from.is_none_or(|from| at >= from) && self.to.is_none_or(|to| at < to)
+        let (start, end) = self.bounds();
+        start <= at && at < end
     }
 }
 

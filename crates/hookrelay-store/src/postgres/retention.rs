@@ -257,8 +257,8 @@ impl RetentionStore for PostgresStore {
         )
         .bind(space.as_str())
         .bind(&draft.object_id)
-        .bind(draft.from.map_or(i64::MIN, Timestamp::as_micros))
-        .bind(draft.to.map_or(i64::MAX, Timestamp::as_micros))
+        .bind(draft.bounds().0.as_micros())
+        .bind(draft.bounds().1.as_micros())
         .bind(i64::from(EVENTS_PER_BATCH))
         .fetch_all(&mut *tx)
         .await?;

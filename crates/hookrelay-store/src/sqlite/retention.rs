@@ -248,8 +248,8 @@ impl RetentionStore for SqliteStore {
                         params![
                             space.as_str(),
                             draft.object_id,
-                            draft.from.map_or(i64::MIN, Timestamp::as_micros),
-                            draft.to.map_or(i64::MAX, Timestamp::as_micros),
+                            draft.bounds().0.as_micros(),
+                            draft.bounds().1.as_micros(),
                             EVENTS_PER_BATCH
                         ],
                         |row| Ok((row.get(0)?, row.get(1)?)),
