@@ -130,7 +130,10 @@ mod tests {
         let draft = ErasureDraft::parse(&json!({"objectId": "cus_1"})).unwrap();
         assert_eq!(draft.object_id, "cus_1");
         assert!(draft.covers(Timestamp::from_micros(0)));
-        assert!(draft.covers(Timestamp::from_micros(i64::MAX)));
+        assert!(
+            draft.covers(Timestamp::from_micros(i64::MAX - 1)),
+            "the last instant bounds the range"
+        );
     }
 
     #[test]
