@@ -99,6 +99,9 @@ async fn measure(
         .await?;
     receiver.add_secret(&webhook, &secret);
 
+    if server.autovacuum_off().await? {
+        println!("  note: autovacuum is off on this PostgreSQL server: the space of deleted rows is not reused, so the size grows");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let publisher = tokio::spawn(publish_steadily(api.clone(), tag, spec.rate, stop.clone()));

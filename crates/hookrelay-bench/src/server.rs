@@ -193,6 +193,18 @@ impl Server {
         Ok((u64::try_from(bytes).unwrap_or(0), 0))
     }
 
+    /// Whether PostgreSQL's autovacuum is off (then the space of deleted rows is never
+    /// reused); `false` on SQLite.
+    pub async fn autovacuum_off(&self) -> Result<bool> {
+        let Some(process) = self.process.as_ref().filter(|p| p.database.starts_with("postgres")) else {
+            return Ok(false);
+        };
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&process.database).await?;
+        let setting: String = sqlx::query_scalar("SHOW autovacuum").fetch_one(&mut connection).await?;
+        Ok(setting == "off")
+    }
+
     /// The child's pid, when the harness started the server.
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(|p| p.pid)

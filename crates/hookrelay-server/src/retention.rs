@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookrelay_core::retention::{
-    Removed, RetentionPolicy, BATCHES_PER_RUN, EVENTS_PER_BATCH, VACUUM_PAGES_PER_STEP, WAITING_PER_SPACE,
+    Removed, RetentionPolicy, ALERTS_PER_BATCH, BATCHES_PER_RUN, EVENTS_PER_BATCH, VACUUM_PAGES_PER_STEP,
+    WAITING_PER_SPACE,
 };
 use hookrelay_core::{SpaceId, Timestamp};
 use hookrelay_store::{Store, StoreError};
@@ -37,6 +38,8 @@ pub struct CleanerStats {
     pub deleted_attempts: AtomicU64,
     /// Events whose data was dropped.
     pub payloads_removed: AtomicU64,
+    /// Alerts deleted.
+    pub deleted_alerts: AtomicU64,
     /// Database pages given back to the file system (SQLite).
     pub pages_reclaimed: AtomicU64,
     /// When the last run ended, in microseconds since the epoch; 0 before the first.
@@ -49,6 +52,7 @@ impl CleanerStats {
         self.deleted_deliveries.fetch_add(removed.deliveries, Ordering::Relaxed);
         self.deleted_attempts.fetch_add(removed.attempts, Ordering::Relaxed);
         self.payloads_removed.fetch_add(removed.payloads, Ordering::Relaxed);
+        self.deleted_alerts.fetch_add(removed.alerts, Ordering::Relaxed);
         self.pages_reclaimed.fetch_add(pages, Ordering::Relaxed);
         self.last_run_time.store(at.as_micros(), Ordering::Relaxed);
         self.runs.fetch_add(1, Ordering::Relaxed);
@@ -122,6 +126,7 @@ impl Cleaner {
             attempts = removed.attempts,
             payloads = removed.payloads,
             response_bodies = removed.response_bodies,
+            alerts = removed.alerts,
             pages_reclaimed = pages,
             idempotency_keys = keys,
             duration_ms = started.elapsed().as_millis() as u64,
@@ -138,6 +143,10 @@ impl Cleaner {
                 return Ok(Run::OtherNode);
             };
             total.add(removed);
+            let Some(alerts) = self.delete_old_alerts(&space.id, cutoffs.delete_before).await? else {
+                return Ok(Run::OtherNode);
+            };
+            total.alerts += alerts;
             if let Some(cutoff) = cutoffs.expire_payload_before {
                 let Some(removed) = self.expire_payloads(&space.id, cutoff, now).await? else {
                     return Ok(Run::OtherNode);
@@ -163,6 +172,21 @@ impl Cleaner {
             after = batch.next_after;
         }
         Ok(Some(removed))
+    }
+
+    /// Deletes the space's alerts past the retention, at most [`BATCHES_PER_RUN`] batches.
+    async fn delete_old_alerts(&self, space: &SpaceId, cutoff: Timestamp) -> Result<Option<u64>, StoreError> {
+        let mut total = 0;
+        for _ in 0..BATCHES_PER_RUN {
+            let Some(deleted) = self.store.delete_old_alerts(space, cutoff).await? else {
+                return Ok(None);
+            };
+            total += deleted;
+            if deleted < u64::from(ALERTS_PER_BATCH) {
+                break;
+            }
+        }
+        Ok(Some(total))
     }
 
     /// Drops payloads of the events passed over before, then from where the last run

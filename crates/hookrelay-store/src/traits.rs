@@ -309,6 +309,11 @@ pub trait RetentionStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<CleanBatch>, StoreError>;
 
+    /// Deletes up to [`hookrelay_core::retention::ALERTS_PER_BATCH`] of the space's
+    /// alerts made before `cutoff` that are no longer pending (sent or skipped);
+    /// returns how many.
+    async fn delete_old_alerts(&self, space: &SpaceId, cutoff: Timestamp) -> Result<Option<u64>, StoreError>;
+
     /// Gives up to `pages` free pages back to the file system (SQLite's incremental
     /// vacuum); returns how many it gave. PostgreSQL's autovacuum does this itself: 0.
     async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError>;

@@ -53,9 +53,19 @@ impl ErasureDraft {
         }
     }
 
+    /// The range of publish times erased, `[start, end)`, unbounded ends as the first
+    /// and last instants; the store selects events by it.
+    pub fn bounds(&self) -> (Timestamp, Timestamp) {
+        (
+            self.from.unwrap_or(Timestamp::from_micros(i64::MIN)),
+            self.to.unwrap_or(Timestamp::from_micros(i64::MAX)),
+        )
+    }
+
     /// Whether an event published at `at` is in the range.
     pub fn covers(&self, at: Timestamp) -> bool {
-        self.from.is_none_or(|from| at >= from) && self.to.is_none_or(|to| at < to)
+        let (start, end) = self.bounds();
+        start <= at && at < end
     }
 }
 
@@ -120,7 +130,10 @@ mod tests {
         let draft = ErasureDraft::parse(&json!({"objectId": "cus_1"})).unwrap();
         assert_eq!(draft.object_id, "cus_1");
         assert!(draft.covers(Timestamp::from_micros(0)));
-        assert!(draft.covers(Timestamp::from_micros(i64::MAX)));
+        assert!(
+            draft.covers(Timestamp::from_micros(i64::MAX - 1)),
+            "the last instant bounds the range"
+        );
     }
 
     #[test]

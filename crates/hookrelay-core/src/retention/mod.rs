@@ -23,6 +23,8 @@ pub const BATCHES_PER_RUN: u32 = 50;
 /// Events still being delivered that payload expiry remembers per space to look at
 /// again; beyond this many, the newest lose their data only with their event.
 pub const WAITING_PER_SPACE: usize = 10_000;
+/// Alerts one batch deletes at most.
+pub const ALERTS_PER_BATCH: u32 = 500;
 /// Pages SQLite's incremental vacuum frees per step (4 KiB pages: 1 MiB).
 pub const VACUUM_PAGES_PER_STEP: u32 = 256;
 
@@ -187,6 +189,8 @@ pub struct Removed {
     pub payloads: u64,
     /// Attempts whose response body was dropped.
     pub response_bodies: u64,
+    /// Alerts (sent or given up) deleted.
+    pub alerts: u64,
 }
 
 impl Removed {
@@ -197,11 +201,12 @@ impl Removed {
         self.attempts += other.attempts;
         self.payloads += other.payloads;
         self.response_bodies += other.response_bodies;
+        self.alerts += other.alerts;
     }
 
     /// Whether rows were deleted (and SQLite has pages to give back).
     pub fn deleted_any(&self) -> bool {
-        self.events + self.deliveries + self.attempts > 0
+        self.events + self.deliveries + self.attempts + self.alerts > 0
     }
 }
 

@@ -147,6 +147,7 @@ fn removed_counts_add_up() {
         attempts: 3,
         payloads: 0,
         response_bodies: 0,
+        alerts: 0,
     });
     total.add(Removed {
         payloads: 4,
@@ -160,7 +161,8 @@ fn removed_counts_add_up() {
             deliveries: 2,
             attempts: 3,
             payloads: 4,
-            response_bodies: 5
+            response_bodies: 5,
+            alerts: 0
         }
     );
     assert!(total.deleted_any());

@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use hookrelay_core::retention::{
-    plan_deletion, plan_payload_expiry, BatchPlan, Erasure, ErasureDraft, EventAge, Removed, EVENTS_PER_BATCH,
+    plan_deletion, plan_payload_expiry, BatchPlan, Erasure, ErasureDraft, EventAge, Removed, ALERTS_PER_BATCH,
+    EVENTS_PER_BATCH,
 };
 use hookrelay_core::{SpaceId, Timestamp};
 use sqlx::{Postgres, Row, Transaction};
@@ -219,6 +220,24 @@ impl RetentionStore for PostgresStore {
         expire(tx, &events, 0, cutoff, now).await.map(Some)
     }
 
+    async fn delete_old_alerts(&self, space: &SpaceId, cutoff: Timestamp) -> Result<Option<u64>, StoreError> {
+        let Some(mut tx) = begin_locked(self).await? else {
+            return Ok(None);
+        };
+        let deleted = sqlx::query(
+            "DELETE FROM alerts WHERE seq IN (
+                 SELECT seq FROM alerts WHERE space_id = $1 AND status <> 'pending' AND create_time < $2 LIMIT $3)",
+        )
+        .bind(space.as_str())
+        .bind(cutoff.as_micros())
+        .bind(i64::from(ALERTS_PER_BATCH))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(Some(deleted))
+    }
+
     async fn reclaim_space(&self, _pages: u32) -> Result<u64, StoreError> {
         Ok(0)
     }
@@ -238,8 +257,8 @@ impl RetentionStore for PostgresStore {
         )
         .bind(space.as_str())
         .bind(&draft.object_id)
-        .bind(draft.from.map_or(i64::MIN, Timestamp::as_micros))
-        .bind(draft.to.map_or(i64::MAX, Timestamp::as_micros))
+        .bind(draft.bounds().0.as_micros())
+        .bind(draft.bounds().1.as_micros())
         .bind(i64::from(EVENTS_PER_BATCH))
         .fetch_all(&mut *tx)
         .await?;

@@ -108,8 +108,10 @@ const RECENT_EVENT_BYTES: usize = 8 << 20;
 
 /// The events this process published last, by id. A delivery is mostly claimed soon
 /// after its event is published, and reading the event back on the writer's connection,
-/// then parsing its data again, would hold the one writer for every claim. Events never change
-/// once stored, so a kept copy cannot go stale; one not kept is read as before.
+/// then parsing its data again, would hold the one writer for every claim. An event
+/// changes only when its data is removed (an erasure, which forgets its copy here, or
+/// payload expiry, which never touches an event with a pending delivery); one not kept
+/// is read as before.
 #[derive(Debug, Default)]
 pub(super) struct RecentEvents {
     kept: Mutex<KeptEvents>,
@@ -149,6 +151,22 @@ impl RecentEvents {
             kept.order.push_back(event);
         }
         // Freed after the lock is let go: the writer thread may be waiting on it.
+        drop(dropped);
+    }
+
+    /// Forgets the events of `ids` (their data was erased).
+    pub(super) fn forget<'a>(&self, ids: impl IntoIterator<Item = &'a str>) {
+        let mut dropped = Vec::new();
+        {
+            let mut kept = self.lock();
+            for id in ids {
+                if let Some(event) = kept.by_id.remove(id) {
+                    kept.order.retain(|kept| !Arc::ptr_eq(kept, &event));
+                    kept.bytes -= event.data.get().len();
+                    dropped.push(event);
+                }
+            }
+        }
         drop(dropped);
     }
 
@@ -218,6 +236,28 @@ mod tests {
             [false, true, true, false]
         );
         assert!(recent.lock().bytes <= RECENT_EVENT_BYTES);
+    }
+
+    #[test]
+    fn erased_events_are_forgotten() {
+        let recent = RecentEvents::default();
+        for n in 0..3 {
+            let mut event = hookrelay_core::event::EventDraft::parse(
+                &serde_json::json!({"name": "payment.completed", "object": {"id": "p", "type": "payment"}, "data": {"n": n}}),
+                &hookrelay_core::EventCatalog::default(),
+            )
+            .unwrap()
+            .into_event(SpaceId::parse("spc-cache").unwrap(), Timestamp::from_micros(0));
+            event.id = hookrelay_core::EventId::parse(&format!("evt-{n}")).unwrap();
+            recent.put(Arc::new(event));
+        }
+        recent.forget(["evt-1", "evt-9"]);
+        let found = recent.get_all(["evt-0", "evt-1", "evt-2"]);
+        let ids: Vec<Option<&str>> = found.iter().map(|e| e.as_deref().map(|e| e.id.as_str())).collect();
+        assert_eq!(ids, [Some("evt-0"), None, Some("evt-2")]);
+        let kept = recent.lock();
+        assert_eq!(kept.order.len(), 2);
+        assert_eq!(kept.bytes, 2 * r#"{"n":0}"#.len());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use hookrelay_core::retention::{
-    plan_deletion, plan_payload_expiry, Erasure, ErasureDraft, EventAge, Removed, EVENTS_PER_BATCH,
+    plan_deletion, plan_payload_expiry, Erasure, ErasureDraft, EventAge, Removed, ALERTS_PER_BATCH, EVENTS_PER_BATCH,
 };
 use hookrelay_core::{SpaceId, Timestamp};
 use rusqlite::{params, Connection};
@@ -192,6 +192,24 @@ impl RetentionStore for SqliteStore {
         Ok(Some(batch))
     }
 
+    async fn delete_old_alerts(&self, space: &SpaceId, cutoff: Timestamp) -> Result<Option<u64>, StoreError> {
+        let space = space.clone();
+        let deleted = self
+            .writer
+            .write_without_savepoint(move |connection| {
+                let deleted = connection
+                    .prepare_cached(
+                        "DELETE FROM alerts WHERE seq IN (
+                             SELECT seq FROM alerts
+                             WHERE space_id = ?1 AND status <> 'pending' AND create_time < ?2 LIMIT ?3)",
+                    )?
+                    .execute(params![space.as_str(), cutoff.as_micros(), ALERTS_PER_BATCH])?;
+                Ok(deleted as u64)
+            })
+            .await?;
+        Ok(Some(deleted))
+    }
+
     async fn reclaim_space(&self, pages: u32) -> Result<u64, StoreError> {
         self.writer
             .write_without_savepoint(move |connection| {
@@ -216,11 +234,12 @@ impl RetentionStore for SqliteStore {
         now: Timestamp,
     ) -> Result<ErasedBatch, StoreError> {
         let (space, draft) = (space.clone(), draft.clone());
-        self.writer
+        let (batch, ids) = self
+            .writer
             .write(move |connection| {
-                let seqs: Vec<i64> = connection
+                let found: Vec<(i64, String)> = connection
                     .prepare_cached(
-                        "SELECT seq FROM events
+                        "SELECT seq, id FROM events
                          WHERE space_id = ?1 AND object_id = ?2 AND data_remove_time IS NULL
                            AND create_time >= ?3 AND create_time < ?4
                          LIMIT ?5",
@@ -229,13 +248,14 @@ impl RetentionStore for SqliteStore {
                         params![
                             space.as_str(),
                             draft.object_id,
-                            draft.from.map_or(i64::MIN, Timestamp::as_micros),
-                            draft.to.map_or(i64::MAX, Timestamp::as_micros),
+                            draft.bounds().0.as_micros(),
+                            draft.bounds().1.as_micros(),
                             EVENTS_PER_BATCH
                         ],
-                        |row| row.get(0),
+                        |row| Ok((row.get(0)?, row.get(1)?)),
                     )?
                     .collect::<Result<_, _>>()?;
+                let (seqs, ids): (Vec<i64>, Vec<String>) = found.into_iter().unzip();
                 let json = json_seqs(&seqs);
                 let cancelled = connection
                     .prepare_cached(
@@ -245,13 +265,17 @@ impl RetentionStore for SqliteStore {
                     )?
                     .execute(params![json, now.as_micros()])?;
                 let removed = remove_data(connection, &json, now)?;
-                Ok(ErasedBatch {
+                let batch = ErasedBatch {
                     events: removed.payloads,
                     deliveries_cancelled: cancelled as u64,
                     more: seqs.len() == EVENTS_PER_BATCH as usize,
-                })
+                };
+                Ok((batch, ids))
             })
-            .await
+            .await?;
+        // Claims keep copies of recent events: the erased data goes from memory too.
+        self.recent_events.forget(ids.iter().map(String::as_str));
+        Ok(batch)
     }
 
     async fn save_erasure(&self, erasure: &Erasure, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError> {

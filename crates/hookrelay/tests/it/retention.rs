@@ -284,3 +284,32 @@ async fn an_event_delivered_after_its_payload_period_loses_its_data_once_deliver
     wait_for_delivery(&server, &webhook, "succeeded", 2).await;
     wait_for_event(&server, id(&retried), |_, body| body["result"]["dataRemoved"] == true).await;
 }
+
+#[tokio::test]
+async fn alerts_no_longer_pending_are_deleted_past_the_retention() {
+    // One failed attempt fails the delivery and raises a failing alert; without a mail
+    // server it is recorded as skipped, which the cleaner may delete.
+    let server = cleaning_server(&["--retention", "2s", "--alert-failing-after", "1"]).await;
+    let down = Receiver::start().await;
+    down.script(|_| Reply::Status(500));
+    let webhook = server
+        .must_create(&json!({"name": "down", "url": down.url, "events": ["payment.completed"], "alertEmails": ["ops@example.com"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}/alerts", id(&webhook));
+    server.publish("payment.completed", "pmt-1", json!({})).await;
+    let deadline = Instant::now() + WAIT;
+    while server.get(&path).await["result"].as_array().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no alert was raised");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let listed = server.get(&path).await;
+        if listed["result"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the alert was never deleted: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(db_count(&server.database, "SELECT COUNT(*) FROM alerts").await, 0);
+}
