@@ -107,7 +107,6 @@ impl App {
                 quotas: config.quotas,
                 publish_limits: state::PublishLimits::default(),
                 metrics_on_api: config.metrics_listen.is_none(),
-                cleaner: Arc::default(),
             },
             delivery: config.delivery.clone(),
             alerter: config.alerter.clone(),
@@ -273,7 +272,7 @@ pub async fn run(
     // Deliveries left due by a previous run start at once.
     state.wakeup.wake();
     let pruner = tokio::spawn(prune_hourly(state.store.clone(), email_window));
-    let cleaner = retention::Cleaner::new(state.store.clone(), retention, state.cleaner.clone());
+    let cleaner = retention::Cleaner::new(state.store.clone(), retention);
     let cleaner = tokio::spawn(cleaner.run_forever());
     // A store that breaks for good (SQLite's writer thread died) stops the server as a
     // shutdown signal would, and the process exits with the store's error rather than

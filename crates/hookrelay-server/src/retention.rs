@@ -5,7 +5,6 @@
 //! node at a time: a node that finds the lock taken leaves the run to the other.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,40 +24,6 @@ pub struct RetentionConfig {
     pub interval: Duration,
 }
 
-/// Running totals of the cleaner on this node, for metrics.
-#[derive(Debug, Default)]
-pub struct CleanerStats {
-    /// Runs finished.
-    pub runs: AtomicU64,
-    /// Events deleted.
-    pub deleted_events: AtomicU64,
-    /// Deliveries deleted.
-    pub deleted_deliveries: AtomicU64,
-    /// Attempts deleted.
-    pub deleted_attempts: AtomicU64,
-    /// Events whose data was dropped.
-    pub payloads_removed: AtomicU64,
-    /// Alerts deleted.
-    pub deleted_alerts: AtomicU64,
-    /// Database pages given back to the file system (SQLite).
-    pub pages_reclaimed: AtomicU64,
-    /// When the last run ended, in microseconds since the epoch; 0 before the first.
-    pub last_run_time: AtomicI64,
-}
-
-impl CleanerStats {
-    fn record(&self, removed: Removed, pages: u64, at: Timestamp) {
-        self.deleted_events.fetch_add(removed.events, Ordering::Relaxed);
-        self.deleted_deliveries.fetch_add(removed.deliveries, Ordering::Relaxed);
-        self.deleted_attempts.fetch_add(removed.attempts, Ordering::Relaxed);
-        self.payloads_removed.fetch_add(removed.payloads, Ordering::Relaxed);
-        self.deleted_alerts.fetch_add(removed.alerts, Ordering::Relaxed);
-        self.pages_reclaimed.fetch_add(pages, Ordering::Relaxed);
-        self.last_run_time.store(at.as_micros(), Ordering::Relaxed);
-        self.runs.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// Whether a run went through or found another node cleaning.
 enum Run {
     Done(Removed),
@@ -69,7 +34,6 @@ enum Run {
 pub struct Cleaner {
     store: Arc<dyn Store>,
     config: RetentionConfig,
-    stats: Arc<CleanerStats>,
     /// Per space, the position up to which payloads have been looked at: events before
     /// it lost their data already, or are in `waiting`.
     payload_cursors: HashMap<SpaceId, i64>,
@@ -79,12 +43,11 @@ pub struct Cleaner {
 }
 
 impl Cleaner {
-    /// A cleaner that keeps its totals in `stats`.
-    pub fn new(store: Arc<dyn Store>, config: RetentionConfig, stats: Arc<CleanerStats>) -> Self {
+    /// A cleaner whose runs the metrics count (`telemetry::metrics::cleaner_ran`).
+    pub fn new(store: Arc<dyn Store>, config: RetentionConfig) -> Self {
         Self {
             store,
             config,
-            stats,
             payload_cursors: HashMap::new(),
             waiting: HashMap::new(),
         }
@@ -119,7 +82,7 @@ impl Cleaner {
         };
         let before = Timestamp::now().plus_micros(-hookrelay_store::IDEMPOTENCY_WINDOW_MICROS);
         let keys = self.store.prune_idempotency_records(before).await?;
-        self.stats.record(removed, pages, Timestamp::now());
+        crate::telemetry::metrics::cleaner_ran(&removed, pages, keys, Timestamp::now());
         tracing::info!(
             events = removed.events,
             deliveries = removed.deliveries,

@@ -33,8 +33,6 @@ pub struct AppState {
     pub publish_limits: PublishLimits,
     /// Whether the API's listener answers `GET /metrics` (no `metrics_listen`).
     pub metrics_on_api: bool,
-    /// The retention cleaner's totals on this node.
-    pub cleaner: Arc<crate::retention::CleanerStats>,
 }
 
 /// How long a grant read from the store is trusted: a token revoked or expired, or its

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::metrics::scrape::scrape;
 use crate::receiver::{Receiver, Reply};
 use crate::support::*;
 use crate::tenancy::operate;
@@ -128,6 +129,24 @@ async fn finished_history_is_deleted_after_retention_and_deliveries_still_retrie
         "only the retried delivery's attempt"
     );
     assert_eq!(db_count(&server.database, "SELECT COUNT(*) FROM events").await, 1);
+
+    // The metrics count what the cleaner deleted, once its run has ended.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let scraped = loop {
+        let scraped = scrape(&format!("{}/metrics", server.base)).await;
+        if scraped.value("hookrelay_retention_last_run_timestamp_seconds", &[]) > 0.0
+            && scraped.value("hookrelay_retention_deleted_total", &[("kind", "events")]) >= 2.0
+        {
+            break scraped;
+        }
+        assert!(Instant::now() < deadline, "the cleaner's run was not counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let deleted = |kind: &str| scraped.value("hookrelay_retention_deleted_total", &[("kind", kind)]);
+    assert_eq!(deleted("events"), 2.0);
+    assert_eq!(deleted("deliveries"), 1.0);
+    assert_eq!(deleted("attempts"), 1.0);
+    assert!(scraped.value("hookrelay_retention_last_run_timestamp_seconds", &[]) > 1.6e9);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! what happened, histograms are consistent, the backlog gauges follow the work, and
 //! `metrics_listen` moves the scrape to its own address.
 
-mod scrape;
+pub(crate) mod scrape;
 
 use std::time::Duration;
 
