@@ -3,10 +3,12 @@
 //! request; the same key on a different request is a conflict. (A publish saves its
 //! event's id instead, and its replay renders the answer from the event: `api::events`.)
 
+use std::future::Future;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hookrelay_core::{SpaceId, Timestamp};
-use hookrelay_store::{IdempotencyRecord, IDEMPOTENCY_WINDOW_MICROS};
+use hookrelay_store::{IdempotencyRecord, StoreError, IDEMPOTENCY_WINDOW_MICROS};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -93,6 +95,58 @@ pub async fn replay_taken(
     fingerprint: &[u8],
 ) -> Result<Response, ApiError> {
     replay(state, space, key, fingerprint).await?.ok_or(IN_PROGRESS)
+}
+
+/// A creating request under an `Idempotency-Key` whose answer is saved whole with its
+/// change (a publish saves its event's id instead: `api::events`).
+pub struct KeyedCreate<'a> {
+    state: &'a AppState,
+    space: &'a SpaceId,
+    key: &'a str,
+    fingerprint: Vec<u8>,
+}
+
+impl<'a> KeyedCreate<'a> {
+    /// A `POST` to `path` with `body`.
+    pub fn new(state: &'a AppState, space: &'a SpaceId, key: &'a str, path: &str, body: &Value) -> Self {
+        Self {
+            state,
+            space,
+            key,
+            fingerprint: fingerprint("POST", path, body),
+        }
+    }
+
+    /// The saved answer, if this request was answered before under this key.
+    pub async fn replay(&self) -> Result<Option<Response>, ApiError> {
+        replay(self.state, self.space, self.key, &self.fingerprint).await
+    }
+
+    /// The record to save with the change whose answer is `answer`.
+    pub fn record(&self, answer: &[u8]) -> IdempotencyRecord {
+        record(self.space, self.key, self.fingerprint.clone(), answer.to_vec())
+    }
+
+    /// Answers `answer` once `write` (which saves the change with [`Self::record`]) has
+    /// saved it, calling `on_saved` first; if a concurrent request with the same key
+    /// took it first, answers as that request was answered.
+    pub async fn answer<T>(
+        &self,
+        write: impl Future<Output = Result<T, StoreError>>,
+        answer: Vec<u8>,
+        on_saved: impl FnOnce(),
+    ) -> Result<Response, ApiError> {
+        match write.await {
+            Ok(_) => {
+                on_saved();
+                Ok(json_bytes_response(answer))
+            }
+            Err(StoreError::IdempotencyKeyTaken) => {
+                replay_taken(self.state, self.space, self.key, &self.fingerprint).await
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
 }
 
 /// The answer when a key is taken but its record is not there to read: the request

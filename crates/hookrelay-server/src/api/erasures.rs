@@ -10,12 +10,13 @@ use axum::response::Response;
 use hookrelay_core::access::Scope;
 use hookrelay_core::retention::{Erasure, ErasureDraft};
 use hookrelay_core::{ErasureId, Timestamp};
-use hookrelay_store::StoreError;
 use serde::Serialize;
 
-use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY};
+use crate::api::{
+    list_response, page_request, path_id, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY,
+};
 use crate::error::ApiError;
-use crate::idempotency::{self, json_bytes_response};
+use crate::idempotency::{json_bytes_response, KeyedCreate};
 use crate::request::{IdempotencyKey, JsonBody, Tenant};
 use crate::state::AppState;
 
@@ -62,8 +63,8 @@ async fn create(
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body, _): JsonBody,
 ) -> Result<Response, ApiError> {
-    let fingerprint = idempotency::fingerprint("POST", "/v1/erasures", &body);
-    if let Some(saved) = idempotency::replay(&state, &tenant.space_id, &key, &fingerprint).await? {
+    let create = KeyedCreate::new(&state, &tenant.space_id, &key, "/v1/erasures", &body);
+    if let Some(saved) = create.replay().await? {
         return Ok(saved);
     }
     let draft = ErasureDraft::parse(&body)?;
@@ -87,9 +88,10 @@ async fn create(
         }
     }
     let answer = success_bytes(&ErasureOut::from(&erasure));
-    let saved = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), answer.clone());
-    match state.store.save_erasure(&erasure, Some(&saved)).await {
-        Ok(()) => {
+    let record = create.record(&answer);
+    let write = state.store.save_erasure(&erasure, Some(&record));
+    create
+        .answer(write, answer, || {
             tracing::info!(
                 erasure = %erasure.id,
                 space = %tenant.space_id,
@@ -98,13 +100,8 @@ async fn create(
                 by = %tenant.grant.token_id,
                 "events erased"
             );
-            Ok(json_bytes_response(answer))
-        }
-        Err(StoreError::IdempotencyKeyTaken) => {
-            idempotency::replay_taken(&state, &tenant.space_id, &key, &fingerprint).await
-        }
-        Err(error) => Err(error.into()),
-    }
+        })
+        .await
 }
 
 async fn list(
@@ -112,8 +109,7 @@ async fn list(
     tenant: Tenant,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::field("query", "format", e.body_text()))?;
-    let page = query.parse()?;
+    let page = page_request(query)?;
     let found = state
         .store
         .list_erasures(&tenant.space_id, page.after, page.limit)
@@ -128,8 +124,7 @@ async fn fetch(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let not_found = |id: &str| ApiError::NotFound(format!("erasure {id} was not found"));
-    let Path(id) = path.map_err(|_| not_found(""))?;
-    let erasure_id = ErasureId::parse(&id).ok_or_else(|| not_found(&id))?;
+    let (id, erasure_id) = path_id(path, ErasureId::parse, not_found)?;
     let erasure = state
         .store
         .get_erasure(&tenant.space_id, &erasure_id)

@@ -14,7 +14,9 @@ use hookrelay_store::{StoreError, StoredEvent};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY};
+use crate::api::{
+    list_response, page_request, path_id, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY,
+};
 use crate::error::ApiError;
 use crate::idempotency::{self, json_bytes_response};
 use crate::request::{IdempotencyKey, JsonBody, JsonBytes, Tenant};
@@ -226,8 +228,7 @@ async fn fetch(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let not_found = |id: &str| ApiError::NotFound(format!("event {id} was not found"));
-    let Path(id) = path.map_err(|_| not_found(""))?;
-    let event_id = EventId::parse(&id).ok_or_else(|| not_found(&id))?;
+    let (id, event_id) = path_id(path, EventId::parse, not_found)?;
     let stored = state
         .store
         .get_event(&tenant.space_id, &event_id)
@@ -241,8 +242,7 @@ async fn list(
     tenant: Tenant,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::field("query", "format", e.body_text()))?;
-    let page = query.parse()?;
+    let page = page_request(query)?;
     let found = state
         .store
         .list_events(&tenant.space_id, page.after, page.limit)

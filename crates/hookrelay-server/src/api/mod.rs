@@ -11,7 +11,8 @@ mod routes;
 pub mod tokens;
 pub mod webhooks;
 
-use axum::extract::State;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -99,6 +100,24 @@ pub fn list_response<T: Serialize>(items: &[T], next: Option<i64>) -> Response {
         },
     };
     (StatusCode::OK, Json(envelope)).into_response()
+}
+
+/// The page a list asks for, from its query string.
+pub fn page_request(query: Result<Query<PageQuery>, QueryRejection>) -> Result<PageRequest, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::field("query", "format", e.body_text()))?;
+    query.parse()
+}
+
+/// The id in a resource's path, as given and as `parse` reads it; a path without one,
+/// or with one `parse` refuses, names nothing: `not_found`.
+pub fn path_id<T>(
+    path: Result<Path<String>, PathRejection>,
+    parse: impl FnOnce(&str) -> Option<T>,
+    not_found: impl Fn(&str) -> ApiError,
+) -> Result<(String, T), ApiError> {
+    let Path(id) = path.map_err(|_| not_found(""))?;
+    let parsed = parse(&id).ok_or_else(|| not_found(&id))?;
+    Ok((id, parsed))
 }
 
 /// Page size and cursor from the query string.

@@ -8,13 +8,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookrelay_core::access::{AccessToken, Scope, TokenDraft};
 use hookrelay_core::{token, Timestamp, TokenId};
-use hookrelay_store::StoreError;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY};
+use crate::api::{
+    list_response, page_request, path_id, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY,
+};
 use crate::error::ApiError;
-use crate::idempotency::{self, json_bytes_response};
+use crate::idempotency::KeyedCreate;
 use crate::request::{IdempotencyKey, JsonBody, Tenant};
 use crate::state::AppState;
 
@@ -64,8 +65,8 @@ async fn create(
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body, _): JsonBody,
 ) -> Result<Response, ApiError> {
-    let fingerprint = idempotency::fingerprint("POST", "/v1/tokens", &body);
-    if let Some(saved) = idempotency::replay(&state, &tenant.space_id, &key, &fingerprint).await? {
+    let create = KeyedCreate::new(&state, &tenant.space_id, &key, "/v1/tokens", &body);
+    if let Some(saved) = create.replay().await? {
         return Ok(saved);
     }
     let now = Timestamp::now();
@@ -80,21 +81,14 @@ async fn create(
     let record = AccessToken::of_secret(&secret, tenant.space_id.clone(), draft, now);
     // The answer holds the token: its idempotency record is sealed like every other.
     let answer = success_bytes(&TokenOut::new(&record, Some(&secret)));
-    let saved = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), answer.clone());
-    match state
-        .store
-        .add_token(&record, &token::digest(&secret), Some(&saved))
-        .await
-    {
-        Ok(_) => {
+    let saved = create.record(&answer);
+    let digest = token::digest(&secret);
+    let write = state.store.add_token(&record, &digest, Some(&saved));
+    create
+        .answer(write, answer, || {
             tracing::info!(token = %record.id, space = %tenant.space_id, by = %tenant.grant.token_id, "token created");
-            Ok(json_bytes_response(answer))
-        }
-        Err(StoreError::IdempotencyKeyTaken) => {
-            idempotency::replay_taken(&state, &tenant.space_id, &key, &fingerprint).await
-        }
-        Err(error) => Err(error.into()),
-    }
+        })
+        .await
 }
 
 async fn list(
@@ -102,8 +96,7 @@ async fn list(
     tenant: Tenant,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::field("query", "format", e.body_text()))?;
-    let page = query.parse()?;
+    let page = page_request(query)?;
     let found = state
         .store
         .list_tokens(&tenant.space_id, page.after, page.limit)
@@ -118,8 +111,7 @@ async fn revoke(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let not_found = |id: &str| ApiError::NotFound(format!("token {id} was not found"));
-    let Path(id) = path.map_err(|_| not_found(""))?;
-    let token_id = TokenId::parse(&id).ok_or_else(|| not_found(&id))?;
+    let (id, token_id) = path_id(path, TokenId::parse, not_found)?;
     if !state.store.revoke_token(&tenant.space_id, &token_id).await? {
         return Err(not_found(&id));
     }

@@ -10,13 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hookrelay_core::access::Scope;
 use hookrelay_core::{Timestamp, VerificationMethod, Webhook, WebhookDraft, WebhookId, WebhookPatch};
-use hookrelay_store::StoreError;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::api::{list_response, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY};
+use crate::api::{list_response, page_request, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY};
 use crate::error::ApiError;
-use crate::idempotency::{self, json_bytes_response};
+use crate::idempotency::{json_bytes_response, KeyedCreate};
 use crate::request::{IdempotencyKey, JsonBody, Tenant};
 use crate::state::AppState;
 
@@ -102,26 +101,21 @@ async fn create(
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body, _): JsonBody,
 ) -> Result<Response, ApiError> {
-    let fingerprint = idempotency::fingerprint("POST", "/v1/webhooks", &body);
-    if let Some(saved) = idempotency::replay(&state, &tenant.space_id, &key, &fingerprint).await? {
+    let create = KeyedCreate::new(&state, &tenant.space_id, &key, "/v1/webhooks", &body);
+    if let Some(saved) = create.replay().await? {
         return Ok(saved);
     }
     let draft = WebhookDraft::parse(&body, &state.input_rules())?;
     let webhook = draft.into_webhook(tenant.space_id.clone(), Timestamp::now());
-    let response_body = success_bytes(&WebhookOut::from(&webhook));
-    let record = idempotency::record(&tenant.space_id, &key, fingerprint.clone(), response_body.clone());
+    let answer = success_bytes(&WebhookOut::from(&webhook));
+    let record = create.record(&answer);
     let quota = Some(tenant.quotas(&state).max_webhooks);
-    match state.store.create_webhook_within(&webhook, Some(&record), quota).await {
-        Ok(()) => {
+    let write = state.store.create_webhook_within(&webhook, Some(&record), quota);
+    create
+        .answer(write, answer, || {
             tracing::info!(webhook = %webhook.id, space = %tenant.space_id, "webhook created");
-            Ok(json_bytes_response(response_body))
-        }
-        // A concurrent request with the same key won the race: answer as it did.
-        Err(StoreError::IdempotencyKeyTaken) => {
-            idempotency::replay_taken(&state, &tenant.space_id, &key, &fingerprint).await
-        }
-        Err(error) => Err(error.into()),
-    }
+        })
+        .await
 }
 
 async fn fetch(
@@ -143,8 +137,7 @@ async fn list(
     tenant: Tenant,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::field("query", "format", e.body_text()))?;
-    let page = query.parse()?;
+    let page = page_request(query)?;
     let found = state
         .store
         .list_webhooks(&tenant.space_id, page.after, page.limit)

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use hookrelay_client::{Delivery, DeliveryListParams};
 
-use super::{print_one, print_page, Connection};
+use super::{or_dash, print_one, print_page, Connection};
 use crate::output;
 
 #[derive(Args)]
@@ -82,7 +82,7 @@ fn delivery_table(deliveries: &[Delivery]) {
                 d.event_name.clone(),
                 d.status.clone(),
                 d.attempt_count.to_string(),
-                d.next_attempt_time.clone().unwrap_or_else(|| "-".into()),
+                or_dash(&d.next_attempt_time),
             ]
         })
         .collect();
@@ -96,10 +96,7 @@ pub(super) fn show_delivery(delivery: &Delivery) {
         ("event", format!("{} {}", delivery.event_name, delivery.event_id)),
         ("status", delivery.status.clone()),
         ("attempts", delivery.attempt_count.to_string()),
-        (
-            "nextAttempt",
-            delivery.next_attempt_time.clone().unwrap_or_else(|| "-".into()),
-        ),
+        ("nextAttempt", or_dash(&delivery.next_attempt_time)),
     ]);
     if let Some(attempts) = delivery.attempts.as_deref().filter(|a| !a.is_empty()) {
         println!();
@@ -112,7 +109,7 @@ pub(super) fn show_delivery(delivery: &Delivery) {
                     a.start_time.clone(),
                     a.duration_ms.to_string(),
                     a.status_code.map_or_else(|| "-".into(), |s| s.to_string()),
-                    a.error_kind.clone().unwrap_or_else(|| "-".into()),
+                    or_dash(&a.error_kind),
                     body.replace('\n', " "),
                 ]
             })

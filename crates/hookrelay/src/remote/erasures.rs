@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 use hookrelay_client::{CreateErasure, Erasure, ListParams};
 
-use super::{print_one, print_page, Connection};
+use super::{or_dash, print_page, print_row, Connection};
 use crate::output;
 
 #[derive(Args)]
@@ -65,7 +65,7 @@ pub async fn erasures(args: ErasureArgs) -> anyhow::Result<()> {
                 Some(key) => api.create_with_idempotency_key(&erasure, key).await?,
                 None => api.create(&erasure).await?,
             };
-            print_one(json, &response, |erasure| erasure_table(std::slice::from_ref(erasure)));
+            print_row(json, &response, erasure_table);
         }
         ErasureCommand::List { limit, after } => {
             let response = api.list(ListParams { limit, after }).await?;
@@ -73,22 +73,21 @@ pub async fn erasures(args: ErasureArgs) -> anyhow::Result<()> {
         }
         ErasureCommand::Get { id } => {
             let response = api.get(&id).await?;
-            print_one(json, &response, |erasure| erasure_table(std::slice::from_ref(erasure)));
+            print_row(json, &response, erasure_table);
         }
     }
     Ok(())
 }
 
 fn erasure_table(erasures: &[Erasure]) {
-    let time = |at: &Option<String>| at.clone().unwrap_or_else(|| "-".to_owned());
     let rows: Vec<Vec<String>> = erasures
         .iter()
         .map(|e| {
             vec![
                 e.id.clone(),
                 e.object_id.clone(),
-                time(&e.from),
-                time(&e.to),
+                or_dash(&e.from),
+                or_dash(&e.to),
                 e.events_erased.to_string(),
                 e.deliveries_cancelled.to_string(),
                 e.create_time.clone(),

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use hookrelay_client::{Event, EventObject, ListParams, PublishEvent};
 use serde_json::Value;
 
-use super::{print_one, print_page, Connection};
+use super::{print_one, print_page, print_row, Connection};
 use crate::output;
 
 #[derive(Args)]
@@ -89,7 +89,7 @@ pub async fn events(args: EventArgs) -> anyhow::Result<()> {
         }
         EventCommand::Get { id } => {
             let response = api.get(&id).await?;
-            print_one(json, &response, |event| event_table(std::slice::from_ref(event)));
+            print_row(json, &response, event_table);
         }
         EventCommand::List { limit, after } => {
             let response = api.list(ListParams { limit, after }).await?;

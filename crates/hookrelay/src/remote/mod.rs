@@ -68,6 +68,17 @@ fn print_one<T: Serialize>(json: bool, response: &ApiResponse<T>, show: impl Fn(
     }
 }
 
+/// Prints an answer of one item: the API's JSON with `--json`, else `table`'s one-row
+/// rendering of its result.
+fn print_row<T: Serialize>(json: bool, response: &ApiResponse<T>, table: impl Fn(&[T])) {
+    print_one(json, response, |item| table(std::slice::from_ref(item)));
+}
+
+/// A table cell for a value that may be absent: `-` when it is.
+fn or_dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".to_owned())
+}
+
 /// Prints a list page: the API's JSON with `--json`, else `table`'s rendering of its
 /// items and the flag that fetches the next page.
 fn print_page<T: Serialize>(json: bool, page: &ApiListResponse<T>, table: impl Fn(&[T])) {

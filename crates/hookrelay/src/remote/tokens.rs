@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use hookrelay_client::{CreateToken, ListParams, Token};
 use hookrelay_core::access::Scope;
 
-use super::{print_one, print_page, Connection};
+use super::{or_dash, print_one, print_page, Connection};
 use crate::output;
 
 #[derive(Args)]
@@ -99,7 +99,6 @@ pub async fn tokens(args: TokenArgs) -> anyhow::Result<()> {
 }
 
 fn token_table(tokens: &[Token]) {
-    let time = |at: &Option<String>| at.clone().unwrap_or_else(|| "-".to_owned());
     let rows: Vec<Vec<String>> = tokens
         .iter()
         .map(|t| {
@@ -109,8 +108,8 @@ fn token_table(tokens: &[Token]) {
                 t.prefix.clone(),
                 t.scopes.join(","),
                 t.create_time.clone(),
-                time(&t.last_used_time),
-                time(&t.expire_time),
+                or_dash(&t.last_used_time),
+                or_dash(&t.expire_time),
             ]
         })
         .collect();
