@@ -2,6 +2,8 @@
 //! with plain reqwest rather than the SDK so that the harness measures the server and
 //! not the SDK's retry policy, and so a publish's latency is one request's.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -215,6 +217,39 @@ pub fn payment_event(run: &str, n: usize) -> String {
         phone = phone,
         customer = customer,
     )
+}
+
+/// Publishes `rate` events a second until `stop`, each on its own task so a slow answer
+/// does not delay the next; the accepted publishes and how many failed.
+pub async fn publish_steadily(
+    api: Api,
+    tag: String,
+    rate: u32,
+    stop: Arc<AtomicBool>,
+) -> Result<(Vec<Published>, usize)> {
+    let period = Duration::from_secs(1) / rate.max(1);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    let mut n = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep_until(start + period * n).await;
+        let (api, tag) = (api.clone(), tag.clone());
+        let index = n as usize;
+        tasks.push(tokio::spawn(async move {
+            api.publish(&format!("bench-{tag}-{index}"), payment_event(&tag, index))
+                .await
+        }));
+        n += 1;
+    }
+    let mut published = Vec::with_capacity(tasks.len());
+    let mut failures = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(p) => published.push(p),
+            Err(_) => failures += 1,
+        }
+    }
+    Ok((published, failures))
 }
 
 #[cfg(test)]

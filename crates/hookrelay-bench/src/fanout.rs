@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::api::{self, Api, Published};
 use crate::receiver::Receiver;
 use crate::server::{Server, BENCH_SPACE};
-use crate::stats::Percentiles;
+use crate::stats::{ms, Percentiles};
 use crate::workload::{RunConfig, Target};
 
 /// The second space's id.
@@ -105,7 +105,7 @@ async fn measure(spec: FanoutSpec, config: &RunConfig, receiver: &Receiver, serv
 
     println!("  baseline: space B alone for {} s", spec.baseline_secs);
     let stop = Arc::new(AtomicBool::new(false));
-    let baseline = tokio::spawn(publish_steadily(
+    let baseline = tokio::spawn(api::publish_steadily(
         steady.clone(),
         format!("{tag}-base"),
         spec.steady_rate,
@@ -120,7 +120,7 @@ async fn measure(spec: FanoutSpec, config: &RunConfig, receiver: &Receiver, serv
         spec.fanout_events, spec.fanout_webhooks
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let during = tokio::spawn(publish_steadily(
+    let during = tokio::spawn(api::publish_steadily(
         steady.clone(),
         format!("{tag}-during"),
         spec.steady_rate,
@@ -216,36 +216,4 @@ async fn create_webhooks(api: &Api, receiver: &Receiver, count: usize, tag: &str
         }
     }
     Ok(created)
-}
-
-/// Publishes `rate` events a second until `stop`, each on its own task so a slow answer
-/// does not delay the next; the accepted publishes and how many failed.
-async fn publish_steadily(api: Api, tag: String, rate: u32, stop: Arc<AtomicBool>) -> Result<(Vec<Published>, usize)> {
-    let period = Duration::from_secs(1) / rate.max(1);
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::new();
-    let mut n = 0u32;
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep_until(start + period * n).await;
-        let (api, tag) = (api.clone(), tag.clone());
-        let index = n as usize;
-        tasks.push(tokio::spawn(async move {
-            api.publish(&format!("bench-{tag}-{index}"), api::payment_event(&tag, index))
-                .await
-        }));
-        n += 1;
-    }
-    let mut published = Vec::with_capacity(tasks.len());
-    let mut failures = 0;
-    for task in tasks {
-        match task.await? {
-            Ok(p) => published.push(p),
-            Err(_) => failures += 1,
-        }
-    }
-    Ok((published, failures))
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }

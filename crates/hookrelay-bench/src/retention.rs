@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::api::{self, Api, Published};
 use crate::receiver::Receiver;
 use crate::server::{Launch, Server};
-use crate::stats::Percentiles;
+use crate::stats::{ms, Percentiles};
 use crate::workload::{RunConfig, Target};
 
 /// The workload's shape.
@@ -104,7 +104,7 @@ async fn measure(
     }
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let publisher = tokio::spawn(publish_steadily(api.clone(), tag, spec.rate, stop.clone()));
+    let publisher = tokio::spawn(api::publish_steadily(api.clone(), tag, spec.rate, stop.clone()));
     let every = Duration::from_secs(spec.interval_secs.max(1));
     let intervals = (Duration::from_secs_f64(spec.minutes.max(0.0) * 60.0).as_secs_f64() / every.as_secs_f64()).ceil();
     let mut sizes = Vec::new();
@@ -155,33 +155,6 @@ async fn measure(
     })
 }
 
-/// Publishes `rate` events a second until `stop`, each on its own task.
-async fn publish_steadily(api: Api, tag: String, rate: u32, stop: Arc<AtomicBool>) -> Result<(Vec<Published>, usize)> {
-    let period = Duration::from_secs(1) / rate.max(1);
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::new();
-    let mut n = 0u32;
-    while !stop.load(Ordering::Relaxed) {
-        tokio::time::sleep_until(start + period * n).await;
-        let (api, tag) = (api.clone(), tag.clone());
-        let index = n as usize;
-        tasks.push(tokio::spawn(async move {
-            api.publish(&format!("bench-{tag}-{index}"), api::payment_event(&tag, index))
-                .await
-        }));
-        n += 1;
-    }
-    let mut published = Vec::with_capacity(tasks.len());
-    let mut failures = 0;
-    for task in tasks {
-        match task.await? {
-            Ok(p) => published.push(p),
-            Err(_) => failures += 1,
-        }
-    }
-    Ok((published, failures))
-}
-
 /// The table the workload prints.
 pub fn table(result: &RetentionResult) -> String {
     let mut text = format!(
@@ -221,8 +194,4 @@ pub fn table(result: &RetentionResult) -> String {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1_048_576.0
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }

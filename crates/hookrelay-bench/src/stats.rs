@@ -41,6 +41,11 @@ pub fn rate(count: usize, secs: f64) -> f64 {
     }
 }
 
+/// A duration in milliseconds, as the reports give latencies.
+pub fn ms(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

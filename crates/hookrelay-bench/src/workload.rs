@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::api::{self, Api, Published};
 use crate::receiver::Receiver;
 use crate::server::{self, Launch, RssSampler, Server};
-use crate::stats::{rate, Percentiles};
+use crate::stats::{ms, rate, Percentiles};
 
 /// How long W5 waits for its slow webhooks once the fast ones are done.
 const SLOW_EXTRA_WAIT: Duration = Duration::from_secs(5);
@@ -442,10 +442,6 @@ async fn publish_one(api: &Api, tag: &str, n: usize) -> Result<Published, String
     api.publish(&format!("bench-{tag}-event-{n}"), body)
         .await
         .map_err(|error| format!("{error:#}"))
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }
 
 fn mib(kib: u64) -> f64 {
