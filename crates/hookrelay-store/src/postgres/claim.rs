@@ -58,34 +58,38 @@ macro_rules! lease_claimable {
 }
 
 /// Leases due deliveries and reads what sending them needs, in one statement, taking
-/// turns between spaces as SQLite's claim does: each space's deliveries in due order, the
-/// spaces' first ones before any space's second (one space's wide fan-out does not hold
-/// another's deliveries behind it), then oldest due first; at most `$4` of any one
-/// webhook, at most `$3` in all. PostgreSQL's `FOR UPDATE` cannot make that choice in
-/// one window query, so it is made in two steps.
+/// turns between spaces as SQLite's claim does: within each space its webhooks are
+/// ranked by their oldest due delivery, every space's first webhook comes before any
+/// space's second (one space's wide fan-out does not hold another's deliveries behind
+/// it), then oldest due first; at most `$4` of any one webhook, at most `$3` in all.
 ///
-/// First the `$3` webhooks that come first by the same turns, each by its oldest due
-/// delivery, are chosen; only their first `$4` rows are locked, and the `$3` first of
-/// those by turn are leased. `SKIP LOCKED` passes over rows another node is claiming at
-/// this moment, and a row leased since this statement's snapshot fails the re-checked
-/// lease test (its new owner is alive). A dead node's leases are taken at once, not when
-/// they run out. Each leased delivery comes back with its event and its webhook as they
-/// are now (NULL columns for a webhook deleted meanwhile); the webhook's columns keep
-/// their own names so the webhook decoder reads them as it reads the webhooks table.
+/// Only the `$3` webhooks that come first by (turn, oldest due) can contribute (each has
+/// a delivery ahead of any later webhook's), so only their first `$4` rows are locked, and
+/// the `$3` first of those by (turn, due) are leased. `SKIP LOCKED` passes over rows
+/// another node is claiming at this moment, and a row leased since this statement's
+/// snapshot fails the re-checked lease test (its new owner is alive). A dead node's
+/// leases are taken at once, not when they run out. Each leased delivery comes back with
+/// its event and its webhook as they are now (NULL columns for a webhook deleted
+/// meanwhile); the webhook's columns keep their own names so the webhook decoder reads
+/// them as it reads the webhooks table.
 static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{}, firsts AS (
-            SELECT live.webhook_id, live.space_id FROM live CROSS JOIN LATERAL (
-                SELECT d.next_attempt_time, d.seq FROM deliveries d
-                WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
-                  AND {claimable}
-                ORDER BY d.next_attempt_time, d.seq LIMIT 1
-            ) first
-            ORDER BY row_number() OVER (PARTITION BY live.space_id ORDER BY first.next_attempt_time, first.seq),
-                     first.next_attempt_time, first.seq
+            SELECT webhook_id, turn FROM (
+                SELECT live.webhook_id, first.next_attempt_time, first.seq,
+                       row_number() OVER (PARTITION BY live.space_id
+                                          ORDER BY first.next_attempt_time, first.seq) AS turn
+                FROM live CROSS JOIN LATERAL (
+                    SELECT d.next_attempt_time, d.seq FROM deliveries d
+                    WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
+                      AND {claimable}
+                    ORDER BY d.next_attempt_time, d.seq LIMIT 1
+                ) first
+            ) ranked
+            ORDER BY turn, next_attempt_time, seq
             LIMIT $3
         ), locked AS (
-            SELECT l.seq, l.next_attempt_time, firsts.space_id FROM firsts CROSS JOIN LATERAL (
+            SELECT l.seq, l.next_attempt_time, firsts.turn FROM firsts CROSS JOIN LATERAL (
                 SELECT d.seq, d.next_attempt_time FROM deliveries d
                 WHERE d.webhook_id = firsts.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
                   AND {claimable}
@@ -93,10 +97,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
                 FOR UPDATE SKIP LOCKED
             ) l
         ), chosen AS (
-            SELECT seq FROM locked
-            ORDER BY row_number() OVER (PARTITION BY space_id ORDER BY next_attempt_time, seq),
-                     next_attempt_time, seq
-            LIMIT $3
+            SELECT seq FROM locked ORDER BY turn, next_attempt_time, seq LIMIT $3
         ), claimed AS (
             UPDATE deliveries SET lease_until = $5, lease_owner = $6
             FROM chosen WHERE deliveries.seq = chosen.seq

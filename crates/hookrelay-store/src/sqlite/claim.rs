@@ -50,34 +50,44 @@ macro_rules! not_staged {
     };
 }
 
-/// Leases due deliveries, taking turns between spaces: each space's deliveries in due
-/// order, the spaces' first ones before any space's second (so one space's fan-out to
-/// thousands of webhooks does not hold another space's deliveries behind it), then
-/// oldest due first; at most `?5` of any one webhook (so one webhook's backlog cannot
-/// crowd out the others), at most `?6` in all, none of a disabled space nor of a fan-out
-/// still being written. Each webhook's share is read from the index `pending_webhooks!`
-/// skips along. A deleted webhook's deliveries take their turns together (no space).
+/// Leases due deliveries, taking turns between spaces: within each space its webhooks
+/// are ranked by their oldest due delivery, and every space's first webhook comes before
+/// any space's second (so one space's fan-out to thousands of webhooks does not hold
+/// another space's deliveries behind it); then oldest due first. At most `?5` of any one
+/// webhook (so one webhook's backlog cannot crowd out the others), at most `?6` in all,
+/// none of a disabled space nor of a fan-out still being written. The turns are ranked
+/// over the webhooks with work, one index probe each for its oldest due delivery, not over
+/// every candidate delivery, which cost a claim twice the time. A deleted webhook's deliveries take their turns
+/// together (no space).
 const CLAIM: &str = concat!(
     pending_webhooks!(),
     "UPDATE deliveries SET lease_until = ?1, lease_owner = ?2
          WHERE seq IN (
-             SELECT seq FROM (
-                 SELECT d.seq, d.next_attempt_time AS due,
-                        ROW_NUMBER() OVER (PARTITION BY owner.space_id
-                                           ORDER BY d.next_attempt_time, d.seq) AS turn
-                 FROM pending
-                 LEFT JOIN webhooks AS owner ON owner.id = pending.webhook_id
-                 JOIN deliveries AS d ON d.seq IN (
-                     SELECT seq FROM deliveries
-                     WHERE webhook_id = pending.webhook_id AND status = 'pending'
-                       AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)",
-    not_staged!(),
-    "                ORDER BY next_attempt_time, seq LIMIT ?5)
-                 WHERE pending.webhook_id IS NOT NULL
-                   AND pending.webhook_id NOT IN (SELECT value FROM json_each(?4))",
+             SELECT d.seq FROM (
+                 SELECT candidate.webhook_id,
+                        ROW_NUMBER() OVER (PARTITION BY candidate.space_id
+                                           ORDER BY first.next_attempt_time, first.seq) AS turn
+                 FROM (
+                     SELECT pending.webhook_id, owner.space_id,
+                            (SELECT seq FROM deliveries
+                             WHERE webhook_id = pending.webhook_id AND status = 'pending'
+                               AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)
+                             ORDER BY next_attempt_time, seq LIMIT 1) AS first_seq
+                     FROM pending
+                     LEFT JOIN webhooks AS owner ON owner.id = pending.webhook_id
+                     WHERE pending.webhook_id IS NOT NULL
+                       AND pending.webhook_id NOT IN (SELECT value FROM json_each(?4))",
     not_paused!(),
-    "        )
-             ORDER BY turn, due, seq
+    "            ) AS candidate
+                 JOIN deliveries AS first ON first.seq = candidate.first_seq
+             ) AS turns
+             JOIN deliveries AS d ON d.seq IN (
+                 SELECT seq FROM deliveries
+                 WHERE webhook_id = turns.webhook_id AND status = 'pending'
+                   AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)",
+    not_staged!(),
+    "            ORDER BY next_attempt_time, seq LIMIT ?5)
+             ORDER BY turns.turn, d.next_attempt_time, d.seq
              LIMIT ?6
          )
          RETURNING id, webhook_id, attempt_count, event_id, next_attempt_time, seq, update_time"
