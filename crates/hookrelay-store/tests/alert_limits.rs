@@ -4,23 +4,22 @@
 //! reachable: a skipped test would hide that it never ran. Then two PostgreSQL nodes
 //! admitting alerts for one address at once share its count.
 
+mod common;
+
+use common::{both, with_databases};
+
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use hookrelay_core::alert::{Alert, AlertKind, AlertPolicy};
 use hookrelay_core::alert_limit::EmailLimit;
 use hookrelay_core::delivery::{DeliveryAttempt, ErrorKind, NextStep};
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::seal::{MasterKey, SecretCipher};
-use hookrelay_core::{ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId};
-use hookrelay_store::{AttemptResult, ClaimRequest, PostgresStore, SqliteStore, Store};
+use hookrelay_core::{ApiRelease, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId};
+use hookrelay_store::{AttemptResult, ClaimRequest, PostgresStore, Store};
 use serde_json::value::RawValue;
-use sqlx::{Connection, Executor, PgConnection};
 
 const T0: i64 = 1_700_000_000_000_000;
 const SECOND: i64 = 1_000_000;
@@ -29,46 +28,6 @@ const LIMIT: EmailLimit = EmailLimit {
     per_window: 2,
     window: Duration::from_secs(3600),
 };
-
-fn admin_url() -> String {
-    std::env::var("HOOKRELAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// Runs `test` with the URL of a new PostgreSQL database and a directory for SQLite,
-/// then drops the database whatever the outcome.
-async fn with_databases<F, Fut>(test: F)
-where
-    F: FnOnce(String, tempfile::TempDir) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let url = admin_url();
-    let mut admin = match tokio::time::timeout(Duration::from_secs(15), PgConnection::connect(&url)).await {
-        Ok(Ok(connection)) => connection,
-        other => panic!("PostgreSQL is not reachable at {url} ({other:?}); these tests need it"),
-    };
-    let name = format!(
-        "hr_{}",
-        DeliveryId::generate().as_str()[DeliveryId::PREFIX.len()..].to_ascii_lowercase()
-    );
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    let database = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
-    let dir = tempfile::tempdir().unwrap();
-    let outcome = AssertUnwindSafe(test(database, dir)).catch_unwind().await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-async fn both(url: &str, dir: &Path) -> Vec<(&'static str, Arc<dyn Store>)> {
-    let cipher = SecretCipher::new(&MasterKey::generate());
-    let sqlite = SqliteStore::open(&dir.join("hr.db"), cipher.clone()).await.unwrap();
-    let postgres = PostgresStore::open(url, cipher, 4).await.unwrap();
-    vec![("SQLite", Arc::new(sqlite)), ("PostgreSQL", Arc::new(postgres))]
-}
 
 fn webhook(space: &SpaceId, alert_emails: &[&str]) -> Webhook {
     let id = WebhookId::generate();
@@ -167,7 +126,7 @@ fn at(micros: i64) -> Timestamp {
 #[tokio::test]
 async fn admission_digests_and_their_leases_match_on_both_backends() {
     with_databases(|url, dir| async move {
-        for (backend, store) in both(&url, dir.path()).await {
+        for (backend, store) in both(&url, dir.path(), 4).await {
             let store = &*store;
             let alerts = failing_alerts(store, 3, &["ops@example.com", "Dev@Example.com"]).await;
             let both_addresses = ["Dev@Example.com", "ops@example.com"];

@@ -2,13 +2,16 @@
 //! back, and on PostgreSQL a cleaner batch does nothing while another node's cleaner
 //! holds the lock. The PostgreSQL server is as in `tests/postgres.rs`.
 
+mod common;
+
+use common::with_databases;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::retention::VACUUM_PAGES_PER_STEP;
 use hookrelay_core::seal::{MasterKey, SecretCipher};
-use hookrelay_core::{DeliveryId, EventId, SpaceId, Timestamp};
+use hookrelay_core::{EventId, SpaceId, Timestamp};
 use hookrelay_store::traits::*;
 use hookrelay_store::{PostgresStore, SqliteStore, CLEANER_LOCK};
 use serde_json::value::RawValue;
@@ -133,59 +136,45 @@ async fn an_existing_sqlite_file_is_switched_to_incremental_vacuum_at_open() {
     assert_eq!(mode, 2, "INCREMENTAL");
 }
 
-fn admin_url() -> String {
-    std::env::var("HOOKRELAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 #[tokio::test]
 async fn a_postgres_cleaner_batch_skips_while_another_node_cleans() {
-    let suffix = DeliveryId::generate().as_str()[DeliveryId::PREFIX.len()..].to_ascii_lowercase();
-    let name = format!("hr_{suffix}");
-    let mut admin = PgConnection::connect(&admin_url()).await.expect("PostgreSQL runs");
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
+    with_databases(|url, _dir| async move {
+        let store = PostgresStore::open(&url, cipher(), 4).await.unwrap();
+        let space = SpaceId::parse("spc-lock").unwrap();
+        store.create_space(&space).await.unwrap();
+        let published = Timestamp::now();
+        store
+            .publish_event(&event(&space, "o", "{}".to_owned(), published), None)
+            .await
+            .unwrap();
+        let cutoff = published.plus_micros(1);
 
-    let store = PostgresStore::open(&url, cipher(), 4).await.unwrap();
-    let space = SpaceId::parse("spc-lock").unwrap();
-    store.create_space(&space).await.unwrap();
-    let published = Timestamp::now();
-    store
-        .publish_event(&event(&space, "o", "{}".to_owned(), published), None)
-        .await
-        .unwrap();
-    let cutoff = published.plus_micros(1);
+        // Another node's cleaner, in the middle of a batch.
+        let mut other = PgConnection::connect(&url).await.unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(CLEANER_LOCK)
+            .execute(&mut other)
+            .await
+            .unwrap();
+        assert!(store.delete_expired(&space, 0, cutoff).await.unwrap().is_none());
+        assert!(store
+            .expire_payloads(&space, 0, cutoff, cutoff)
+            .await
+            .unwrap()
+            .is_none());
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(CLEANER_LOCK)
+            .execute(&mut other)
+            .await
+            .unwrap();
 
-    // Another node's cleaner, in the middle of a batch.
-    let mut other = PgConnection::connect(&url).await.unwrap();
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(CLEANER_LOCK)
-        .execute(&mut other)
-        .await
-        .unwrap();
-    assert!(store.delete_expired(&space, 0, cutoff).await.unwrap().is_none());
-    assert!(store
-        .expire_payloads(&space, 0, cutoff, cutoff)
-        .await
-        .unwrap()
-        .is_none());
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(CLEANER_LOCK)
-        .execute(&mut other)
-        .await
-        .unwrap();
-
-    let batch = store
-        .delete_expired(&space, 0, cutoff)
-        .await
-        .unwrap()
-        .expect("the lock is free");
-    assert_eq!(batch.removed.events, 1);
-    assert!(batch.done);
-
-    drop(other);
-    drop(store);
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
+        let batch = store
+            .delete_expired(&space, 0, cutoff)
+            .await
+            .unwrap()
+            .expect("the lock is free");
+        assert_eq!(batch.removed.events, 1);
+        assert!(batch.done);
+    })
+    .await;
 }

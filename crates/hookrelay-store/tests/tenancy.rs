@@ -3,68 +3,23 @@
 //! or the `test` database on 127.0.0.1), which must be reachable: a skipped test would
 //! hide that it never ran.
 
-use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use futures_util::FutureExt;
+use common::{both, with_databases};
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
 use hookrelay_core::access::{AccessToken, Scope, Scopes, TokenDraft};
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::quota::{Quota, QuotaOverrides};
-use hookrelay_core::seal::{MasterKey, SecretCipher};
-use hookrelay_core::{
-    ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, TokenId, VerificationMethod, Webhook, WebhookId,
-};
-use hookrelay_store::{ClaimRequest, IdempotencyRecord, PostgresStore, QuotaChange, SqliteStore, Store, StoreError};
+use hookrelay_core::{ApiRelease, EventId, SpaceId, Timestamp, TokenId, VerificationMethod, Webhook, WebhookId};
+use hookrelay_store::{ClaimRequest, IdempotencyRecord, QuotaChange, StoreError};
 use serde_json::value::RawValue;
 use sqlx::{Connection, Executor, PgConnection};
 
 const T0: i64 = 1_700_000_000_000_000;
 const SECOND: i64 = 1_000_000;
-
-fn admin_url() -> String {
-    std::env::var("HOOKRELAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// Runs `test` with the URL of a new PostgreSQL database and a directory for SQLite,
-/// then drops the database whatever the outcome.
-async fn with_databases<F, Fut>(test: F)
-where
-    F: FnOnce(String, tempfile::TempDir) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let url = admin_url();
-    let mut admin = match tokio::time::timeout(Duration::from_secs(15), PgConnection::connect(&url)).await {
-        Ok(Ok(connection)) => connection,
-        other => panic!("PostgreSQL is not reachable at {url} ({other:?}); these tests need it"),
-    };
-    let name = format!(
-        "hr_{}",
-        DeliveryId::generate().as_str()[DeliveryId::PREFIX.len()..].to_ascii_lowercase()
-    );
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-    let database = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
-    let dir = tempfile::tempdir().unwrap();
-    let outcome = AssertUnwindSafe(test(database, dir)).catch_unwind().await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-/// Both backends, opened with one key.
-async fn both(url: &str, dir: &Path) -> Vec<(&'static str, Arc<dyn Store>)> {
-    let cipher = SecretCipher::new(&MasterKey::generate());
-    let sqlite = SqliteStore::open(&dir.join("hr.db"), cipher.clone()).await.unwrap();
-    let postgres = PostgresStore::open(url, cipher, 8).await.unwrap();
-    vec![("SQLite", Arc::new(sqlite)), ("PostgreSQL", Arc::new(postgres))]
-}
 
 fn token(space: &SpaceId, name: &str, scopes: &[Scope], at: i64) -> (AccessToken, [u8; 32]) {
     let secret = hookrelay_core::token::generate();
@@ -137,7 +92,7 @@ fn claim(now: i64) -> ClaimRequest {
 #[tokio::test]
 async fn tokens_are_listed_newest_first_revoked_and_their_use_recorded_once_a_minute() {
     with_databases(|url, dir| async move {
-        for (backend, store) in both(&url, dir.path()).await {
+        for (backend, store) in both(&url, dir.path(), 8).await {
             let (ours, theirs) = (SpaceId::generate(), SpaceId::generate());
             let mut made = Vec::new();
             for i in 0..3 {
@@ -211,7 +166,7 @@ async fn tokens_are_listed_newest_first_revoked_and_their_use_recorded_once_a_mi
 #[tokio::test]
 async fn a_token_saved_with_its_key_is_saved_once() {
     with_databases(|url, dir| async move {
-        for (backend, store) in both(&url, dir.path()).await {
+        for (backend, store) in both(&url, dir.path(), 8).await {
             let space = SpaceId::generate();
             let (first, digest) = token(&space, "first", &[Scope::EventsRead], T0);
             store.add_token(&first, &digest, Some(&key(&space, "k"))).await.unwrap();
@@ -234,7 +189,7 @@ async fn a_token_saved_with_its_key_is_saved_once() {
 #[tokio::test]
 async fn spaces_are_created_listed_disabled_and_given_quotas() {
     with_databases(|url, dir| async move {
-        for (backend, store) in both(&url, dir.path()).await {
+        for (backend, store) in both(&url, dir.path(), 8).await {
             let space = SpaceId::generate();
             assert!(store.create_space(&space).await.unwrap(), "{backend}");
             assert!(!store.create_space(&space).await.unwrap(), "{backend}");
@@ -285,7 +240,7 @@ async fn spaces_are_created_listed_disabled_and_given_quotas() {
 #[tokio::test]
 async fn a_disabled_spaces_deliveries_wait_and_go_out_once_it_is_enabled() {
     with_databases(|url, dir| async move {
-        for (backend, store) in both(&url, dir.path()).await {
+        for (backend, store) in both(&url, dir.path(), 8).await {
             let (paused, running) = (SpaceId::generate(), SpaceId::generate());
             let mut webhooks = Vec::new();
             for space in [&paused, &running] {
@@ -336,7 +291,7 @@ async fn a_disabled_spaces_deliveries_wait_and_go_out_once_it_is_enabled() {
 #[tokio::test]
 async fn quotas_bound_webhooks_per_space_and_deliveries_per_publish() {
     with_databases(|url, dir| async move {
-        for (backend, store) in both(&url, dir.path()).await {
+        for (backend, store) in both(&url, dir.path(), 8).await {
             let space = SpaceId::generate();
             store.ensure_space(&space).await.unwrap();
             // Concurrent creates: exactly the quota's worth succeed.
@@ -425,7 +380,7 @@ async fn tokens_made_before_scopes_keep_every_scope() {
     with_databases(|url, dir| async move {
         seed_before_scopes(&url, &dir.path().join("hr.db")).await;
         let digest = hookrelay_core::token::digest("an-old-token-0123456789");
-        for (backend, store) in both(&url, dir.path()).await {
+        for (backend, store) in both(&url, dir.path(), 8).await {
             let (grant, _) = store.find_access_token(&digest).await.unwrap().expect("migrated");
             assert_eq!(grant.scopes, Scopes::all(), "{backend}");
             assert_eq!((grant.expire_time, grant.last_used_time), (None, None), "{backend}");
