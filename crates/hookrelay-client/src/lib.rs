@@ -111,6 +111,7 @@ mod error;
 mod redact;
 #[cfg(feature = "client")]
 mod resources;
+mod settings;
 mod types;
 
 #[cfg(feature = "client")]
@@ -121,4 +122,5 @@ pub use erasures::ErasureApi;
 pub use error::{ApiErrorDetail, Error};
 #[cfg(feature = "client")]
 pub use resources::{DeliveryApi, EventApi, TokenApi, WebhookApi};
+pub use settings::{DeliveryFormat, DeliveryOrdering, UpdateWebhookSettings, WebhookSettings};
 pub use types::*;

@@ -9,6 +9,7 @@ mod health;
 pub mod metrics;
 mod routes;
 pub mod tokens;
+pub mod webhook_settings;
 pub mod webhooks;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -34,6 +35,7 @@ use health::health;
 pub fn route_table() -> RouteTable {
     let resources = [
         webhooks::routes,
+        webhook_settings::routes,
         events::routes,
         deliveries::routes,
         alerts::routes,

@@ -15,7 +15,8 @@
 //!
 //! `paths` holds the operations, `params` their parameters, `bodies` the request bodies,
 //! `responses` the envelopes and error responses, `schemas` the component schemas,
-//! `tokens` the token operations and schemas and the scopes.
+//! `tokens` the token operations and schemas and the scopes, `erasures` and `settings`
+//! theirs.
 
 mod bodies;
 mod erasures;
@@ -23,6 +24,7 @@ mod params;
 mod paths;
 mod responses;
 mod schemas;
+mod settings;
 #[cfg(test)]
 mod tests;
 mod tokens;
@@ -35,6 +37,7 @@ use serde_json::{json, Value};
 use erasures::*;
 use paths::*;
 use schemas::*;
+use settings::*;
 use tokens::*;
 
 const WEBHOOK_REF: &str = "#/components/schemas/Webhook";
@@ -47,6 +50,7 @@ const TOKEN_REF: &str = "#/components/schemas/Token";
 const CREATED_TOKEN_REF: &str = "#/components/schemas/CreatedToken";
 const SCOPE_REF: &str = "#/components/schemas/Scope";
 const ERASURE_REF: &str = "#/components/schemas/Erasure";
+const WEBHOOK_SETTINGS_REF: &str = "#/components/schemas/WebhookSettings";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
 /// events.
@@ -89,6 +93,10 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "patch": update_webhook(&events),
                 "delete": delete_webhook(),
             },
+            "/v1/webhooks/{id}/settings": {
+                "get": get_webhook_settings(),
+                "put": update_webhook_settings(),
+            },
             "/v1/webhooks/{id}/deliveries": { "get": list_deliveries() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}": { "get": get_delivery() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}/retry": { "post": retry_delivery() },
@@ -125,6 +133,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "CreatedToken": token_schema(true),
                 "Scope": scope_schema(),
                 "Erasure": erasure_schema(),
+                "WebhookSettings": settings_schema(true),
             },
             "securitySchemes": {
                 "bearerAuth": {

@@ -8,6 +8,7 @@ mod events;
 mod tokens;
 mod webhook;
 mod webhook_args;
+mod webhook_settings;
 
 use anyhow::Context;
 use clap::Args;

@@ -1,4 +1,5 @@
-//! `hookrelay webhook`: create, get, list, update, delete, test, and the alerts raised.
+//! `hookrelay webhook`: create, get, list, update, delete, settings, test, and the alerts
+//! raised.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -8,6 +9,7 @@ use serde_json::Value;
 
 use super::deliveries::show_delivery;
 use super::webhook_args::{CreateArgs, UpdateArgs};
+use super::webhook_settings::{self, SettingsArgs};
 use super::{print_one, print_page, Connection};
 use crate::output;
 
@@ -47,6 +49,8 @@ enum WebhookCommand {
         /// The webhook, `whk-…`.
         id: String,
     },
+    /// Show a webhook's delivery settings, or change those the flags name.
+    Settings(SettingsArgs),
     /// Send a signed `webhook.test` event to a webhook.
     Test {
         /// The webhook, `whk-…`.
@@ -102,6 +106,7 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
             let response = api.delete(&id).await?;
             print_one(json, &response, |()| println!("deleted {id}"));
         }
+        WebhookCommand::Settings(settings) => webhook_settings::settings(api, settings, json).await?,
         WebhookCommand::Test { id } => print_one(json, &api.test(&id).await?, show_delivery),
         WebhookCommand::Alerts { id, limit, after } => {
             print_page(json, &api.alerts(&id, ListParams { limit, after }).await?, alert_table);

@@ -29,3 +29,4 @@ mod ssrf;
 mod tenancy;
 mod traces;
 mod validation;
+mod webhook_settings;
