@@ -20,7 +20,7 @@ use axum::http::{Method, Request, Response, StatusCode, Uri};
 use hookrelay_core::delivery::{AttemptOutcome, DeliveryAttempt, ErrorKind, RESPONSE_BODY_KEPT, RETRY_AFTER_MAX};
 use hookrelay_core::event::{delivery_body, Event};
 use hookrelay_core::net::is_public;
-use hookrelay_core::signing::SignatureKey;
+use hookrelay_core::signing::KeyRing;
 use hookrelay_core::webhook::{ApiRelease, Webhook};
 use hookrelay_core::Timestamp;
 use hookrelay_store::ClaimedDelivery;
@@ -36,6 +36,7 @@ use super::DeliveryConfig;
 
 // The protocol's headers, named once (a name given as text is parsed on every request).
 const SIGNATURE: HeaderName = HeaderName::from_static("monime-signature");
+const KEY_ID: HeaderName = HeaderName::from_static("monime-signature-key-id");
 const EVENT_ID: HeaderName = HeaderName::from_static("monime-event-id");
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("monime-webhook-id");
 const DELIVERY_ATTEMPT: HeaderName = HeaderName::from_static("monime-delivery-attempt");
@@ -135,7 +136,8 @@ pub struct Target {
 
 struct Prepared {
     uri: Uri,
-    key: SignatureKey,
+    /// The current key, and the previous one until its overlap ends.
+    keys: KeyRing,
     /// `Content-Type`, `User-Agent`, `Accept`, `Monime-Webhook-Id` and the webhook's own
     /// headers.
     headers: HeaderMap,
@@ -161,7 +163,7 @@ fn prepare(webhook: &Webhook, config: &DeliveryConfig) -> Result<Prepared, Error
         return Err(ErrorKind::BlockedAddress);
     }
     let uri: Uri = url.as_str().parse().map_err(|_| ErrorKind::Request)?;
-    let Some(key) = webhook.verification.signature_key() else {
+    let Some(keys) = webhook.key_ring() else {
         tracing::error!(webhook = %webhook.id, "stored signing key is unusable");
         return Err(ErrorKind::Request);
     };
@@ -176,7 +178,7 @@ fn prepare(webhook: &Webhook, config: &DeliveryConfig) -> Result<Prepared, Error
         let value = HeaderValue::from_str(value).map_err(|_| ErrorKind::Request)?;
         headers.append(name, value);
     }
-    Ok(Prepared { uri, key, headers })
+    Ok(Prepared { uri, keys, headers })
 }
 
 /// The body a delivery sends, made once per event and API release and shared by the
@@ -265,12 +267,17 @@ async fn send(
     body: Bytes,
     config: &DeliveryConfig,
 ) -> Result<(StatusCode, Option<Duration>, String), ErrorKind> {
-    let signature = target.key.header_value(unix_now(), &body);
+    // Which keys sign is decided per attempt: an overlap ends by time alone.
+    let signed = target.keys.sign(Timestamp::now(), &body);
     let mut headers = target.headers.clone();
-    // Base64 and decimal digits, and an id of `[A-Za-z0-9_-]`: always valid header text.
+    // Base64 and decimal digits, and ids of `[A-Za-z0-9_-]` and commas: always valid header text.
     headers.append(
         SIGNATURE,
-        HeaderValue::try_from(signature).map_err(|_| ErrorKind::Request)?,
+        HeaderValue::try_from(signed.signature).map_err(|_| ErrorKind::Request)?,
+    );
+    headers.append(
+        KEY_ID,
+        HeaderValue::try_from(signed.key_ids).map_err(|_| ErrorKind::Request)?,
     );
     let event_id = HeaderValue::from_str(claimed.event.id.as_str()).map_err(|_| ErrorKind::Request)?;
     headers.append(EVENT_ID, event_id);
@@ -299,12 +306,6 @@ async fn send(
         .await
         .unwrap_or_default();
     Ok((status, retry_after, body))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Whether the URL's host is a literal IP deliveries may not reach (literal IPs are

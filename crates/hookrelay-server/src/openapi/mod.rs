@@ -11,17 +11,19 @@
 //! on everything but prose. Ours is a superset: it adds the error envelope, the error
 //! responses, the event, delivery, alert and token operations (named in Monime's
 //! style), each operation's scope (`x-hookrelay-scope`, from the route table),
-//! `GET /healthz`, `GET /openapi.json` and `GET /metrics`.
+//! key rotation, the JWK Sets, `GET /healthz`, `GET /openapi.json` and `GET /metrics`.
 //!
 //! `paths` holds the operations, `params` their parameters, `bodies` the request bodies,
 //! `responses` the envelopes and error responses, `schemas` the component schemas,
-//! `tokens` the token operations and schemas and the scopes.
+//! `tokens` the token operations and schemas and the scopes, `rotation` the key rotation
+//! and JWK Set operations.
 
 mod bodies;
 mod erasures;
 mod params;
 mod paths;
 mod responses;
+mod rotation;
 mod schemas;
 #[cfg(test)]
 mod tests;
@@ -34,6 +36,7 @@ use serde_json::{json, Value};
 
 use erasures::*;
 use paths::*;
+use rotation::*;
 use schemas::*;
 use tokens::*;
 
@@ -47,6 +50,7 @@ const TOKEN_REF: &str = "#/components/schemas/Token";
 const CREATED_TOKEN_REF: &str = "#/components/schemas/CreatedToken";
 const SCOPE_REF: &str = "#/components/schemas/Scope";
 const ERASURE_REF: &str = "#/components/schemas/Erasure";
+const ROTATION_REF: &str = "#/components/schemas/WebhookKeyRotation";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
 /// events.
@@ -89,6 +93,13 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "patch": update_webhook(&events),
                 "delete": delete_webhook(),
             },
+            "/v1/webhooks/{id}/rotate": { "post": rotate_webhook_key() },
+            "/v1/webhooks/{id}/rotation": {
+                "get": get_webhook_rotation(),
+                "delete": end_webhook_rotation(),
+            },
+            "/v1/webhooks/{id}/jwks.json": { "get": get_webhook_jwks() },
+            "/v1/spaces/{id}/jwks.json": { "get": get_space_jwks() },
             "/v1/webhooks/{id}/deliveries": { "get": list_deliveries() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}": { "get": get_delivery() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}/retry": { "post": retry_delivery() },
@@ -125,6 +136,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "CreatedToken": token_schema(true),
                 "Scope": scope_schema(),
                 "Erasure": erasure_schema(),
+                "WebhookKeyRotation": rotation_schema(),
             },
             "securitySchemes": {
                 "bearerAuth": {
