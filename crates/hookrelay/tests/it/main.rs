@@ -23,6 +23,7 @@ mod openapi;
 mod paging;
 mod persistence;
 mod retention;
+mod rotation;
 mod sdk;
 mod seed_examples;
 mod ssrf;
