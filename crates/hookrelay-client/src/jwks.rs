@@ -20,7 +20,8 @@ use crate::verify::{Verifier, VerifyError, VerifyErrorKind, WebhookEvent};
 pub struct JwksOptions {
     /// Largest accepted distance between a signature's time and now (default 300 s).
     pub tolerance: Duration,
-    /// The least time between two fetches caused by unknown key ids (default 10 s).
+    /// The least time between two fetches caused by unknown key ids (default 10 s);
+    /// the first such fetch is made at once.
     pub min_refetch_interval: Duration,
     /// How long a fetched set is used before it is fetched again on the next delivery
     /// (default 300 s, the server's `Cache-Control` max-age).
@@ -66,10 +67,13 @@ struct Inner {
     cache: Mutex<Cache>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Cache {
     keys: HashMap<String, VerificationKey>,
-    fetched: Option<Instant>,
+    /// When the set was last fetched, for any reason.
+    fetched: Instant,
+    /// When an unknown key id last made it fetch the set.
+    refetched: Option<Instant>,
 }
 
 impl Cache {
@@ -81,8 +85,9 @@ impl Cache {
         key_ids.iter().filter_map(|id| self.keys.get(*id).cloned()).collect()
     }
 
-    fn older_than(&self, age: Duration) -> bool {
-        self.fetched.is_none_or(|at| at.elapsed() >= age)
+    /// Whether an unknown key id may fetch the set now.
+    fn may_refetch(&self, interval: Duration) -> bool {
+        self.refetched.is_none_or(|at| at.elapsed() >= interval)
     }
 }
 
@@ -99,18 +104,21 @@ impl JwksVerifier {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| JwksError::Fetch(e.to_string()))?;
-        let inner = Inner {
-            url: url.into(),
-            http,
-            options,
-            cache: Mutex::new(Cache::default()),
-        };
-        let keys = inner.fetch().await?;
-        *inner.cache.lock().await = Cache {
+        let (url, fetched) = (url.into(), Instant::now());
+        let keys = fetch(&http, &url).await?;
+        let cache = Mutex::new(Cache {
             keys,
-            fetched: Some(Instant::now()),
-        };
-        Ok(Self { inner: Arc::new(inner) })
+            fetched,
+            refetched: None,
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url,
+                http,
+                options,
+                cache,
+            }),
+        })
     }
 
     /// Verifies `body` against the `Monime-Signature` header with the keys the
@@ -140,13 +148,17 @@ impl JwksVerifier {
     async fn keys_for(&self, key_ids: &[&str]) -> Result<Vec<VerificationKey>, VerifyError> {
         let options = &self.inner.options;
         let mut cache = self.inner.cache.lock().await;
-        let stale = cache.older_than(options.max_age);
+        let stale = cache.fetched.elapsed() >= options.max_age;
         let unknown = cache.candidates(key_ids).is_empty();
-        if stale || (unknown && cache.older_than(options.min_refetch_interval)) {
-            // Counted as a fetch even when it fails: a server that is down is not asked
-            // again for every delivery.
-            cache.fetched = Some(Instant::now());
-            match self.inner.fetch().await {
+        let refetch = unknown && cache.may_refetch(options.min_refetch_interval);
+        if stale || refetch {
+            // Counted even when it fails: a server that is down is not asked again for
+            // every delivery.
+            cache.fetched = Instant::now();
+            if refetch {
+                cache.refetched = Some(cache.fetched);
+            }
+            match fetch(&self.inner.http, &self.inner.url).await {
                 Ok(keys) => cache.keys = keys,
                 // A stale set still verifies what it can; an unknown key cannot be had.
                 Err(error) if unknown => {
@@ -159,25 +171,89 @@ impl JwksVerifier {
     }
 }
 
-impl Inner {
-    /// The set's usable keys by id: P-256 signing keys with a `kid`; others are skipped.
-    async fn fetch(&self) -> Result<HashMap<String, VerificationKey>, JwksError> {
-        let response = self
-            .http
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|e| JwksError::Fetch(e.to_string()))?;
-        if response.status() != reqwest::StatusCode::OK {
-            return Err(JwksError::Status(response.status().as_u16()));
-        }
-        let set: Value = response.json().await.map_err(|e| JwksError::Invalid(e.to_string()))?;
-        let keys = set["keys"]
-            .as_array()
-            .ok_or_else(|| JwksError::Invalid("no keys array".to_owned()))?;
-        Ok(keys
-            .iter()
-            .filter_map(|jwk| Some((jwk["kid"].as_str()?.to_owned(), es256_from_jwk(jwk)?)))
-            .collect())
+/// The set's usable keys by id: P-256 signing keys with a `kid`; others are skipped.
+async fn fetch(http: &reqwest::Client, url: &str) -> Result<HashMap<String, VerificationKey>, JwksError> {
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| JwksError::Fetch(e.to_string()))?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(JwksError::Status(response.status().as_u16()));
+    }
+    let set: Value = response.json().await.map_err(|e| JwksError::Invalid(e.to_string()))?;
+    let keys = set["keys"]
+        .as_array()
+        .ok_or_else(|| JwksError::Invalid("no keys array".to_owned()))?;
+    Ok(keys
+        .iter()
+        .filter_map(|jwk| Some((jwk["kid"].as_str()?.to_owned(), es256_from_jwk(jwk)?)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex as StdMutex;
+
+    use hookrelay_core::signing::{es256_jwk, es256_signing_key, generate_es256, SignatureKey};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A key set server whose set the test swaps, counting the fetches.
+    struct KeySetServer {
+        url: String,
+        set: Arc<StdMutex<Value>>,
+        fetches: Arc<AtomicUsize>,
+    }
+
+    async fn key_set_server(set: Value) -> KeySetServer {
+        let (set, fetches) = (Arc::new(StdMutex::new(set)), Arc::new(AtomicUsize::new(0)));
+        let (served, counted) = (set.clone(), fetches.clone());
+        let app = axum::Router::new().fallback(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let body = served.lock().unwrap().to_string();
+            async move { body }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        KeySetServer { url, set, fetches }
+    }
+
+    fn key(id: &str) -> (Value, SignatureKey) {
+        let (private, pem) = generate_es256();
+        let signer = SignatureKey::Es256(Box::new(es256_signing_key(&private).unwrap()));
+        (es256_jwk(&pem, id).unwrap(), signer)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_id_refetches_once_and_then_not_again_within_the_interval() {
+        let (old, _) = key("key-old");
+        let (new, signer) = key("key-new");
+        let server = key_set_server(json!({ "keys": [old.clone()] })).await;
+        let verifier = JwksVerifier::new(&server.url).await.unwrap();
+        assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+
+        *server.set.lock().unwrap() = json!({ "keys": [new, old] });
+        let body = br#"{"apiVersion":"caph","event":{"id":"evt-1","name":"payment.completed","timestamp":"t"},"object":{"id":"pmt-1","type":"payment"},"data":{}}"#;
+        let header = signer.header_value(crate::verify::unix_now(), body);
+        let event = verifier.verify(body, &header, Some("key-new")).await.unwrap();
+        assert_eq!(event.event.id, "evt-1");
+        assert_eq!(
+            server.fetches.load(Ordering::SeqCst),
+            2,
+            "one fetch for the unknown key id"
+        );
+
+        // Known now: no fetch. A forged id: refused without a fetch within the interval.
+        assert!(verifier.verify(body, &header, Some("key-new")).await.is_ok());
+        let forged = verifier.verify(body, &header, Some("key-forged")).await.unwrap_err();
+        assert_eq!(forged.kind(), VerifyErrorKind::UnknownKey);
+        assert_eq!(server.fetches.load(Ordering::SeqCst), 2);
+        // The old key is still in the set, but did not sign this delivery.
+        let wrong = verifier.verify(body, &header, Some("key-old")).await.unwrap_err();
+        assert_eq!(wrong.kind(), VerifyErrorKind::SignatureMismatch);
     }
 }

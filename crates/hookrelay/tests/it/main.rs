@@ -24,6 +24,7 @@ mod paging;
 mod persistence;
 mod retention;
 mod rotation;
+mod rotation_cli;
 mod sdk;
 mod seed_examples;
 mod ssrf;

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use hookrelay_client::verify::{Verifier, VerifyErrorKind};
-use hookrelay_client::{JwksOptions, JwksVerifier};
+use hookrelay_client::JwksVerifier;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use reqwest::{Method, StatusCode};
@@ -191,11 +191,7 @@ async fn an_es256_rotation_publishes_both_keys_and_a_jwks_verifier_follows_it() 
     let id = webhook["id"].as_str().unwrap();
     let url = format!("{}/v1/webhooks/{id}/jwks.json", server.base);
     let old_key = rotation(&server, id).await["currentKeyId"].as_str().unwrap().to_owned();
-    let options = JwksOptions {
-        min_refetch_interval: Duration::ZERO,
-        ..JwksOptions::default()
-    };
-    let verifier = JwksVerifier::with_options(&url, options).await.unwrap();
+    let verifier = JwksVerifier::new(&url).await.unwrap();
 
     let rotated = must_rotate(&server, id, json!({"overlap": "2h"})).await;
     let new_key = rotated["rotation"]["currentKeyId"].as_str().unwrap().to_owned();
