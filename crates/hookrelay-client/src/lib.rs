@@ -115,6 +115,7 @@ mod redact;
 mod resources;
 #[cfg(feature = "client")]
 mod rotation;
+mod settings;
 mod types;
 
 #[cfg(feature = "client")]
@@ -129,4 +130,5 @@ pub use jwks::{JwksError, JwksOptions, JwksVerifier};
 pub use resources::{DeliveryApi, EventApi, TokenApi, WebhookApi};
 #[cfg(feature = "client")]
 pub use rotation::{KeyRotation, RotateWebhook, RotatedWebhook};
+pub use settings::{DeliveryFormat, DeliveryOrdering, UpdateWebhookSettings, WebhookSettings};
 pub use types::*;

@@ -13,6 +13,7 @@ use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::event::Event;
 use hookrelay_core::record::AttemptResult;
 use hookrelay_core::retention::{Erasure, ErasureDraft};
+use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
 use hookrelay_core::{
     AlertId, DeliveryId, ErasureId, EventId, KeyId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch,
 };
@@ -115,6 +116,15 @@ pub trait WebhookStore: Send + Sync {
         expected_key_id: &KeyId,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<bool, StoreError>;
+
+    /// Applies `patch` to the webhook's settings atomically; the settings as they now
+    /// stand, or `None` if the webhook does not exist.
+    async fn update_webhook_settings(
+        &self,
+        space: &SpaceId,
+        id: &WebhookId,
+        patch: &SettingsPatch,
+    ) -> Result<Option<WebhookSettings>, StoreError>;
 
     /// Deletes a webhook, cancelling its pending deliveries; `false` if it did not exist.
     async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError>;

@@ -25,6 +25,7 @@ fn webhook(space: &SpaceId, verification: VerificationMethod) -> Webhook {
         verification,
         key_id: KeyId::generate(),
         previous_key: None,
+        settings: Default::default(),
         headers: Default::default(),
         alert_emails: Vec::new(),
         metadata: serde_json::Map::new(),

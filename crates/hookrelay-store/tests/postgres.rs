@@ -138,6 +138,7 @@ fn webhook(space: &SpaceId, events: &[&str], created: i64) -> Webhook {
             .clone(),
         create_time: Timestamp::from_micros(created),
         update_time: Timestamp::from_micros(created),
+        settings: Default::default(),
         id,
     }
 }

@@ -51,6 +51,7 @@ fn webhook(space: &SpaceId) -> Webhook {
         metadata: serde_json::Map::new(),
         create_time: Timestamp::from_micros(T0),
         update_time: Timestamp::from_micros(T0),
+        settings: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod rotation;
 mod routes;
 pub mod tokens;
+pub mod webhook_settings;
 pub mod webhooks;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -38,6 +39,7 @@ pub fn route_table() -> RouteTable {
         webhooks::routes,
         rotation::routes,
         jwks::routes,
+        webhook_settings::routes,
         events::routes,
         deliveries::routes,
         alerts::routes,

@@ -22,6 +22,7 @@ use hookrelay_core::event::{delivery_body, Event};
 use hookrelay_core::net::is_public;
 use hookrelay_core::signing::KeyRing;
 use hookrelay_core::webhook::{ApiRelease, Webhook};
+use hookrelay_core::webhook_settings::DeliveryFormat;
 use hookrelay_core::Timestamp;
 use hookrelay_store::ClaimedDelivery;
 use http_body_util::{BodyExt, Full};
@@ -35,8 +36,6 @@ use super::resolver::{BlockedAddress, DnsFailure, GuardedResolver};
 use super::DeliveryConfig;
 
 // The protocol's headers, named once (a name given as text is parsed on every request).
-const SIGNATURE: HeaderName = HeaderName::from_static("monime-signature");
-const KEY_ID: HeaderName = HeaderName::from_static("monime-signature-key-id");
 const EVENT_ID: HeaderName = HeaderName::from_static("monime-event-id");
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("monime-webhook-id");
 const DELIVERY_ATTEMPT: HeaderName = HeaderName::from_static("monime-delivery-attempt");
@@ -138,6 +137,7 @@ struct Prepared {
     uri: Uri,
     /// The current key, and the previous one until its overlap ends.
     keys: KeyRing,
+    format: DeliveryFormat,
     /// `Content-Type`, `User-Agent`, `Accept`, `Monime-Webhook-Id` and the webhook's own
     /// headers.
     headers: HeaderMap,
@@ -178,7 +178,13 @@ fn prepare(webhook: &Webhook, config: &DeliveryConfig) -> Result<Prepared, Error
         let value = HeaderValue::from_str(value).map_err(|_| ErrorKind::Request)?;
         headers.append(name, value);
     }
-    Ok(Prepared { uri, keys, headers })
+    let format = webhook.settings.format;
+    Ok(Prepared {
+        uri,
+        keys,
+        format,
+        headers,
+    })
 }
 
 /// The body a delivery sends, made once per event and API release and shared by the
@@ -267,18 +273,17 @@ async fn send(
     body: Bytes,
     config: &DeliveryConfig,
 ) -> Result<(StatusCode, Option<Duration>, String), ErrorKind> {
-    // Which keys sign is decided per attempt: an overlap ends by time alone.
-    let signed = target.keys.sign(Timestamp::now(), &body);
     let mut headers = target.headers.clone();
-    // Base64 and decimal digits, and ids of `[A-Za-z0-9_-]` and commas: always valid header text.
-    headers.append(
-        SIGNATURE,
-        HeaderValue::try_from(signed.signature).map_err(|_| ErrorKind::Request)?,
-    );
-    headers.append(
-        KEY_ID,
-        HeaderValue::try_from(signed.key_ids).map_err(|_| ErrorKind::Request)?,
-    );
+    let event = claimed.event.id.as_str();
+    // Which keys sign is decided per attempt: an overlap ends by time alone.
+    super::signature::append(
+        &mut headers,
+        &target.keys,
+        target.format,
+        event,
+        Timestamp::now(),
+        &body,
+    )?;
     let event_id = HeaderValue::from_str(claimed.event.id.as_str()).map_err(|_| ErrorKind::Request)?;
     headers.append(EVENT_ID, event_id);
     headers.append(DELIVERY_ATTEMPT, HeaderValue::from(claimed.attempt));
@@ -387,12 +392,6 @@ mod tests {
     use hookrelay_core::delivery::{ErrorKind, RetrySchedule};
 
     use super::*;
-
-    #[test]
-    fn the_signature_header_is_the_protocols() {
-        let protocol = hookrelay_core::signing::SIGNATURE_HEADER;
-        assert_eq!(SIGNATURE.as_str(), protocol.to_ascii_lowercase());
-    }
 
     #[test]
     fn a_shared_body_is_made_again_for_another_release() {

@@ -15,8 +15,8 @@
 //!
 //! `paths` holds the operations, `params` their parameters, `bodies` the request bodies,
 //! `responses` the envelopes and error responses, `schemas` the component schemas,
-//! `tokens` the token operations and schemas and the scopes, `rotation` the key rotation
-//! and JWK Set operations.
+//! `tokens` the token operations and schemas and the scopes, `erasures` and `settings`
+//! theirs, `rotation` the key rotation and JWK Set operations.
 
 mod bodies;
 mod erasures;
@@ -25,6 +25,7 @@ mod paths;
 mod responses;
 mod rotation;
 mod schemas;
+mod settings;
 #[cfg(test)]
 mod tests;
 mod tokens;
@@ -38,6 +39,7 @@ use erasures::*;
 use paths::*;
 use rotation::*;
 use schemas::*;
+use settings::*;
 use tokens::*;
 
 const WEBHOOK_REF: &str = "#/components/schemas/Webhook";
@@ -51,6 +53,7 @@ const CREATED_TOKEN_REF: &str = "#/components/schemas/CreatedToken";
 const SCOPE_REF: &str = "#/components/schemas/Scope";
 const ERASURE_REF: &str = "#/components/schemas/Erasure";
 const ROTATION_REF: &str = "#/components/schemas/WebhookKeyRotation";
+const WEBHOOK_SETTINGS_REF: &str = "#/components/schemas/WebhookSettings";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
 /// events.
@@ -100,6 +103,10 @@ pub fn document(catalog: &EventCatalog) -> Value {
             },
             "/v1/webhooks/{id}/jwks.json": { "get": get_webhook_jwks() },
             "/v1/spaces/{id}/jwks.json": { "get": get_space_jwks() },
+            "/v1/webhooks/{id}/settings": {
+                "get": get_webhook_settings(),
+                "put": update_webhook_settings(),
+            },
             "/v1/webhooks/{id}/deliveries": { "get": list_deliveries() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}": { "get": get_delivery() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}/retry": { "post": retry_delivery() },
@@ -137,6 +144,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "Scope": scope_schema(),
                 "Erasure": erasure_schema(),
                 "WebhookKeyRotation": rotation_schema(),
+                "WebhookSettings": settings_schema(true),
             },
             "securitySchemes": {
                 "bearerAuth": {

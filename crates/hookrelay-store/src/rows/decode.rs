@@ -91,6 +91,7 @@ pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &impl Columns) -> Resul
         metadata: json_column(row, "metadata")?,
         create_time: Timestamp::from_micros(row.int("create_time")?),
         update_time: Timestamp::from_micros(row.int("update_time")?),
+        settings: super::settings_column(row)?,
         id,
     })
 }

@@ -9,6 +9,7 @@ mod rotation;
 mod tokens;
 mod webhook;
 mod webhook_args;
+mod webhook_settings;
 
 use anyhow::Context;
 use clap::Args;

@@ -28,6 +28,8 @@ mod rotation_cli;
 mod sdk;
 mod seed_examples;
 mod ssrf;
+mod standard_webhooks;
 mod tenancy;
 mod traces;
 mod validation;
+mod webhook_settings;

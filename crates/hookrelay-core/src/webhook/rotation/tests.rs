@@ -16,6 +16,7 @@ fn webhook(verification: VerificationMethod) -> Webhook {
         verification,
         key_id: KeyId::generate(),
         previous_key: None,
+        settings: Default::default(),
         headers: Default::default(),
         alert_emails: vec![],
         metadata: Map::new(),
