@@ -108,9 +108,13 @@ mod client;
 mod erasures;
 #[cfg(feature = "client")]
 mod error;
+#[cfg(feature = "client")]
+mod jwks;
 mod redact;
 #[cfg(feature = "client")]
 mod resources;
+#[cfg(feature = "client")]
+mod rotation;
 mod settings;
 mod types;
 
@@ -121,6 +125,10 @@ pub use erasures::ErasureApi;
 #[cfg(feature = "client")]
 pub use error::{ApiErrorDetail, Error};
 #[cfg(feature = "client")]
+pub use jwks::{JwksError, JwksOptions, JwksVerifier};
+#[cfg(feature = "client")]
 pub use resources::{DeliveryApi, EventApi, TokenApi, WebhookApi};
+#[cfg(feature = "client")]
+pub use rotation::{KeyRotation, RotateWebhook, RotatedWebhook};
 pub use settings::{DeliveryFormat, DeliveryOrdering, UpdateWebhookSettings, WebhookSettings};
 pub use types::*;

@@ -75,6 +75,11 @@ impl<'a> WebhookApi<'a> {
         Self { client }
     }
 
+    /// The client calls go through.
+    pub(crate) fn client(&self) -> &'a Client {
+        self.client
+    }
+
     /// Creates a webhook (with a generated `Idempotency-Key`).
     pub async fn create(&self, webhook: &CreateWebhook) -> Result<ApiResponse<Webhook>, Error> {
         self.client

@@ -119,6 +119,14 @@ prefixed_id!(
 );
 
 prefixed_id!(
+    /// A webhook's signing key, HS256 secret or ES256 key pair (`key-…`): named in
+    /// each delivery's `Monime-Signature-Key-Id` and in the JWKS.
+    KeyId,
+    "key-",
+    64
+);
+
+prefixed_id!(
     /// The record of an erasure request (`ers-…`).
     ErasureId,
     "ers-",

@@ -30,7 +30,7 @@ pub mod webhook_change;
 pub mod webhook_settings;
 
 pub use catalog::EventCatalog;
-pub use id::{AlertId, DeliveryId, ErasureId, EventId, SpaceId, TokenId, WebhookId};
+pub use id::{AlertId, DeliveryId, ErasureId, EventId, KeyId, SpaceId, TokenId, WebhookId};
 pub use timestamp::Timestamp;
 pub use validation::{FieldError, ValidationErrors};
 pub use webhook::{ApiRelease, VerificationMethod, Webhook, WebhookDraft, WebhookPatch};

@@ -39,7 +39,8 @@ pub use traits::{
 };
 pub use types::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
-    IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RetentionChange, SpaceSummary, StoredEvent,
+    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RetentionChange, SpaceSummary,
+    StoredEvent,
 };
 
 /// Settings for [`open_with`] that only some backends use.

@@ -15,12 +15,13 @@ use hookrelay_core::record::AttemptResult;
 use hookrelay_core::retention::{Erasure, ErasureDraft};
 use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
 use hookrelay_core::{
-    AlertId, DeliveryId, ErasureId, EventId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch,
+    AlertId, DeliveryId, ErasureId, EventId, KeyId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch,
 };
 
 use crate::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
-    IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RetentionChange, SpaceSummary, StoreError, StoredEvent,
+    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RetentionChange, SpaceSummary,
+    StoreError, StoredEvent,
 };
 
 /// Spaces, the tenants: created, disabled and given quotas by operators.
@@ -102,6 +103,19 @@ pub trait WebhookStore: Send + Sync {
         patch: &WebhookPatch,
         now: Timestamp,
     ) -> Result<Option<Webhook>, StoreError>;
+
+    /// Saves `webhook`'s keys (current key, key id and previous key) as they are, with
+    /// `idempotency` in the same transaction, if its current key id is still
+    /// `expected_key_id`: `false`, writing nothing, when the webhook is gone or another
+    /// rotation came between its read and this write. Fails with
+    /// [`StoreError::IdempotencyKeyTaken`], writing nothing, when the record's key is
+    /// already in use.
+    async fn save_webhook_keys(
+        &self,
+        webhook: &Webhook,
+        expected_key_id: &KeyId,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<bool, StoreError>;
 
     /// Applies `patch` to the webhook's settings atomically; the settings as they now
     /// stand, or `None` if the webhook does not exist.
@@ -422,6 +436,11 @@ pub trait ReadStore: Send + Sync {
 
     /// An erasure record of the space.
     async fn get_erasure(&self, space: &SpaceId, id: &ErasureId) -> Result<Option<Erasure>, StoreError>;
+
+    /// The public keys of the ES256 webhooks `owner` names (one webhook, or every one of
+    /// a space), oldest webhook first, each webhook's current key before its previous
+    /// one, the previous only while its overlap lasts at `now`; no secret is read.
+    async fn published_keys(&self, owner: KeyOwner<'_>, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError>;
 
     /// The nodes known by their heartbeats, oldest first, the dead among them until
     /// they are forgotten (PostgreSQL); SQLite's one node, once it has had a heartbeat.

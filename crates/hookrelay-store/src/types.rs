@@ -10,7 +10,7 @@ use hookrelay_core::event::Event;
 use hookrelay_core::quota::QuotaOverrides;
 use hookrelay_core::record::Lease;
 use hookrelay_core::retention::{Removed, SpaceRetention};
-use hookrelay_core::{DeliveryId, SpaceId, Timestamp, Webhook, WebhookId};
+use hookrelay_core::{DeliveryId, KeyId, SpaceId, Timestamp, Webhook, WebhookId};
 
 /// The saved outcome of a request made with an `Idempotency-Key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,6 +219,28 @@ pub struct DeliveryDetail {
     pub delivery: Delivery,
     /// Every attempt, first first.
     pub attempts: Vec<DeliveryAttempt>,
+}
+
+/// Whose published keys to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOwner<'a> {
+    /// One webhook, whatever its space.
+    Webhook(&'a WebhookId),
+    /// Every webhook of a space.
+    Space(&'a SpaceId),
+}
+
+/// An ES256 public key as a JWKS publishes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedKey {
+    /// The webhook it signs for.
+    pub webhook_id: WebhookId,
+    /// Its id.
+    pub key_id: KeyId,
+    /// The public key, PEM SubjectPublicKeyInfo.
+    pub public_key_pem: String,
+    /// When it stops signing: `None` for a current key, the overlap's end for a retired one.
+    pub until: Option<Timestamp>,
 }
 
 /// A space as an operator lists it.

@@ -41,6 +41,8 @@ fn webhook(space: &SpaceId, alert_emails: &[&str]) -> Webhook {
         verification: VerificationMethod::Hs256 {
             secret: format!("whsec_{}", &id.as_str()[4..]),
         },
+        key_id: hookrelay_core::KeyId::generate(),
+        previous_key: None,
         headers: BTreeMap::new(),
         alert_emails: alert_emails.iter().map(|a| a.to_string()).collect(),
         metadata: Default::default(),

@@ -128,6 +128,8 @@ fn webhook(space: &SpaceId, events: &[&str], created: i64) -> Webhook {
         verification: VerificationMethod::Hs256 {
             secret: format!("whsec_{}", &id.as_str()[4..]),
         },
+        key_id: hookrelay_core::KeyId::generate(),
+        previous_key: None,
         headers: BTreeMap::from([("Authorization".into(), "Bearer header-credential-9f2c".into())]),
         alert_emails: vec!["ops@example.com".into(), "Dev@Example.com".into()],
         metadata: json!({"z": 1, "a": {"nested": [1, 2.5, "ü"]}, "big": 12345678901234567_i64})

@@ -44,6 +44,8 @@ fn webhook(space: &SpaceId) -> Webhook {
         verification: VerificationMethod::Hs256 {
             secret: "whsec_0123456789abcdef0123456789abcdef".into(),
         },
+        key_id: hookrelay_core::KeyId::generate(),
+        previous_key: None,
         headers: BTreeMap::new(),
         alert_emails: Vec::new(),
         metadata: serde_json::Map::new(),

@@ -12,7 +12,7 @@ use super::fields::{
 };
 use super::headers::parse_headers;
 use super::{limits, ApiRelease, InputRules, VerificationMethod, Webhook};
-use crate::id::{SpaceId, WebhookId};
+use crate::id::{KeyId, SpaceId, WebhookId};
 use crate::signing;
 use crate::timestamp::Timestamp;
 use crate::validation::ValidationErrors;
@@ -171,6 +171,8 @@ impl WebhookDraft {
             events: self.events,
             api_release: self.api_release,
             verification,
+            key_id: KeyId::generate(),
+            previous_key: None,
             headers: self.headers,
             alert_emails: self.alert_emails,
             metadata: self.metadata,
@@ -181,7 +183,7 @@ impl WebhookDraft {
     }
 }
 
-fn generate_secret() -> String {
+pub(super) fn generate_secret() -> String {
     use rand::{distributions::Alphanumeric, rngs::OsRng, Rng};
     OsRng
         .sample_iter(&Alphanumeric)

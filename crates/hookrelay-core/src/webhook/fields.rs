@@ -63,7 +63,7 @@ pub(crate) fn type_error(field: &str, expected: &str, errors: &mut ValidationErr
 
 // ---- field parsers ------------------------------------------------------------------
 
-fn parse_string_between(
+pub(super) fn parse_string_between(
     value: &Value,
     field: &str,
     min: usize,

@@ -8,6 +8,7 @@ pub(crate) mod fields;
 mod headers;
 pub mod limits;
 mod patch;
+mod rotation;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,7 +16,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::catalog::EventCatalog;
-use crate::id::{SpaceId, WebhookId};
+use crate::id::{KeyId, SpaceId, WebhookId};
 use crate::signing;
 use crate::timestamp::Timestamp;
 use crate::webhook_settings::WebhookSettings;
@@ -23,6 +24,7 @@ use crate::webhook_settings::WebhookSettings;
 pub use draft::{VerificationRequest, WebhookDraft, CREATE_FIELDS};
 pub use headers::{RESERVED_HEADERS, RESERVED_PREFIX};
 pub use patch::{WebhookPatch, UPDATE_FIELDS};
+pub use rotation::{PreviousKey, RotationRequest, DEFAULT_OVERLAP, MAX_OVERLAP, ROTATE_FIELDS};
 
 /// The API release whose object schemas a webhook receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,8 +123,13 @@ pub struct Webhook {
     pub events: Vec<String>,
     /// Release of the payload schema.
     pub api_release: ApiRelease,
-    /// How deliveries are signed.
+    /// How deliveries are signed: the current key.
     pub verification: VerificationMethod,
+    /// The current key's id.
+    pub key_id: KeyId,
+    /// The key a rotation retired, kept while its overlap lasts (see
+    /// [`Webhook::live_previous_key`]: an expired one may still be stored).
+    pub previous_key: Option<PreviousKey>,
     /// Extra request headers, sent verbatim.
     pub headers: BTreeMap<String, String>,
     /// Who hears about repeated failures.
@@ -150,6 +157,8 @@ impl fmt::Debug for Webhook {
             .field("events", &self.events)
             .field("api_release", &self.api_release)
             .field("verification", &self.verification)
+            .field("key_id", &self.key_id)
+            .field("previous_key", &self.previous_key)
             .field("header_names", &header_names)
             .field("alert_emails", &self.alert_emails)
             .field("metadata", &self.metadata)
@@ -184,6 +193,8 @@ mod tests {
             events: vec![],
             api_release: ApiRelease::Caph,
             verification: VerificationMethod::Hs256 { secret: "s".repeat(32) },
+            key_id: KeyId::generate(),
+            previous_key: None,
             headers: [("Authorization".to_owned(), "Bearer do-not-print".to_owned())].into(),
             alert_emails: vec![],
             metadata: Map::new(),

@@ -6,7 +6,9 @@ pub mod deliveries;
 pub mod erasures;
 pub mod events;
 mod health;
+pub mod jwks;
 pub mod metrics;
+pub mod rotation;
 mod routes;
 pub mod tokens;
 pub mod webhook_settings;
@@ -35,6 +37,8 @@ use health::health;
 pub fn route_table() -> RouteTable {
     let resources = [
         webhooks::routes,
+        rotation::routes,
+        jwks::routes,
         webhook_settings::routes,
         events::routes,
         deliveries::routes,

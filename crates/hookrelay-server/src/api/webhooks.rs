@@ -86,11 +86,11 @@ impl<'a> From<&'a Webhook> for WebhookOut<'a> {
     }
 }
 
-fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("webhook {id} was not found"))
 }
 
-fn webhook_id(path: Result<Path<String>, PathRejection>) -> Result<WebhookId, ApiError> {
+pub(super) fn webhook_id(path: Result<Path<String>, PathRejection>) -> Result<WebhookId, ApiError> {
     let Path(id) = path.map_err(|_| ApiError::NotFound("webhook was not found".to_owned()))?;
     WebhookId::parse(&id).ok_or_else(|| not_found(&id))
 }

@@ -20,7 +20,7 @@ use axum::http::{Method, Request, Response, StatusCode, Uri};
 use hookrelay_core::delivery::{AttemptOutcome, DeliveryAttempt, ErrorKind, RESPONSE_BODY_KEPT, RETRY_AFTER_MAX};
 use hookrelay_core::event::{delivery_body, Event};
 use hookrelay_core::net::is_public;
-use hookrelay_core::signing::SignatureKey;
+use hookrelay_core::signing::KeyRing;
 use hookrelay_core::webhook::{ApiRelease, Webhook};
 use hookrelay_core::webhook_settings::DeliveryFormat;
 use hookrelay_core::Timestamp;
@@ -135,7 +135,8 @@ pub struct Target {
 
 struct Prepared {
     uri: Uri,
-    key: SignatureKey,
+    /// The current key, and the previous one until its overlap ends.
+    keys: KeyRing,
     format: DeliveryFormat,
     /// `Content-Type`, `User-Agent`, `Accept`, `Monime-Webhook-Id` and the webhook's own
     /// headers.
@@ -162,7 +163,7 @@ fn prepare(webhook: &Webhook, config: &DeliveryConfig) -> Result<Prepared, Error
         return Err(ErrorKind::BlockedAddress);
     }
     let uri: Uri = url.as_str().parse().map_err(|_| ErrorKind::Request)?;
-    let Some(key) = webhook.verification.signature_key() else {
+    let Some(keys) = webhook.key_ring() else {
         tracing::error!(webhook = %webhook.id, "stored signing key is unusable");
         return Err(ErrorKind::Request);
     };
@@ -180,7 +181,7 @@ fn prepare(webhook: &Webhook, config: &DeliveryConfig) -> Result<Prepared, Error
     let format = webhook.settings.format;
     Ok(Prepared {
         uri,
-        key,
+        keys,
         format,
         headers,
     })
@@ -274,7 +275,15 @@ async fn send(
 ) -> Result<(StatusCode, Option<Duration>, String), ErrorKind> {
     let mut headers = target.headers.clone();
     let event = claimed.event.id.as_str();
-    super::signature::append(&mut headers, &target.key, target.format, event, unix_now(), &body)?;
+    // Which keys sign is decided per attempt: an overlap ends by time alone.
+    super::signature::append(
+        &mut headers,
+        &target.keys,
+        target.format,
+        event,
+        Timestamp::now(),
+        &body,
+    )?;
     let event_id = HeaderValue::from_str(claimed.event.id.as_str()).map_err(|_| ErrorKind::Request)?;
     headers.append(EVENT_ID, event_id);
     headers.append(DELIVERY_ATTEMPT, HeaderValue::from(claimed.attempt));
@@ -302,12 +311,6 @@ async fn send(
         .await
         .unwrap_or_default();
     Ok((status, retry_after, body))
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Whether the URL's host is a literal IP deliveries may not reach (literal IPs are

@@ -11,18 +11,19 @@
 //! on everything but prose. Ours is a superset: it adds the error envelope, the error
 //! responses, the event, delivery, alert and token operations (named in Monime's
 //! style), each operation's scope (`x-hookrelay-scope`, from the route table),
-//! `GET /healthz`, `GET /openapi.json` and `GET /metrics`.
+//! key rotation, the JWK Sets, `GET /healthz`, `GET /openapi.json` and `GET /metrics`.
 //!
 //! `paths` holds the operations, `params` their parameters, `bodies` the request bodies,
 //! `responses` the envelopes and error responses, `schemas` the component schemas,
 //! `tokens` the token operations and schemas and the scopes, `erasures` and `settings`
-//! theirs.
+//! theirs, `rotation` the key rotation and JWK Set operations.
 
 mod bodies;
 mod erasures;
 mod params;
 mod paths;
 mod responses;
+mod rotation;
 mod schemas;
 mod settings;
 #[cfg(test)]
@@ -36,6 +37,7 @@ use serde_json::{json, Value};
 
 use erasures::*;
 use paths::*;
+use rotation::*;
 use schemas::*;
 use settings::*;
 use tokens::*;
@@ -50,6 +52,7 @@ const TOKEN_REF: &str = "#/components/schemas/Token";
 const CREATED_TOKEN_REF: &str = "#/components/schemas/CreatedToken";
 const SCOPE_REF: &str = "#/components/schemas/Scope";
 const ERASURE_REF: &str = "#/components/schemas/Erasure";
+const ROTATION_REF: &str = "#/components/schemas/WebhookKeyRotation";
 const WEBHOOK_SETTINGS_REF: &str = "#/components/schemas/WebhookSettings";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
@@ -93,6 +96,13 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "patch": update_webhook(&events),
                 "delete": delete_webhook(),
             },
+            "/v1/webhooks/{id}/rotate": { "post": rotate_webhook_key() },
+            "/v1/webhooks/{id}/rotation": {
+                "get": get_webhook_rotation(),
+                "delete": end_webhook_rotation(),
+            },
+            "/v1/webhooks/{id}/jwks.json": { "get": get_webhook_jwks() },
+            "/v1/spaces/{id}/jwks.json": { "get": get_space_jwks() },
             "/v1/webhooks/{id}/settings": {
                 "get": get_webhook_settings(),
                 "put": update_webhook_settings(),
@@ -133,6 +143,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "CreatedToken": token_schema(true),
                 "Scope": scope_schema(),
                 "Erasure": erasure_schema(),
+                "WebhookKeyRotation": rotation_schema(),
                 "WebhookSettings": settings_schema(true),
             },
             "securitySchemes": {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use hookrelay_core::quota::check_webhooks;
 use hookrelay_core::webhook_change::update_effects;
 use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
-use hookrelay_core::{SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
+use hookrelay_core::{KeyId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
 use super::deliveries::cancel_pending;
 use super::health::reset_health;
@@ -43,8 +43,9 @@ impl WebhookStore for PostgresStore {
         }
         sqlx::query(
             "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release, verification_type,
-                 secret_sealed, public_key, headers_sealed, alert_emails, metadata, create_time, update_time)
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 secret_sealed, public_key, headers_sealed, alert_emails, metadata, create_time, update_time,
+                 key_id, previous_key_id, previous_secret_sealed, previous_public_key, previous_until)
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind(webhook.id.as_str())
         .bind(webhook.space_id.as_str())
@@ -61,6 +62,11 @@ impl WebhookStore for PostgresStore {
         .bind(to_json(&webhook.metadata))
         .bind(webhook.create_time.as_micros())
         .bind(webhook.update_time.as_micros())
+        .bind(webhook.key_id.as_str())
+        .bind(sealed.previous.key_id)
+        .bind(sealed.previous.secret)
+        .bind(sealed.previous.public_key)
+        .bind(sealed.previous.until)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -129,6 +135,44 @@ impl WebhookStore for PostgresStore {
         }
         tx.commit().await?;
         Ok(Some(webhook))
+    }
+
+    async fn save_webhook_keys(
+        &self,
+        webhook: &Webhook,
+        expected_key_id: &KeyId,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<bool, StoreError> {
+        let sealed = seal_webhook(&self.cipher, webhook);
+        let mut tx = self.pool.begin().await?;
+        // The key id in the condition makes a rotation that read an older key change nothing.
+        let changed = sqlx::query(
+            "UPDATE webhooks SET secret_sealed = $1, public_key = $2, key_id = $3, previous_key_id = $4,
+                 previous_secret_sealed = $5, previous_public_key = $6, previous_until = $7, update_time = $8
+             WHERE id = $9 AND space_id = $10 AND key_id = $11",
+        )
+        .bind(sealed.secret)
+        .bind(sealed.public_key)
+        .bind(webhook.key_id.as_str())
+        .bind(sealed.previous.key_id)
+        .bind(sealed.previous.secret)
+        .bind(sealed.previous.public_key)
+        .bind(sealed.previous.until)
+        .bind(webhook.update_time.as_micros())
+        .bind(webhook.id.as_str())
+        .bind(webhook.space_id.as_str())
+        .bind(expected_key_id.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Ok(false);
+        }
+        if let Some(record) = idempotency {
+            save_idempotency(&mut tx, &seal_idempotency(&self.cipher, record.clone())).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn update_webhook_settings(

@@ -16,12 +16,13 @@ pub(crate) use pool::{Arg, ReadPool};
 use crate::rows::Columns;
 use crate::rows::{
     decode_access_token, decode_alert, decode_attempt, decode_delivery, decode_erasure, decode_event, decode_grant,
-    decode_idempotency, decode_node, decode_space, decode_webhook, page, ALERT_COLUMNS, ATTEMPT_COLUMNS,
-    DELIVERY_COLUMNS, ERASURE_COLUMNS, EVENT_COLUMNS, GRANT_COLUMNS, NODE_COLUMNS, SPACE_COLUMNS, TOKEN_COLUMNS,
-    WEBHOOK_COLUMNS,
+    decode_idempotency, decode_node, decode_published_keys, decode_space, decode_webhook, page, ALERT_COLUMNS,
+    ATTEMPT_COLUMNS, DELIVERY_COLUMNS, ERASURE_COLUMNS, EVENT_COLUMNS, GRANT_COLUMNS, NODE_COLUMNS,
+    PUBLISHED_KEY_COLUMNS, SPACE_COLUMNS, TOKEN_COLUMNS, WEBHOOK_COLUMNS,
 };
 use crate::{
-    Backlog, DeliveryDetail, IdempotencyRecord, NodeRecord, Page, ReadStore, SpaceSummary, StoreError, StoredEvent,
+    Backlog, DeliveryDetail, IdempotencyRecord, KeyOwner, NodeRecord, Page, PublishedKey, ReadStore, SpaceSummary,
+    StoreError, StoredEvent,
 };
 
 /// A backend whose reads run on a sqlx pool, opening sealed values with its cipher.
@@ -113,6 +114,22 @@ impl<B: ReadingBackend> ReadStore for B {
         let args = [Arg::Text(space.as_str()), before(after), one_more(limit)];
         let rows = self.read_pool().fetch_all(&sql, &args).await?;
         page(rows, limit, |row| decode_webhook(self.cipher(), row))
+    }
+
+    async fn published_keys(&self, owner: KeyOwner<'_>, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+        let (filter, arg) = match owner {
+            KeyOwner::Webhook(id) => ("id", id.as_str()),
+            KeyOwner::Space(space) => ("space_id", space.as_str()),
+        };
+        let sql = format!(
+            "SELECT {PUBLISHED_KEY_COLUMNS} FROM webhooks WHERE {filter} = $1 AND verification_type = 'ES256' ORDER BY seq"
+        );
+        let rows = self.read_pool().fetch_all(&sql, &[Arg::Text(arg)]).await?;
+        let mut keys = Vec::with_capacity(rows.len() * 2);
+        for row in &rows {
+            keys.extend(decode_published_keys(row, now)?);
+        }
+        Ok(keys)
     }
 
     async fn get_event(&self, space: &SpaceId, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {

@@ -9,13 +9,16 @@ use hookrelay_core::delivery::{Delivery, DeliveryAttempt, DeliveryStatus, ErrorK
 use hookrelay_core::event::{Event, EventObject};
 use hookrelay_core::record::Lease;
 use hookrelay_core::seal::SecretCipher;
+use hookrelay_core::webhook::PreviousKey;
 use hookrelay_core::{
-    AlertId, ApiRelease, DeliveryId, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId,
+    AlertId, ApiRelease, DeliveryId, EventId, KeyId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId,
 };
 use serde_json::value::RawValue;
 
-use super::{corrupt, headers_context, idempotency_context, json_column, secret_context, Columns};
-use crate::{ClaimedDelivery, Digest, IdempotencyRecord, NodeBeat, NodeRecord, StoreError, StoredEvent};
+use super::{
+    corrupt, headers_context, idempotency_context, json_column, previous_secret_context, secret_context, Columns,
+};
+use crate::{ClaimedDelivery, Digest, IdempotencyRecord, NodeBeat, NodeRecord, PublishedKey, StoreError, StoredEvent};
 
 /// A non-negative count column as `u32`, saturating (counts only grow).
 fn count(row: &impl Columns, column: &str) -> Result<u32, StoreError> {
@@ -28,22 +31,50 @@ pub(super) fn id<T>(row: &impl Columns, column: &str, parse: impl Fn(&str) -> Op
     parse(&text).ok_or_else(|| corrupt(column, &text))
 }
 
-/// Decodes a `webhooks` row of either backend, opening its secrets.
-pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &impl Columns) -> Result<Webhook, StoreError> {
-    let id = id(row, "id", WebhookId::parse)?;
-    let secret = cipher.open(&row.blob("secret_sealed")?, secret_context(&id))?;
-    let verification = match row.text("verification_type")?.as_str() {
+/// A verification method of `kind` from its opened secret and its public key column.
+fn verification(kind: &str, secret: Vec<u8>, public_key: Option<String>) -> Result<VerificationMethod, StoreError> {
+    Ok(match kind {
         "HS256" => VerificationMethod::Hs256 {
             secret: String::from_utf8(secret).map_err(|_| corrupt("HS256 secret", "non-UTF-8"))?,
         },
         "ES256" => VerificationMethod::Es256 {
             private_key: secret,
-            public_key_pem: row
-                .opt_text("public_key")?
-                .ok_or_else(|| corrupt("ES256 public key", "missing"))?,
+            public_key_pem: public_key.ok_or_else(|| corrupt("ES256 public key", "missing"))?,
         },
         other => return Err(corrupt("verification type", other)),
+    })
+}
+
+/// The key a rotation retired, if the row keeps one (of the current key's kind).
+fn previous_key(
+    cipher: &SecretCipher,
+    row: &impl Columns,
+    id: &WebhookId,
+    kind: &str,
+) -> Result<Option<PreviousKey>, StoreError> {
+    let Some(key_id) = row.opt_text("previous_key_id")? else {
+        return Ok(None);
     };
+    let sealed = row
+        .opt_blob("previous_secret_sealed")?
+        .ok_or_else(|| corrupt("previous key", "missing"))?;
+    let secret = cipher.open(&sealed, &previous_secret_context(id))?;
+    Ok(Some(PreviousKey {
+        key_id: KeyId::parse(&key_id).ok_or_else(|| corrupt("previous key id", &key_id))?,
+        verification: verification(kind, secret, row.opt_text("previous_public_key")?)?,
+        until: Timestamp::from_micros(
+            row.opt_int("previous_until")?
+                .ok_or_else(|| corrupt("previous key end", "missing"))?,
+        ),
+    }))
+}
+
+/// Decodes a `webhooks` row of either backend, opening its secrets.
+pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &impl Columns) -> Result<Webhook, StoreError> {
+    let id = id(row, "id", WebhookId::parse)?;
+    let kind = row.text("verification_type")?;
+    let secret = cipher.open(&row.blob("secret_sealed")?, secret_context(&id))?;
+    let verification = verification(&kind, secret, row.opt_text("public_key")?)?;
     let headers = cipher.open(&row.blob("headers_sealed")?, &headers_context(&id))?;
     Ok(Webhook {
         space_id: self::id(row, "space_id", SpaceId::parse)?,
@@ -53,6 +84,8 @@ pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &impl Columns) -> Resul
         events: json_column(row, "events")?,
         api_release: self::id(row, "api_release", ApiRelease::parse)?,
         verification,
+        key_id: self::id(row, "key_id", KeyId::parse)?,
+        previous_key: previous_key(cipher, row, &id, &kind)?,
         headers: serde_json::from_slice(&headers).map_err(|e| corrupt("headers", &e.to_string()))?,
         alert_emails: json_column(row, "alert_emails")?,
         metadata: json_column(row, "metadata")?,
@@ -61,6 +94,28 @@ pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &impl Columns) -> Resul
         settings: super::settings_column(row)?,
         id,
     })
+}
+
+/// An ES256 webhook's published keys ([`super::PUBLISHED_KEY_COLUMNS`]): the current
+/// one, and the previous one while its overlap lasts at `now`.
+pub(crate) fn decode_published_keys(row: &impl Columns, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+    let webhook_id = id(row, "id", WebhookId::parse)?;
+    let key = |key_id: &str, pem: Option<String>, until| -> Result<PublishedKey, StoreError> {
+        Ok(PublishedKey {
+            webhook_id: webhook_id.clone(),
+            key_id: KeyId::parse(key_id).ok_or_else(|| corrupt("key id", key_id))?,
+            public_key_pem: pem.ok_or_else(|| corrupt("ES256 public key", "missing"))?,
+            until,
+        })
+    };
+    let mut keys = vec![key(&row.text("key_id")?, row.opt_text("public_key")?, None)?];
+    let until = row.opt_int("previous_until")?.map(Timestamp::from_micros);
+    if let (Some(previous), Some(until)) = (row.opt_text("previous_key_id")?, until) {
+        if now < until {
+            keys.push(key(&previous, row.opt_text("previous_public_key")?, Some(until))?);
+        }
+    }
+    Ok(keys)
 }
 
 /// An event from its stored columns, whatever a query named them.

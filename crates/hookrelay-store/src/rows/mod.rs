@@ -55,6 +55,11 @@ pub(crate) fn webhook_columns(table: &str) -> String {
         "verification_type",
         "secret_sealed",
         "public_key",
+        "key_id",
+        "previous_key_id",
+        "previous_secret_sealed",
+        "previous_public_key",
+        "previous_until",
         "headers_sealed",
         "alert_emails",
         "metadata",
@@ -73,6 +78,10 @@ pub(crate) fn webhook_columns(table: &str) -> String {
 pub(crate) static WEBHOOK_COLUMNS: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| webhook_columns("webhooks"));
 
+/// The columns of `webhooks` that [`decode_published_keys`] reads: no secret among them.
+pub(crate) const PUBLISHED_KEY_COLUMNS: &str =
+    "seq, id, key_id, public_key, previous_key_id, previous_public_key, previous_until";
+
 /// The column reads both backends' rows offer with the same meaning.
 pub(crate) trait Columns {
     /// A non-null text column.
@@ -85,6 +94,8 @@ pub(crate) trait Columns {
     fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
     /// A non-null blob column.
     fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+    /// A nullable blob column.
+    fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// A non-null boolean column.
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
     /// A nullable column of text that may hold NUL (a receiver's answer, an alert's
@@ -115,6 +126,9 @@ macro_rules! columns_for {
                 Ok(self.$get(column)?)
             }
             fn blob(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+                Ok(self.$get(column)?)
+            }
+            fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
                 Ok(self.$get(column)?)
             }
             fn flag(&self, column: &str) -> Result<bool, StoreError> {

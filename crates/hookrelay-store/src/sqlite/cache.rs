@@ -192,6 +192,8 @@ mod tests {
             events: vec!["payment.completed".into()],
             api_release: ApiRelease::parse("caph").unwrap(),
             verification: VerificationMethod::Hs256 { secret: "s".repeat(32) },
+            key_id: hookrelay_core::KeyId::generate(),
+            previous_key: None,
             headers: Default::default(),
             alert_emails: Vec::new(),
             metadata: Default::default(),

@@ -156,6 +156,8 @@ mod tests {
             verification: VerificationMethod::Hs256 {
                 secret: "whsec_0123456789abcdef0123456789abcdef".into(),
             },
+            key_id: hookrelay_core::KeyId::generate(),
+            previous_key: None,
             headers: Default::default(),
             alert_emails: Vec::new(),
             metadata: Default::default(),

@@ -8,7 +8,7 @@ use hookrelay_core::claim::WebhookAtClaim;
 use hookrelay_core::quota::check_webhooks;
 use hookrelay_core::webhook_change::update_effects;
 use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
-use hookrelay_core::{SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
+use hookrelay_core::{KeyId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 use rusqlite::params;
 use sqlx::Row;
 
@@ -115,8 +115,9 @@ impl WebhookStore for SqliteStore {
                 connection.execute(
                     "INSERT INTO webhooks (id, space_id, name, url, enabled, events, api_release,
                          verification_type, secret_sealed, public_key, headers_sealed, alert_emails, metadata,
-                         create_time, update_time)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         create_time, update_time, key_id, previous_key_id, previous_secret_sealed,
+                         previous_public_key, previous_until)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     params![
                         webhook.id.as_str(),
                         webhook.space_id.as_str(),
@@ -133,6 +134,11 @@ impl WebhookStore for SqliteStore {
                         to_json(&webhook.metadata),
                         webhook.create_time.as_micros(),
                         webhook.update_time.as_micros(),
+                        webhook.key_id.as_str(),
+                        sealed.previous.key_id,
+                        sealed.previous.secret,
+                        sealed.previous.public_key,
+                        sealed.previous.until,
                     ],
                 )?;
                 Ok(())
@@ -208,6 +214,55 @@ impl WebhookStore for SqliteStore {
             .await;
         self.webhooks_changed();
         updated
+    }
+
+    async fn save_webhook_keys(
+        &self,
+        webhook: &Webhook,
+        expected_key_id: &KeyId,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<bool, StoreError> {
+        let sealed = seal_webhook(&self.cipher, webhook);
+        let record = idempotency
+            .cloned()
+            .map(|record| seal_idempotency(&self.cipher, record));
+        let (id, space, key_id, expected) = (
+            webhook.id.clone(),
+            webhook.space_id.clone(),
+            webhook.key_id.clone(),
+            expected_key_id.clone(),
+        );
+        let update_time = webhook.update_time.as_micros();
+        let saved = self
+            .writer
+            .write(move |connection| {
+                let changed = connection.execute(
+                    "UPDATE webhooks SET secret_sealed = ?, public_key = ?, key_id = ?, previous_key_id = ?,
+                         previous_secret_sealed = ?, previous_public_key = ?, previous_until = ?, update_time = ?
+                     WHERE id = ? AND space_id = ? AND key_id = ?",
+                    params![
+                        sealed.secret,
+                        sealed.public_key,
+                        key_id.as_str(),
+                        sealed.previous.key_id,
+                        sealed.previous.secret,
+                        sealed.previous.public_key,
+                        sealed.previous.until,
+                        update_time,
+                        id.as_str(),
+                        space.as_str(),
+                        expected.as_str(),
+                    ],
+                )?;
+                // Saved after the change, so that a change that did not happen saves no answer.
+                if let (1, Some(record)) = (changed, &record) {
+                    save_idempotency(connection, record)?;
+                }
+                Ok(changed == 1)
+            })
+            .await;
+        self.webhooks_changed();
+        saved
     }
 
     async fn update_webhook_settings(

@@ -1,5 +1,5 @@
-//! `hookrelay webhook`: create, get, list, update, delete, settings, test, and the alerts
-//! raised.
+//! `hookrelay webhook`: create, get, list, update, delete, settings, test, the alerts
+//! raised, and key rotation (`rotation.rs`).
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -8,6 +8,7 @@ use hookrelay_client::{Alert, ListParams, UpdateWebhook, VerificationMethod, Web
 use serde_json::Value;
 
 use super::deliveries::show_delivery;
+use super::rotation::{print_rotation, rotate, RotateArgs};
 use super::webhook_args::{CreateArgs, UpdateArgs};
 use super::webhook_settings::{self, SettingsArgs};
 use super::{print_one, print_page, Connection};
@@ -67,6 +68,19 @@ enum WebhookCommand {
         #[arg(long)]
         after: Option<String>,
     },
+    /// Rotate a webhook's signing key; the old key keeps signing for the overlap.
+    Rotate(RotateArgs),
+    /// Show a webhook's key rotation: current key id, and the old key's id and end
+    /// time while its overlap lasts.
+    Rotation {
+        /// The webhook, `whk-…`.
+        id: String,
+    },
+    /// End a webhook's key rotation overlap now: only the current key signs.
+    EndRotation {
+        /// The webhook, `whk-…`.
+        id: String,
+    },
 }
 
 pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
@@ -111,11 +125,14 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         WebhookCommand::Alerts { id, limit, after } => {
             print_page(json, &api.alerts(&id, ListParams { limit, after }).await?, alert_table);
         }
+        WebhookCommand::Rotate(args) => rotate(api, args, json).await?,
+        WebhookCommand::Rotation { id } => print_rotation(json, &api.rotation(&id).await?),
+        WebhookCommand::EndRotation { id } => print_rotation(json, &api.end_rotation(&id).await?),
     }
     Ok(())
 }
 
-fn show_webhook(webhook: &Webhook) {
+pub(super) fn show_webhook(webhook: &Webhook) {
     let (method, key) = match &webhook.verification_method {
         VerificationMethod::Hs256 { secret } => ("HS256", ("secret", secret.clone())),
         VerificationMethod::Es256 { public_key } => ("ES256", ("publicKey", public_key.trim_end().to_owned())),

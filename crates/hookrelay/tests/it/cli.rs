@@ -11,7 +11,7 @@ use tokio::process::{Child, ChildStdout};
 use crate::support::*;
 
 /// Runs a CLI command against `server`; returns (success, stdout, stderr).
-async fn cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+pub(crate) async fn cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
     let output = command(&server.dir)
         .env("HOOKRELAY_URL", &server.base)
         .env("HOOKRELAY_SPACE_ID", SPACE)
@@ -27,7 +27,7 @@ async fn cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-async fn cli_json(server: &TestServer, args: &[&str]) -> Value {
+pub(crate) async fn cli_json(server: &TestServer, args: &[&str]) -> Value {
     let mut args = args.to_vec();
     args.push("--json");
     let (ok, stdout, stderr) = cli(server, &args).await;
@@ -36,7 +36,10 @@ async fn cli_json(server: &TestServer, args: &[&str]) -> Value {
 }
 
 /// Starts `hookrelay listen` on a free port; returns it, its URL and its output lines.
-async fn listen(server: &TestServer, verify_with: &[&str]) -> (Child, String, Lines<BufReader<ChildStdout>>) {
+pub(crate) async fn listen(
+    server: &TestServer,
+    verify_with: &[&str],
+) -> (Child, String, Lines<BufReader<ChildStdout>>) {
     let mut child = command(&server.dir)
         .args(["listen", "--port", "0"])
         .args(verify_with)
@@ -50,7 +53,7 @@ async fn listen(server: &TestServer, verify_with: &[&str]) -> (Child, String, Li
     (child, url, lines)
 }
 
-async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
+pub(crate) async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
     tokio::time::timeout(Duration::from_secs(15), lines.next_line())
         .await
         .expect("listen printed a line in time")
@@ -58,7 +61,7 @@ async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
         .expect("listen still running")
 }
 
-async fn serving() -> TestServer {
+pub(crate) async fn serving() -> TestServer {
     TestServer::launch(Launch {
         args: vec!["--allow-private-targets".into()],
         ..Launch::default()

@@ -23,6 +23,8 @@ mod openapi;
 mod paging;
 mod persistence;
 mod retention;
+mod rotation;
+mod rotation_cli;
 mod sdk;
 mod seed_examples;
 mod ssrf;
