@@ -18,6 +18,7 @@ pub mod net;
 pub mod node;
 pub mod quota;
 pub mod record;
+pub mod recovery;
 pub mod retention;
 pub mod seal;
 pub mod signing;
@@ -29,7 +30,7 @@ pub mod webhook_change;
 pub mod webhook_settings;
 
 pub use catalog::EventCatalog;
-pub use id::{AlertId, DeliveryId, ErasureId, EventId, SpaceId, TokenId, WebhookId};
+pub use id::{AlertId, DeliveryId, ErasureId, EventId, RecoveryId, SpaceId, TokenId, WebhookId};
 pub use timestamp::Timestamp;
 pub use validation::{FieldError, ValidationErrors};
 pub use webhook::{ApiRelease, VerificationMethod, Webhook, WebhookDraft, WebhookPatch};
