@@ -35,12 +35,12 @@ pub use postgres::{PostgresStore, CLEANER_LOCK};
 pub use sqlite::{backup as backup_sqlite, SqliteStore};
 pub use traits::{
     AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, NodeStore, ReadStore,
-    RetentionStore, SpaceStore, Store, TokenStore, WebhookStore,
+    RecoveryStore, RetentionStore, SpaceStore, Store, TokenStore, WebhookStore,
 };
 pub use types::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
-    IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RetentionChange, SpaceSummary, StoredEvent,
-    IDEMPOTENCY_WINDOW_MICROS,
+    IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RecoveryProgress, RetentionChange, SpaceSummary,
+    StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
 };
 
 /// Settings for [`open_with`] that only some backends use.
