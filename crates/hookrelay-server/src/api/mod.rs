@@ -7,6 +7,7 @@ pub mod erasures;
 pub mod events;
 mod health;
 pub mod metrics;
+pub mod recoveries;
 mod routes;
 pub mod tokens;
 pub mod webhooks;
@@ -39,6 +40,7 @@ pub fn route_table() -> RouteTable {
         alerts::routes,
         tokens::routes,
         erasures::routes,
+        recoveries::routes,
     ];
     resources
         .into_iter()

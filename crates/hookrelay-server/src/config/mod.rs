@@ -146,4 +146,6 @@ pub struct Config {
     pub quotas: Quotas,
     /// How long history is kept, and how often the cleaner runs.
     pub retention: crate::retention::RetentionConfig,
+    /// How recoveries run.
+    pub recovery: crate::recovery::RecoveryConfig,
 }

@@ -20,6 +20,7 @@ use super::PositiveDuration;
 use super::{Bootstrap, Config, ConfigError, MasterKeySource, Secret, ServeSettings, Settings, StoreSettings};
 use crate::alerter::{AlerterConfig, SmtpSettings};
 use crate::delivery::DeliveryConfig;
+use crate::recovery::RecoveryConfig;
 use crate::retention::RetentionConfig;
 use crate::serving::HttpLimits;
 use hookrelay_core::retention::RetentionPolicy;
@@ -59,6 +60,10 @@ impl Settings {
                 max_fan_out: serve.max_fan_out.get(),
             },
             retention: retention(&serve)?,
+            recovery: RecoveryConfig {
+                batch_size: serve.recovery_batch_size.get(),
+                pause: serve.recovery_batch_pause.get(),
+            },
             alerter: AlerterConfig {
                 smtp: smtp(&serve)?,
                 retry_schedule: serve.alert_retry_schedule.get().clone(),

@@ -21,6 +21,7 @@ mod bodies;
 mod erasures;
 mod params;
 mod paths;
+mod recoveries;
 mod responses;
 mod schemas;
 #[cfg(test)]
@@ -34,6 +35,7 @@ use serde_json::{json, Value};
 
 use erasures::*;
 use paths::*;
+use recoveries::*;
 use schemas::*;
 use tokens::*;
 
@@ -47,6 +49,7 @@ const TOKEN_REF: &str = "#/components/schemas/Token";
 const CREATED_TOKEN_REF: &str = "#/components/schemas/CreatedToken";
 const SCOPE_REF: &str = "#/components/schemas/Scope";
 const ERASURE_REF: &str = "#/components/schemas/Erasure";
+const RECOVERY_REF: &str = "#/components/schemas/WebhookRecovery";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
 /// events.
@@ -66,7 +69,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
             { "name": "Event", "description": "Publish events; each is delivered to the webhooks subscribed to it." },
             {
                 "name": "Delivery",
-                "description": "A webhook's delivery history, manual retries and test events.",
+                "description": "A webhook's delivery history, manual retries, bulk recoveries and test events.",
             },
             { "name": "Alert", "description": "The e-mails raised about a webhook's failing deliveries." },
             {
@@ -93,6 +96,11 @@ pub fn document(catalog: &EventCatalog) -> Value {
             "/v1/webhooks/{id}/deliveries/{delivery_id}": { "get": get_delivery() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}/retry": { "post": retry_delivery() },
             "/v1/webhooks/{id}/test": { "post": send_test_event() },
+            "/v1/webhooks/{id}/recoveries": {
+                "get": list_recoveries(),
+                "post": create_recovery(),
+            },
+            "/v1/webhooks/{id}/recoveries/{recovery_id}": { "get": get_recovery() },
             "/v1/webhooks/{id}/alerts": { "get": list_alerts() },
             "/v1/events": {
                 "get": list_events(),
@@ -125,6 +133,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "CreatedToken": token_schema(true),
                 "Scope": scope_schema(),
                 "Erasure": erasure_schema(),
+                "WebhookRecovery": recovery_schema(),
             },
             "securitySchemes": {
                 "bearerAuth": {
