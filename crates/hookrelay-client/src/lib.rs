@@ -108,6 +108,8 @@ mod client;
 mod erasures;
 #[cfg(feature = "client")]
 mod error;
+#[cfg(feature = "client")]
+mod recoveries;
 mod redact;
 #[cfg(feature = "client")]
 mod resources;
@@ -119,6 +121,8 @@ pub use client::{Client, ClientBuilder};
 pub use erasures::ErasureApi;
 #[cfg(feature = "client")]
 pub use error::{ApiErrorDetail, Error};
+#[cfg(feature = "client")]
+pub use recoveries::RecoveryApi;
 #[cfg(feature = "client")]
 pub use resources::{DeliveryApi, EventApi, TokenApi, WebhookApi};
 pub use types::*;

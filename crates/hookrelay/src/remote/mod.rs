@@ -5,6 +5,7 @@
 mod deliveries;
 mod erasures;
 mod events;
+mod recoveries;
 mod tokens;
 mod webhook;
 mod webhook_args;

@@ -1,4 +1,5 @@
-//! `hookrelay webhook`: create, get, list, update, delete, test, and the alerts raised.
+//! `hookrelay webhook`: create, get, list, update, delete, test, the alerts raised, and
+//! bulk recoveries of failed deliveries.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -7,6 +8,7 @@ use hookrelay_client::{Alert, ListParams, UpdateWebhook, VerificationMethod, Web
 use serde_json::Value;
 
 use super::deliveries::show_delivery;
+use super::recoveries;
 use super::webhook_args::{CreateArgs, UpdateArgs};
 use super::{print_one, print_page, Connection};
 use crate::output;
@@ -63,6 +65,42 @@ enum WebhookCommand {
         #[arg(long)]
         after: Option<String>,
     },
+    /// Retry, in the background, every delivery of a webhook that ended failed (or
+    /// cancelled) in a time window; prints the recovery as it starts.
+    Recover {
+        /// The webhook, `whk-…`.
+        id: String,
+        /// Deliveries that ended at or after this time, RFC 3339.
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// …and before this time, RFC 3339 (default: now).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only deliveries of this status, `failed` or `cancelled` (repeatable; default both).
+        #[arg(long = "status", value_name = "STATUS")]
+        statuses: Vec<String>,
+        /// Idempotency-Key for the request (default: a random one).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Show a recovery and its progress.
+    Recovery {
+        /// The webhook, `whk-…`.
+        id: String,
+        /// The recovery, `rcv-…`.
+        recovery_id: String,
+    },
+    /// List a webhook's recoveries, newest first.
+    Recoveries {
+        /// The webhook, `whk-…`.
+        id: String,
+        /// Recoveries per page (1–50).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue after this cursor.
+        #[arg(long)]
+        after: Option<String>,
+    },
 }
 
 pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
@@ -105,6 +143,26 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         WebhookCommand::Test { id } => print_one(json, &api.test(&id).await?, show_delivery),
         WebhookCommand::Alerts { id, limit, after } => {
             print_page(json, &api.alerts(&id, ListParams { limit, after }).await?, alert_table);
+        }
+        WebhookCommand::Recover {
+            id,
+            since,
+            until,
+            statuses,
+            idempotency_key,
+        } => {
+            let request = recoveries::RecoverRequest {
+                id,
+                since,
+                until,
+                statuses,
+                idempotency_key,
+            };
+            recoveries::recover(&client, json, request).await?;
+        }
+        WebhookCommand::Recovery { id, recovery_id } => recoveries::show(&client, json, &id, &recovery_id).await?,
+        WebhookCommand::Recoveries { id, limit, after } => {
+            recoveries::list(&client, json, &id, ListParams { limit, after }).await?;
         }
     }
     Ok(())

@@ -448,3 +448,77 @@ async fn broken_requests_get_the_error_envelope() {
     let (status, answer) = recover(&server, &webhook, &unique_key(), &body).await;
     assert_error(status, &answer, StatusCode::CONFLICT, "webhook_disabled", None);
 }
+
+#[tokio::test]
+async fn the_sdk_and_the_cli_recover_and_follow() {
+    use hookrelay_client::{Client, CreateRecovery, ListParams};
+
+    let server = TestServer::launch(launch(&[], &[])).await;
+    let receiver = Receiver::start().await;
+    receiver.script(|n| if n < 2 { Reply::Status(500) } else { Reply::Status(200) });
+    let webhook = webhook_to(&server, &receiver.url, "payment.completed").await;
+    let since = time_now();
+    publish_many(&server, "payment.completed", 2).await;
+    server.wait_until_idle().await;
+
+    let client = Client::builder(SPACE, TOKEN).base_url(&server.base).build().unwrap();
+    let request = CreateRecovery {
+        since: since.clone(),
+        statuses: Some(vec!["failed".to_owned()]),
+        ..CreateRecovery::default()
+    };
+    let created = client.recoveries().create(&webhook, &request).await.unwrap().result;
+    assert_eq!(
+        (created.status.as_str(), created.statuses.clone()),
+        ("running", vec!["failed".to_owned()])
+    );
+    wait_for_recovery(&server, &webhook, &created.id, |r| r["status"] == "completed").await;
+    let done = client.recoveries().get(&webhook, &created.id).await.unwrap().result;
+    assert_eq!((done.matched, done.requeued, done.skipped), (2, 2, 0), "{done:?}");
+    let page = client.recoveries().list(&webhook, ListParams::default()).await.unwrap();
+    assert_eq!(page.result, vec![done.clone()]);
+    receiver.wait_for(4, WAIT).await;
+
+    let cli = |args: &[&str]| {
+        let mut command = command(&server.dir);
+        command
+            .env("HOOKRELAY_URL", &server.base)
+            .env("HOOKRELAY_SPACE_ID", SPACE)
+            .env("HOOKRELAY_TOKEN", TOKEN)
+            .args(args);
+        command
+    };
+    let output = cli(&[
+        "webhook",
+        "recover",
+        &webhook,
+        "--since",
+        &since,
+        "--status",
+        "cancelled",
+        "--json",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["result"]["statuses"], json!(["cancelled"]), "{answer}");
+    let id = answer["result"]["id"].as_str().unwrap().to_owned();
+    wait_for_recovery(&server, &webhook, &id, |r| r["status"] == "completed").await;
+    let output = cli(&["webhook", "recovery", &webhook, &id]).output().await.unwrap();
+    let shown = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success() && shown.contains(&id) && shown.contains("completed"),
+        "{shown}"
+    );
+    let output = cli(&["webhook", "recoveries", &webhook]).output().await.unwrap();
+    let listed = String::from_utf8(output.stdout).unwrap();
+    assert!(listed.contains(&id) && listed.contains(&created.id), "{listed}");
+    let output = cli(&["webhook", "recover", &webhook, "--since", "soon"])
+        .output()
+        .await
+        .unwrap();
+    let error = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success() && error.contains("since"), "{error}");
+}
