@@ -139,6 +139,16 @@ fn parse_statuses(value: &Value, errors: &mut ValidationErrors) -> Option<Vec<De
     (chosen.len() == items.len()).then_some(statuses)
 }
 
+/// Where a batch that read `read` deliveries (at most `limit`, the last at position
+/// `last_read`) leaves a walk that ends at `end`: the next batch reads after the last
+/// one read, and a batch that read fewer than `limit` found nothing more.
+pub fn advance(read: usize, limit: u32, last_read: Option<i64>, end: i64) -> (i64, RecoveryStatus) {
+    match last_read {
+        Some(last) if read >= limit as usize => (last, RecoveryStatus::Running),
+        _ => (end, RecoveryStatus::Completed),
+    }
+}
+
 /// What a batch reads of a delivery, and when it reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Candidate {

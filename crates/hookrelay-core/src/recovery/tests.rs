@@ -146,3 +146,10 @@ fn statuses_round_trip() {
     }
     assert_eq!(RecoveryStatus::parse("done"), None);
 }
+
+#[test]
+fn a_short_batch_ends_the_walk() {
+    assert_eq!(advance(500, 500, Some(812), 9_000), (812, RecoveryStatus::Running));
+    assert_eq!(advance(499, 500, Some(812), 9_000), (9_000, RecoveryStatus::Completed));
+    assert_eq!(advance(0, 500, None, 9_000), (9_000, RecoveryStatus::Completed));
+}

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use hookrelay_core::delivery::DeliveryStatus;
-use hookrelay_core::recovery::{Candidate, Recovery, RecoveryCounts, RecoveryDraft, RecoveryStatus, Verdict};
+use hookrelay_core::recovery::{advance, Candidate, Recovery, RecoveryCounts, RecoveryDraft, RecoveryStatus, Verdict};
 use hookrelay_core::{RecoveryId, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
@@ -151,17 +151,8 @@ async fn run_batch(
         }
         walk.counts.count(verdict);
     }
-    let done = batch.len() < limit as usize;
-    walk.cursor_seq = if done {
-        walk.end_seq
-    } else {
-        batch.last().map_or(walk.end_seq, |b| b.0)
-    };
-    let status = if done {
-        RecoveryStatus::Completed
-    } else {
-        RecoveryStatus::Running
-    };
+    let (cursor, status) = advance(batch.len(), limit, batch.last().map(|b| b.0), walk.end_seq);
+    walk.cursor_seq = cursor;
     save_walk(tx, id, &walk, status, now, lease_until).await?;
     Ok(Some(progress(status, walk.counts, walk.counts.requeued - before)))
 }
