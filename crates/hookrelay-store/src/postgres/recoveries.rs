@@ -1,6 +1,6 @@
-//! Recoveries in PostgreSQL: each batch one transaction that locks its recovery row and
-//! the deliveries it reads, so two nodes never run the same batch and an erasure or the
-//! cleaner cannot change a delivery between its reading and its retry.
+//! Recoveries in PostgreSQL: each batch one transaction that locks its recovery row, so
+//! two nodes never run the same batch, and the events of the deliveries it reads, so an
+//! erasure cannot remove their data before it commits.
 
 use async_trait::async_trait;
 use hookrelay_core::delivery::DeliveryStatus;
@@ -44,7 +44,10 @@ fn decode_walk(row: &PgRow) -> Result<Walk, StoreError> {
     })
 }
 
-/// Up to `limit` of the walk's deliveries after its cursor, locked: id and candidate.
+/// Up to `limit` of the walk's deliveries after its cursor: position, id and candidate.
+/// Their events are locked (FOR SHARE), so an erasure cannot remove their data before
+/// the batch commits; the deliveries are not, so claims and records never wait on a
+/// batch (a retry re-checks the status it read).
 async fn read_batch(
     tx: &mut Transaction<'_, Postgres>,
     walk: &Walk,
@@ -55,7 +58,7 @@ async fn read_batch(
         "SELECT d.seq, d.id, d.status, d.update_time, e.data_remove_time IS NOT NULL AS data_removed
          FROM deliveries d JOIN events e ON e.id = d.event_id
          WHERE d.webhook_id = $1 AND d.seq > $2 AND d.seq <= $3 ORDER BY d.seq LIMIT $4
-         FOR UPDATE OF d FOR SHARE OF e",
+         FOR SHARE OF e",
     )
     .bind(&walk.webhook_id)
     .bind(walk.cursor_seq)
@@ -145,9 +148,12 @@ async fn run_batch(
     let batch = read_batch(tx, &walk, limit, now).await?;
     let before = walk.counts.requeued;
     for (_, delivery, candidate) in &batch {
-        let verdict = walk.draft.sort(candidate);
+        let mut verdict = walk.draft.sort(candidate);
         if let Verdict::Requeue(requeue) = verdict {
-            apply_requeue(tx, delivery, &requeue).await?;
+            // Changed since it was read (PostgreSQL: by another transaction): no longer one to recover.
+            if !apply_requeue(tx, delivery, &requeue, Some(candidate.status)).await? {
+                verdict = Verdict::Pass;
+            }
         }
         walk.counts.count(verdict);
     }

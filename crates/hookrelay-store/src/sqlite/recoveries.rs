@@ -153,9 +153,12 @@ fn run_batch(
     let batch = read_batch(connection, &walk, limit, now)?;
     let before = walk.counts.requeued;
     for (_, delivery, candidate) in &batch {
-        let verdict = walk.draft.sort(candidate);
+        let mut verdict = walk.draft.sort(candidate);
         if let Verdict::Requeue(requeue) = verdict {
-            apply_requeue(connection, delivery, &requeue)?;
+            // Changed since it was read (PostgreSQL: by another transaction): no longer one to recover.
+            if !apply_requeue(connection, delivery, &requeue, Some(candidate.status))? {
+                verdict = Verdict::Pass;
+            }
         }
         walk.counts.count(verdict);
     }
