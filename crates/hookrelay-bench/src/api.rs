@@ -76,6 +76,25 @@ impl Api {
         result_id(&answer)
     }
 
+    /// Any call answered with JSON: `body` sent as JSON if given, under `key` if given.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let mut request = self.request(method.clone(), path);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        json_answer(response).await.with_context(|| format!("{method} {path}"))
+    }
+
     /// DELETE /v1/webhooks/{id} (cleaning up on a database that outlives the run).
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {
         let response = self

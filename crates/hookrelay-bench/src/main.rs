@@ -6,6 +6,7 @@
 mod api;
 mod fanout;
 mod receiver;
+mod recovery;
 mod report;
 mod retention;
 mod server;
@@ -69,6 +70,9 @@ enum Which {
     /// A steady load on a server with a retention of seconds for minutes: the
     /// database's size and the publish latency per interval while the cleaner runs.
     Retention(retention::RetentionSpec),
+    /// One webhook's 100,000 failed deliveries recovered in bulk while another receives a
+    /// steady rate: the server's RSS and the other's latency per interval.
+    Recovery(recovery::RecoverySpec),
 }
 
 #[derive(Args)]
@@ -134,7 +138,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Which::W4 => vec![workload::W4],
         Which::W5 => vec![workload::W5],
         Which::Smoke => workload::SMOKE.to_vec(),
-        Which::Fanout(_) | Which::Retention(_) => Vec::new(),
+        Which::Fanout(_) | Which::Retention(_) | Which::Recovery(_) => Vec::new(),
     };
     let out = match (&options.out, cli.command) {
         (Some(dir), _) => Some(dir.clone()),
@@ -194,6 +198,19 @@ async fn run(cli: Cli) -> Result<bool> {
         report.ok &= result.missing == 0 && result.publish_failures == 0;
         if let Some(dir) = &out {
             let path = dir.join(format!("{stamp}-retention-{}.json", report.backend));
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(report.ok);
+    }
+    if let Which::Recovery(spec) = cli.command {
+        println!("\n== recovery (a bulk recovery beside a steady load)");
+        let result = recovery::run(spec, &config).await.context("workload recovery")?;
+        print!("{}", recovery::table(&result));
+        report.ok &= result.missing == 0;
+        if let Some(dir) = &out {
+            let path = dir.join(format!("{stamp}-recovery-{}.json", report.backend));
             std::fs::create_dir_all(dir)?;
             std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
             println!("wrote {}", path.display());

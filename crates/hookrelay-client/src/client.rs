@@ -152,6 +152,11 @@ impl Client {
         TokenApi::new(self)
     }
 
+    /// Bulk recoveries of a webhook's failed deliveries: create, list, get.
+    pub fn recoveries(&self) -> crate::recoveries::RecoveryApi<'_> {
+        crate::recoveries::RecoveryApi::new(self)
+    }
+
     /// Erasures of events' data: create, list, get.
     pub fn erasures(&self) -> crate::erasures::ErasureApi<'_> {
         crate::erasures::ErasureApi::new(self)

@@ -110,6 +110,7 @@ mod erasures;
 mod error;
 #[cfg(feature = "client")]
 mod jwks;
+mod recoveries;
 mod redact;
 #[cfg(feature = "client")]
 mod resources;
@@ -126,6 +127,7 @@ pub use erasures::ErasureApi;
 pub use error::{ApiErrorDetail, Error};
 #[cfg(feature = "client")]
 pub use jwks::{JwksError, JwksOptions, JwksVerifier};
+pub use recoveries::RecoveryApi;
 #[cfg(feature = "client")]
 pub use resources::{DeliveryApi, EventApi, TokenApi, WebhookApi};
 #[cfg(feature = "client")]

@@ -392,3 +392,45 @@ pub struct Erasure {
     /// When it was made.
     pub create_time: String,
 }
+
+/// `POST /v1/webhooks/{id}/recoveries`: retry a webhook's failed deliveries in bulk.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRecovery {
+    /// Deliveries that ended at or after this time (RFC 3339).
+    pub since: String,
+    /// …and before this time (RFC 3339); now if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// `failed`, `cancelled`; both if absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statuses: Option<Vec<String>>,
+}
+
+/// A bulk recovery and its progress.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Recovery {
+    /// `rcv-…`.
+    pub id: String,
+    /// The webhook whose deliveries it retries.
+    pub webhook_id: String,
+    /// As asked.
+    pub since: String,
+    /// As asked, or the request's time.
+    pub until: String,
+    /// The statuses it recovers.
+    pub statuses: Vec<String>,
+    /// `running`, `completed` or `cancelled` (its webhook was deleted or disabled first).
+    pub status: String,
+    /// Deliveries read so far that ended in the window with one of the statuses.
+    pub matched: u64,
+    /// Of those, retried.
+    pub requeued: u64,
+    /// Of those, left as they were: their event's data was removed.
+    pub skipped: u64,
+    /// When it was asked for.
+    pub create_time: String,
+    /// When it completed or was cancelled.
+    pub finish_time: Option<String>,
+}

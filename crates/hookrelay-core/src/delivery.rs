@@ -219,6 +219,26 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_millis(millis))
 }
 
+/// Where a retried delivery goes (by hand, `POST …/retry`, or by a recovery): pending
+/// and due at `now`, keeping its attempt count, so it gets one more attempt and the
+/// schedule's remaining ones. `None` when its event's data was removed (expired or
+/// erased): there is nothing left to send.
+pub fn requeue(data_removed: bool, now: Timestamp) -> Option<Requeue> {
+    (!data_removed).then_some(Requeue {
+        status: DeliveryStatus::Pending,
+        next_attempt_time: now,
+    })
+}
+
+/// A retried delivery's new state ([`requeue`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requeue {
+    /// Always [`DeliveryStatus::Pending`].
+    pub status: DeliveryStatus,
+    /// When its next attempt is due (and its update time).
+    pub next_attempt_time: Timestamp,
+}
+
 /// What one attempt produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -297,6 +317,15 @@ mod tests {
         for bad in ["", "1", "1x", "s", "1s,,2s", "-1s"] {
             assert!(RetrySchedule::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_retry_requeues_unless_the_data_is_gone() {
+        let now = Timestamp::from_micros(7);
+        let requeued = requeue(false, now).unwrap();
+        assert_eq!(requeued.status, DeliveryStatus::Pending);
+        assert_eq!(requeued.next_attempt_time, now);
+        assert_eq!(requeue(true, now), None);
     }
 
     #[test]

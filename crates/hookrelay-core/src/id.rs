@@ -133,6 +133,13 @@ prefixed_id!(
     64
 );
 
+prefixed_id!(
+    /// A bulk recovery of a webhook's failed deliveries (`rcv-…`).
+    RecoveryId,
+    "rcv-",
+    64
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

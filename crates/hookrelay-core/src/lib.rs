@@ -18,6 +18,7 @@ pub mod net;
 pub mod node;
 pub mod quota;
 pub mod record;
+pub mod recovery;
 pub mod retention;
 pub mod seal;
 pub mod signing;
@@ -30,7 +31,7 @@ pub mod webhook_change;
 pub mod webhook_settings;
 
 pub use catalog::EventCatalog;
-pub use id::{AlertId, DeliveryId, ErasureId, EventId, KeyId, SpaceId, TokenId, WebhookId};
+pub use id::{AlertId, DeliveryId, ErasureId, EventId, KeyId, RecoveryId, SpaceId, TokenId, WebhookId};
 pub use timestamp::Timestamp;
 pub use validation::{FieldError, ValidationErrors};
 pub use webhook::{ApiRelease, VerificationMethod, Webhook, WebhookDraft, WebhookPatch};

@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod error;
 pub mod idempotency;
 pub mod openapi;
+pub mod recovery;
 pub mod request;
 pub mod retention;
 pub mod serving;
@@ -76,6 +77,7 @@ pub struct App {
     /// Where only the metrics are served, when not on the API's listener.
     metrics_listener: Option<TcpListener>,
     retention: retention::RetentionConfig,
+    recovery: recovery::RecoveryConfig,
     /// Held while serving a SQLite file, so a second `serve` on it is refused.
     _single_node: Option<std::fs::File>,
     /// Set when an empty database got a fresh space and token.
@@ -103,6 +105,7 @@ impl App {
                 allow_private_targets: config.allow_private_targets,
                 engine: delivery::EngineStatus::new(wakeup.clone()),
                 wakeup,
+                recoveries: delivery::Wakeup::default(),
                 tokens: state::TokenCache::default(),
                 quotas: config.quotas,
                 publish_limits: state::PublishLimits::default(),
@@ -114,6 +117,7 @@ impl App {
             http: config.http,
             metrics_listener: None,
             retention: config.retention,
+            recovery: config.recovery,
             _single_node: single_node,
             created_credentials,
         })
@@ -252,6 +256,7 @@ pub async fn run(
         http,
         metrics_listener,
         retention,
+        recovery,
         ..
     } = app;
     telemetry::metrics::install();
@@ -275,6 +280,14 @@ pub async fn run(
     let pruner = tokio::spawn(prune_hourly(state.store.clone(), email_window));
     let cleaner = retention::Cleaner::new(state.store.clone(), retention);
     let cleaner = tokio::spawn(cleaner.run_forever());
+    let runner = recovery::Runner::new(
+        state.store.clone(),
+        recovery,
+        state.engine.node().to_owned(),
+        state.recoveries.clone(),
+        state.wakeup.clone(),
+    );
+    let recoveries = tokio::spawn(runner.run_forever());
     // A store that breaks for good (SQLite's writer thread died) stops the server as a
     // shutdown signal would, and the process exits with the store's error rather than
     // answer requests it can no longer keep.
@@ -292,6 +305,7 @@ pub async fn run(
     serving::serve(listener, router(state), http, stop).await;
     pruner.abort();
     cleaner.abort();
+    recoveries.abort();
     metrics_upkeep.abort();
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();

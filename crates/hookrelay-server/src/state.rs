@@ -25,6 +25,8 @@ pub struct AppState {
     pub wakeup: Wakeup,
     /// What the delivery engine is doing (woken by `wakeup`).
     pub engine: EngineStatus,
+    /// Tells the recovery runner a recovery was created.
+    pub recoveries: Wakeup,
     /// Recently read grants, so most requests skip the token lookup.
     pub tokens: TokenCache,
     /// The quotas of a space that has none of its own.

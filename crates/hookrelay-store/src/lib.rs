@@ -35,12 +35,12 @@ pub use postgres::{PostgresStore, CLEANER_LOCK};
 pub use sqlite::{backup as backup_sqlite, SqliteStore};
 pub use traits::{
     AlertStore, AttemptStore, ClaimStore, DeliveryStore, EventStore, IdempotencyStore, NodeStore, ReadStore,
-    RetentionStore, SpaceStore, Store, TokenStore, WebhookStore,
+    RecoveryStore, RetentionStore, SpaceStore, Store, TokenStore, WebhookStore,
 };
 pub use types::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
-    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RetentionChange, SpaceSummary,
-    StoredEvent,
+    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RecoveryProgress, RetentionChange,
+    SpaceSummary, StoredEvent,
 };
 
 /// Settings for [`open_with`] that only some backends use.

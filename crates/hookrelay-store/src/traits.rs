@@ -1,3 +1,4 @@
+// Longer than 500 lines: one trait per concern, each short; the interface reads best whole.
 //! The store's interface, one trait per concern, so that a caller names what it uses
 //! and each backend implements a concern in the file that holds its SQL. [`Store`]
 //! is all of them together, as the server holds it.
@@ -12,15 +13,18 @@ use hookrelay_core::alert_limit::EmailLimit;
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
 use hookrelay_core::event::Event;
 use hookrelay_core::record::AttemptResult;
+use hookrelay_core::recovery::Recovery;
 use hookrelay_core::retention::{Erasure, ErasureDraft};
 use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
 use hookrelay_core::{
-    AlertId, DeliveryId, ErasureId, EventId, KeyId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch,
+    AlertId, DeliveryId, ErasureId, EventId, KeyId, RecoveryId, SpaceId, Timestamp, TokenId, Webhook, WebhookId,
+    WebhookPatch,
 };
 
 use crate::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
-    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RetentionChange, SpaceSummary,
+    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RecoveryProgress, RetentionChange,
+    SpaceSummary,
     StoreError, StoredEvent,
 };
 
@@ -214,8 +218,8 @@ pub trait ClaimStore: Send + Sync {
     /// process per file, so at `serve` start every lease is orphaned (and a wide
     /// fan-out it was writing in chunks is finished first); on PostgreSQL leases of
     /// live nodes must stand, so it releases none (expired leases, and those of nodes
-    /// judged dead, are claimable anyway). Returns how many claims (deliveries and
-    /// alerts) it released.
+    /// judged dead, are claimable anyway). Returns how many claims (deliveries, alerts
+    /// and recoveries) it released.
     async fn release_orphaned_claims(&self) -> Result<u64, StoreError>;
 
     /// Calls `wake` whenever another node stores work that is due (PostgreSQL
@@ -358,6 +362,45 @@ pub trait RetentionStore: Send + Sync {
     async fn save_erasure(&self, erasure: &Erasure, idempotency: Option<&IdempotencyRecord>) -> Result<(), StoreError>;
 }
 
+/// Bulk recoveries: saved by the API, run batch by batch by the server's runner. Each
+/// batch is one transaction that retries deliveries as a manual retry does
+/// (`hookrelay_core::delivery::requeue`, by `hookrelay_core::recovery`) and advances the
+/// recovery's cursor and counts with them, so a run cut short resumes where it was and
+/// never retries a delivery twice. A lease on the recovery keeps it to one runner.
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    /// Saves a new recovery, running, over the webhook's deliveries up to its last one
+    /// now, with the idempotency record if given, in one transaction. Fails with
+    /// [`StoreError::IdempotencyKeyTaken`], writing nothing, when the key is in use.
+    async fn create_recovery(
+        &self,
+        recovery: &Recovery,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<(), StoreError>;
+
+    /// Leases the oldest running recovery that no runner holds (no lease, one that ran
+    /// out, or on PostgreSQL one of a node judged dead) to `owner` until `lease_until`.
+    async fn claim_recovery(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<RecoveryId>, StoreError>;
+
+    /// Runs the next batch of a recovery `owner` holds: reads up to `limit` of its
+    /// webhook's deliveries after its cursor, retries those it matches, and renews the
+    /// lease to `lease_until` (or ends it when the recovery completes, or is cancelled
+    /// because its webhook was deleted or disabled). `None` if `owner` no longer holds it.
+    async fn recover_batch(
+        &self,
+        id: &RecoveryId,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Option<RecoveryProgress>, StoreError>;
+}
+
 /// Every read the API serves that needs nothing of a backend but its SQL: written once,
 /// over sqlx, for both (`crate::reads`).
 #[async_trait]
@@ -442,6 +485,23 @@ pub trait ReadStore: Send + Sync {
     /// one, the previous only while its overlap lasts at `now`; no secret is read.
     async fn published_keys(&self, owner: KeyOwner<'_>, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError>;
 
+    /// A webhook's recoveries, newest first.
+    async fn list_recoveries(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Recovery>, StoreError>;
+
+    /// A recovery of a webhook.
+    async fn get_recovery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &RecoveryId,
+    ) -> Result<Option<Recovery>, StoreError>;
+
     /// The nodes known by their heartbeats, oldest first, the dead among them until
     /// they are forgotten (PostgreSQL); SQLite's one node, once it has had a heartbeat.
     async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
@@ -466,6 +526,7 @@ pub trait Store:
     + AttemptStore
     + AlertStore
     + RetentionStore
+    + RecoveryStore
     + 'static
 {
     /// Checks that the database answers and can be written to (on SQLite, that its

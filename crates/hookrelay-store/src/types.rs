@@ -316,6 +316,17 @@ pub struct CleanBatch {
     pub done: bool,
 }
 
+/// Where a recovery stands after one of its batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecoveryProgress {
+    /// `Running` while batches remain.
+    pub status: hookrelay_core::recovery::RecoveryStatus,
+    /// What it did up to and with this batch.
+    pub counts: hookrelay_core::recovery::RecoveryCounts,
+    /// What this batch retried.
+    pub requeued_now: u64,
+}
+
 /// What one batch of an erasure did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ErasedBatch {

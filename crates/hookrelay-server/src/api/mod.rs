@@ -9,6 +9,7 @@ mod health;
 pub mod jwks;
 pub mod metrics;
 pub mod rotation;
+pub mod recoveries;
 mod routes;
 pub mod tokens;
 pub mod webhook_settings;
@@ -45,6 +46,7 @@ pub fn route_table() -> RouteTable {
         alerts::routes,
         tokens::routes,
         erasures::routes,
+        recoveries::routes,
     ];
     resources
         .into_iter()

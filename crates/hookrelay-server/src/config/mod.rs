@@ -148,4 +148,6 @@ pub struct Config {
     pub retention: crate::retention::RetentionConfig,
     /// How long an `Idempotency-Key`'s first answer is replayed.
     pub idempotency_window: std::time::Duration,
+    /// How recoveries run.
+    pub recovery: crate::recovery::RecoveryConfig,
 }

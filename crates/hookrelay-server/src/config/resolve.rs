@@ -20,6 +20,7 @@ use super::PositiveDuration;
 use super::{Bootstrap, Config, ConfigError, MasterKeySource, Secret, ServeSettings, Settings, StoreSettings};
 use crate::alerter::{AlerterConfig, SmtpSettings};
 use crate::delivery::DeliveryConfig;
+use crate::recovery::RecoveryConfig;
 use crate::retention::RetentionConfig;
 use crate::serving::HttpLimits;
 use hookrelay_core::retention::RetentionPolicy;
@@ -60,6 +61,10 @@ impl Settings {
             },
             retention: retention(&serve)?,
             idempotency_window: serve.idempotency_window.get(),
+            recovery: RecoveryConfig {
+                batch_size: serve.recovery_batch_size.get(),
+                pause: serve.recovery_batch_pause.get(),
+            },
             alerter: AlerterConfig {
                 smtp: smtp(&serve)?,
                 retry_schedule: serve.alert_retry_schedule.get().clone(),

@@ -357,6 +357,18 @@ pub struct ServeSettings {
         default_value = "24h"
     )]
     pub idempotency_window: PositiveDuration,
+    /// Deliveries one batch of a bulk recovery reads (each batch one transaction).
+    #[arg(long, env = "HOOKRELAY_RECOVERY_BATCH_SIZE", value_name = "N", default_value = "500")]
+    pub recovery_batch_size: NonZeroU32,
+
+    /// Time between a bulk recovery's batches, which publishes and claims use.
+    #[arg(
+        long,
+        env = "HOOKRELAY_RECOVERY_BATCH_PAUSE",
+        value_name = "DURATION",
+        default_value = "10ms"
+    )]
+    pub recovery_batch_pause: PositiveDuration,
 }
 
 /// Every setting of `serve`.

@@ -22,6 +22,7 @@ mod bodies;
 mod erasures;
 mod params;
 mod paths;
+mod recoveries;
 mod responses;
 mod rotation;
 mod schemas;
@@ -38,6 +39,7 @@ use serde_json::{json, Value};
 use erasures::*;
 use paths::*;
 use rotation::*;
+use recoveries::*;
 use schemas::*;
 use settings::*;
 use tokens::*;
@@ -54,6 +56,7 @@ const SCOPE_REF: &str = "#/components/schemas/Scope";
 const ERASURE_REF: &str = "#/components/schemas/Erasure";
 const ROTATION_REF: &str = "#/components/schemas/WebhookKeyRotation";
 const WEBHOOK_SETTINGS_REF: &str = "#/components/schemas/WebhookSettings";
+const RECOVERY_REF: &str = "#/components/schemas/WebhookRecovery";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
 /// events.
@@ -73,7 +76,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
             { "name": "Event", "description": "Publish events; each is delivered to the webhooks subscribed to it." },
             {
                 "name": "Delivery",
-                "description": "A webhook's delivery history, manual retries and test events.",
+                "description": "A webhook's delivery history, manual retries, bulk recoveries and test events.",
             },
             { "name": "Alert", "description": "The e-mails raised about a webhook's failing deliveries." },
             {
@@ -111,6 +114,11 @@ pub fn document(catalog: &EventCatalog) -> Value {
             "/v1/webhooks/{id}/deliveries/{delivery_id}": { "get": get_delivery() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}/retry": { "post": retry_delivery() },
             "/v1/webhooks/{id}/test": { "post": send_test_event() },
+            "/v1/webhooks/{id}/recoveries": {
+                "get": list_recoveries(),
+                "post": create_recovery(),
+            },
+            "/v1/webhooks/{id}/recoveries/{recovery_id}": { "get": get_recovery() },
             "/v1/webhooks/{id}/alerts": { "get": list_alerts() },
             "/v1/events": {
                 "get": list_events(),
@@ -145,6 +153,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "Erasure": erasure_schema(),
                 "WebhookKeyRotation": rotation_schema(),
                 "WebhookSettings": settings_schema(true),
+                "WebhookRecovery": recovery_schema(),
             },
             "securitySchemes": {
                 "bearerAuth": {

@@ -24,11 +24,16 @@ pub(super) enum Failure {
     DeliveryNotFound,
     TokenNotFound,
     ErasureNotFound,
+    /// No such webhook, or no such recovery of it.
+    RecoveryNotFound,
     IdempotencyConflict,
     /// A creating POST whose key was used for another request, or that would exceed a
     /// quota.
     ConflictOrQuota,
     WebhookDisabled,
+    /// A creating POST on a webhook: its key was used for another request, or the webhook
+    /// is disabled.
+    KeyOrDisabled,
     /// A retry: the webhook is disabled, or the delivery's event has no data any more.
     RetryRefused,
     PayloadTooLarge,
@@ -45,8 +50,10 @@ impl Failure {
             InvalidRequest | InvalidBody => 400,
             Unauthenticated => 401,
             Forbidden => 403,
-            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound | ErasureNotFound => 404,
-            IdempotencyConflict | ConflictOrQuota | WebhookDisabled | RetryRefused => 409,
+            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound | ErasureNotFound | RecoveryNotFound => {
+                404
+            }
+            IdempotencyConflict | ConflictOrQuota | WebhookDisabled | RetryRefused | KeyOrDisabled => 409,
             RequestTimeout => 408,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -61,11 +68,14 @@ impl Failure {
             InvalidBody => &["validation_failed", "invalid_json"],
             Unauthenticated => &["unauthenticated"],
             Forbidden => &["forbidden", "insufficient_scope", "space_disabled"],
-            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound | ErasureNotFound => &["not_found"],
+            WebhookNotFound | EventNotFound | DeliveryNotFound | TokenNotFound | ErasureNotFound | RecoveryNotFound => {
+                &["not_found"]
+            }
             IdempotencyConflict => &["idempotency_conflict"],
             ConflictOrQuota => &["idempotency_conflict", "quota_exceeded"],
             WebhookDisabled => &["webhook_disabled"],
             RetryRefused => &["webhook_disabled", "event_data_removed"],
+            KeyOrDisabled => &["idempotency_conflict", "webhook_disabled"],
             PayloadTooLarge => &["payload_too_large"],
             UnsupportedMediaType => &["unsupported_media_type"],
             RateLimited => &["rate_limited"],
@@ -97,6 +107,9 @@ impl Failure {
             }
             TokenNotFound => "The space has no token with this id (or it was revoked).".to_owned(),
             ErasureNotFound => "The space has no erasure with this id.".to_owned(),
+            RecoveryNotFound => {
+                "The space has no webhook with this id, or the webhook has no recovery with this id.".to_owned()
+            }
             IdempotencyConflict => "The Idempotency-Key was already used for a different request, or the request \
                 that used it is still in progress."
                 .to_owned(),
@@ -105,6 +118,10 @@ impl Failure {
                 past a quota, named with its value in the message (`quota_exceeded`)."
                 .to_owned(),
             WebhookDisabled => "The webhook is disabled; enable it first.".to_owned(),
+            KeyOrDisabled => "The Idempotency-Key was already used for a different request, or the request \
+                that used it is still in progress (`idempotency_conflict`); or the webhook is disabled, enable it \
+                first (`webhook_disabled`)."
+                .to_owned(),
             RetryRefused => "The webhook is disabled; enable it first (`webhook_disabled`). Or the delivery's \
                 event has no data any more, removed by payload retention or an erasure: there is nothing to send \
                 (`event_data_removed`)."

@@ -1,7 +1,7 @@
 //! Deliveries in PostgreSQL as tenants see them, and cancelling a webhook's pending ones.
 
 use async_trait::async_trait;
-use hookrelay_core::delivery::Delivery;
+use hookrelay_core::delivery::{requeue, Delivery, DeliveryStatus, Requeue};
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, WebhookId};
 use sqlx::{Postgres, Transaction};
 
@@ -27,6 +27,27 @@ pub(super) async fn cancel_pending(
     Ok(cancelled.rows_affected())
 }
 
+/// Retries a delivery as [`requeue`] decided (a manual retry, or a recovery's batch),
+/// only while its status is `only_from` if given; whether it did.
+pub(super) async fn apply_requeue(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+    requeue: &Requeue,
+    only_from: Option<DeliveryStatus>,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE deliveries SET status = $1, next_attempt_time = $2, update_time = $2
+         WHERE id = $3 AND (CAST($4 AS TEXT) IS NULL OR status = $4)",
+    )
+    .bind(requeue.status.as_str())
+    .bind(requeue.next_attempt_time.as_micros())
+    .bind(id)
+    .bind(only_from.map(DeliveryStatus::as_str))
+    .execute(&mut **tx)
+    .await?;
+    Ok(updated.rows_affected() > 0)
+}
+
 #[async_trait]
 impl DeliveryStore for PostgresStore {
     async fn retry_delivery(
@@ -48,23 +69,15 @@ impl DeliveryStore for PostgresStore {
         .bind(space.as_str())
         .fetch_optional(&mut *tx)
         .await?;
-        match removed {
-            None => return Ok(None),
-            Some(true) => return Err(StoreError::EventDataRemoved),
-            Some(false) => {}
-        }
+        let Some(removed) = removed else {
+            return Ok(None);
+        };
+        let requeued = requeue(removed, now).ok_or(StoreError::EventDataRemoved)?;
+        apply_requeue(&mut tx, id.as_str(), &requeued, None).await?;
         let row = sqlx::query(&format!(
-            "WITH retried AS (
-                 UPDATE deliveries SET status = 'pending', next_attempt_time = $1, update_time = $1
-                 WHERE id = $2 AND webhook_id = $3 AND space_id = $4
-                 RETURNING *
-             )
-             SELECT {DELIVERY_COLUMNS} FROM retried d JOIN events e ON e.id = d.event_id"
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.id = $1"
         ))
-        .bind(now.as_micros())
         .bind(id.as_str())
-        .bind(webhook.as_str())
-        .bind(space.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -52,6 +52,7 @@ mod idempotency;
 mod nodes;
 mod notify;
 mod record;
+mod recoveries;
 mod retention;
 mod spaces;
 mod tokens;

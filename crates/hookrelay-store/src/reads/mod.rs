@@ -7,18 +7,19 @@ use async_trait::async_trait;
 use hookrelay_core::access::{AccessToken, Grant};
 use hookrelay_core::alert::Alert;
 use hookrelay_core::delivery::{Delivery, DeliveryStatus};
+use hookrelay_core::recovery::Recovery;
 use hookrelay_core::retention::Erasure;
 use hookrelay_core::seal::SecretCipher;
-use hookrelay_core::{DeliveryId, ErasureId, EventId, SpaceId, Timestamp, Webhook, WebhookId};
+use hookrelay_core::{DeliveryId, ErasureId, EventId, RecoveryId, SpaceId, Timestamp, Webhook, WebhookId};
 
 pub(crate) use pool::{Arg, ReadPool};
 
 use crate::rows::Columns;
 use crate::rows::{
     decode_access_token, decode_alert, decode_attempt, decode_delivery, decode_erasure, decode_event, decode_grant,
-    decode_idempotency, decode_node, decode_published_keys, decode_space, decode_webhook, page, ALERT_COLUMNS,
-    ATTEMPT_COLUMNS, DELIVERY_COLUMNS, ERASURE_COLUMNS, EVENT_COLUMNS, GRANT_COLUMNS, NODE_COLUMNS,
-    PUBLISHED_KEY_COLUMNS, SPACE_COLUMNS, TOKEN_COLUMNS, WEBHOOK_COLUMNS,
+    decode_idempotency, decode_node, decode_published_keys, decode_recovery, decode_space, decode_webhook, page,
+    ALERT_COLUMNS, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, ERASURE_COLUMNS, EVENT_COLUMNS, GRANT_COLUMNS, NODE_COLUMNS,
+    PUBLISHED_KEY_COLUMNS, RECOVERY_COLUMNS, SPACE_COLUMNS, TOKEN_COLUMNS, WEBHOOK_COLUMNS,
 };
 use crate::{
     Backlog, DeliveryDetail, IdempotencyRecord, KeyOwner, NodeRecord, Page, PublishedKey, ReadStore, SpaceSummary,
@@ -246,6 +247,44 @@ impl<B: ReadingBackend> ReadStore for B {
         let args = [Arg::Text(id.as_str()), Arg::Text(space.as_str())];
         let row = self.read_pool().fetch_optional(&sql, &args).await?;
         row.as_ref().map(decode_erasure).transpose()
+    }
+
+    async fn list_recoveries(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<Recovery>, StoreError> {
+        let sql = format!(
+            "SELECT {RECOVERY_COLUMNS} FROM recoveries WHERE webhook_id = $1 AND space_id = $2 AND seq < $3
+             ORDER BY seq DESC LIMIT $4"
+        );
+        let args = [
+            Arg::Text(webhook.as_str()),
+            Arg::Text(space.as_str()),
+            before(after),
+            one_more(limit),
+        ];
+        let rows = self.read_pool().fetch_all(&sql, &args).await?;
+        page(rows, limit, decode_recovery)
+    }
+
+    async fn get_recovery(
+        &self,
+        space: &SpaceId,
+        webhook: &WebhookId,
+        id: &RecoveryId,
+    ) -> Result<Option<Recovery>, StoreError> {
+        let sql =
+            format!("SELECT {RECOVERY_COLUMNS} FROM recoveries WHERE id = $1 AND webhook_id = $2 AND space_id = $3");
+        let args = [
+            Arg::Text(id.as_str()),
+            Arg::Text(webhook.as_str()),
+            Arg::Text(space.as_str()),
+        ];
+        let row = self.read_pool().fetch_optional(&sql, &args).await?;
+        row.as_ref().map(decode_recovery).transpose()
     }
 
     async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {

@@ -6,11 +6,13 @@
 
 mod decode;
 mod erasure;
+mod recovery;
 mod seal;
 mod tenancy;
 
 pub(crate) use decode::*;
 pub(crate) use erasure::*;
+pub(crate) use recovery::*;
 pub(crate) use seal::*;
 pub(crate) use tenancy::*;
 

@@ -293,7 +293,11 @@ impl ClaimStore for SqliteStore {
                 )?;
                 let alerts =
                     connection.execute("UPDATE alerts SET lease_until = NULL WHERE lease_until IS NOT NULL", [])?;
-                Ok((deliveries + alerts) as u64)
+                let recoveries = connection.execute(
+                    "UPDATE recoveries SET lease_until = NULL, lease_owner = NULL WHERE lease_until IS NOT NULL",
+                    [],
+                )?;
+                Ok((deliveries + alerts + recoveries) as u64)
             })
             .await
     }

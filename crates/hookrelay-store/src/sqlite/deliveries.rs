@@ -1,7 +1,7 @@
 //! Deliveries in SQLite as tenants see them, and cancelling a webhook's pending ones.
 
 use async_trait::async_trait;
-use hookrelay_core::delivery::Delivery;
+use hookrelay_core::delivery::{requeue, Delivery, DeliveryStatus, Requeue};
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, WebhookId};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -19,6 +19,28 @@ pub(super) fn cancel_pending(connection: &Connection, webhook: &WebhookId, now: 
         .execute(params![now.as_micros(), webhook.as_str()])?;
     crate::activity::deliveries_cancelled(cancelled as u64);
     Ok(cancelled as u64)
+}
+
+/// Retries a delivery as [`requeue`] decided (a manual retry, or a recovery's batch),
+/// only while its status is `only_from` if given; whether it did.
+pub(super) fn apply_requeue(
+    connection: &Connection,
+    id: &str,
+    requeue: &Requeue,
+    only_from: Option<DeliveryStatus>,
+) -> Result<bool, StoreError> {
+    let updated = connection
+        .prepare_cached(
+            "UPDATE deliveries SET status = ?1, next_attempt_time = ?2, update_time = ?2
+             WHERE id = ?3 AND (?4 IS NULL OR status = ?4)",
+        )?
+        .execute(params![
+            requeue.status.as_str(),
+            requeue.next_attempt_time.as_micros(),
+            id,
+            only_from.map(DeliveryStatus::as_str),
+        ])?;
+    Ok(updated > 0)
 }
 
 #[async_trait]
@@ -42,15 +64,11 @@ impl DeliveryStore for SqliteStore {
                         |row| row.get(0),
                     )
                     .optional()?;
-                match removed {
-                    None => return Ok(false),
-                    Some(true) => return Err(StoreError::EventDataRemoved),
-                    Some(false) => {}
-                }
-                connection.execute(
-                    "UPDATE deliveries SET status = 'pending', next_attempt_time = ?1, update_time = ?1 WHERE id = ?2",
-                    params![now.as_micros(), delivery_id.as_str()],
-                )?;
+                let Some(removed) = removed else {
+                    return Ok(false);
+                };
+                let requeued = requeue(removed, now).ok_or(StoreError::EventDataRemoved)?;
+                apply_requeue(connection, delivery_id.as_str(), &requeued, None)?;
                 Ok(true)
             })
             .await?;

@@ -31,6 +31,7 @@ mod health;
 mod idempotency;
 mod nodes;
 mod record;
+mod recoveries;
 mod retention;
 mod spaces;
 mod staging;

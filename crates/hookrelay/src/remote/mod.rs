@@ -6,6 +6,7 @@ mod deliveries;
 mod erasures;
 mod events;
 mod rotation;
+mod recoveries;
 mod tokens;
 mod webhook;
 mod webhook_args;

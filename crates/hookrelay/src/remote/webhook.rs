@@ -1,5 +1,5 @@
 //! `hookrelay webhook`: create, get, list, update, delete, settings, test, the alerts
-//! raised, and key rotation (`rotation.rs`).
+//! raised, key rotation (`rotation.rs`) and bulk recoveries of failed deliveries.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::deliveries::show_delivery;
 use super::rotation::{print_rotation, rotate, RotateArgs};
+use super::recoveries;
 use super::webhook_args::{CreateArgs, UpdateArgs};
 use super::webhook_settings::{self, SettingsArgs};
 use super::{print_one, print_page, Connection};
@@ -81,6 +82,42 @@ enum WebhookCommand {
         /// The webhook, `whk-…`.
         id: String,
     },
+    /// Retry, in the background, every delivery of a webhook that ended failed (or
+    /// cancelled) in a time window; prints the recovery as it starts.
+    Recover {
+        /// The webhook, `whk-…`.
+        id: String,
+        /// Deliveries that ended at or after this time, RFC 3339.
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// …and before this time, RFC 3339 (default: now).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only deliveries of this status, `failed` or `cancelled` (repeatable; default both).
+        #[arg(long = "status", value_name = "STATUS")]
+        statuses: Vec<String>,
+        /// Idempotency-Key for the request (default: a random one).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Show a recovery and its progress.
+    Recovery {
+        /// The webhook, `whk-…`.
+        id: String,
+        /// The recovery, `rcv-…`.
+        recovery_id: String,
+    },
+    /// List a webhook's recoveries, newest first.
+    Recoveries {
+        /// The webhook, `whk-…`.
+        id: String,
+        /// Recoveries per page (1–50).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue after this cursor.
+        #[arg(long)]
+        after: Option<String>,
+    },
 }
 
 pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
@@ -128,6 +165,26 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         WebhookCommand::Rotate(args) => rotate(api, args, json).await?,
         WebhookCommand::Rotation { id } => print_rotation(json, &api.rotation(&id).await?),
         WebhookCommand::EndRotation { id } => print_rotation(json, &api.end_rotation(&id).await?),
+        WebhookCommand::Recover {
+            id,
+            since,
+            until,
+            statuses,
+            idempotency_key,
+        } => {
+            let request = recoveries::RecoverRequest {
+                id,
+                since,
+                until,
+                statuses,
+                idempotency_key,
+            };
+            recoveries::recover(&client, json, request).await?;
+        }
+        WebhookCommand::Recovery { id, recovery_id } => recoveries::show(&client, json, &id, &recovery_id).await?,
+        WebhookCommand::Recoveries { id, limit, after } => {
+            recoveries::list(&client, json, &id, ListParams { limit, after }).await?;
+        }
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod metrics;
 mod openapi;
 mod paging;
 mod persistence;
+mod recoveries;
 mod retention;
 mod rotation;
 mod rotation_cli;

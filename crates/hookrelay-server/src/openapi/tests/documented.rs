@@ -181,12 +181,15 @@ async fn documented_errors_are_the_servers() {
         (DeliveryNotFound, not_found()),
         (TokenNotFound, not_found()),
         (ErasureNotFound, not_found()),
+        (RecoveryNotFound, not_found()),
         (IdempotencyConflict, ApiError::IdempotencyConflict("in progress")),
         (ConflictOrQuota, ApiError::IdempotencyConflict("in progress")),
         (ConflictOrQuota, ApiError::QuotaExceeded(webhooks_exceeded)),
         (WebhookDisabled, ApiError::WebhookDisabled("whk-x".to_owned())),
         (RetryRefused, ApiError::WebhookDisabled("whk-x".to_owned())),
         (RetryRefused, ApiError::EventDataRemoved("nothing to send".to_owned())),
+        (KeyOrDisabled, ApiError::IdempotencyConflict("in progress")),
+        (KeyOrDisabled, ApiError::WebhookDisabled("whk-x".to_owned())),
         (PayloadTooLarge, ApiError::PayloadTooLarge(MAX_BODY_BYTES)),
         (UnsupportedMediaType, ApiError::UnsupportedMediaType),
         (RequestTimeout, ApiError::RequestTimeout(Duration::from_secs(30))),
@@ -233,7 +236,10 @@ async fn documented_errors_are_the_servers() {
             for (status, response) in operation["responses"].as_object().expect("responses") {
                 // /healthz's 503 is its own small body, not the error envelope.
                 // A JWK Set answers 304 to a current `If-None-Match`.
+                // A recovery is answered before it runs: 202.
+                let accepted = status == "202" && path == "/v1/webhooks/{id}/recoveries" && method == "post";
                 let known = status == "200"
+                    || accepted
                     || (path == "/healthz" && status == "503")
                     || (path.ends_with("/jwks.json") && status == "304")
                     || failures
