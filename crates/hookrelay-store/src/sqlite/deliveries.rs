@@ -1,7 +1,9 @@
-//! Deliveries in SQLite as tenants see them, and cancelling a webhook's pending ones.
+//! Deliveries in SQLite as tenants see them, cancelling a webhook's pending ones, and
+//! rekeying them when its ordering changes.
 
 use async_trait::async_trait;
 use hookrelay_core::delivery::Delivery;
+use hookrelay_core::ordering::Rekey;
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, WebhookId};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -19,6 +21,23 @@ pub(super) fn cancel_pending(connection: &Connection, webhook: &WebhookId, now: 
         .execute(params![now.as_micros(), webhook.as_str()])?;
     crate::activity::deliveries_cancelled(cancelled as u64);
     Ok(cancelled as u64)
+}
+
+/// Sets or clears the ordering keys of a webhook's pending deliveries (`core::ordering`),
+/// along its pending deliveries' index.
+pub(super) fn rekey_pending(connection: &Connection, webhook: &WebhookId, rekey: Rekey) -> Result<(), StoreError> {
+    let sql = match rekey {
+        Rekey::Keyed => {
+            "UPDATE deliveries SET ordering_key = (SELECT object_id FROM events WHERE events.id = deliveries.event_id)
+             WHERE webhook_id = ? AND status = 'pending'"
+        }
+        Rekey::Unkeyed => {
+            "UPDATE deliveries SET ordering_key = NULL
+             WHERE webhook_id = ? AND status = 'pending' AND ordering_key IS NOT NULL"
+        }
+    };
+    connection.prepare_cached(sql)?.execute([webhook.as_str()])?;
+    Ok(())
 }
 
 #[async_trait]
