@@ -5,6 +5,7 @@
 
 mod api;
 mod fanout;
+mod ordered;
 mod receiver;
 mod report;
 mod retention;
@@ -69,6 +70,9 @@ enum Which {
     /// A steady load on a server with a retention of seconds for minutes: the
     /// database's size and the publish latency per interval while the cleaner runs.
     Retention(retention::RetentionSpec),
+    /// One webhook ordering by object, many objects: throughput, publish-to-receipt
+    /// latency and per-object order, against the same shape unordered.
+    Ordered(ordered::OrderedSpec),
 }
 
 #[derive(Args)]
@@ -134,7 +138,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Which::W4 => vec![workload::W4],
         Which::W5 => vec![workload::W5],
         Which::Smoke => workload::SMOKE.to_vec(),
-        Which::Fanout(_) | Which::Retention(_) => Vec::new(),
+        Which::Fanout(_) | Which::Retention(_) | Which::Ordered(_) => Vec::new(),
     };
     let out = match (&options.out, cli.command) {
         (Some(dir), _) => Some(dir.clone()),
@@ -199,6 +203,20 @@ async fn run(cli: Cli) -> Result<bool> {
             println!("wrote {}", path.display());
         }
         return Ok(report.ok);
+    }
+    if let Which::Ordered(spec) = cli.command {
+        println!(
+            "\n== ordered (one webhook, {} objects, {} events)",
+            spec.objects, spec.events
+        );
+        let result = ordered::run(spec, &config).await.context("workload ordered")?;
+        if let Some(dir) = &out {
+            let path = dir.join(format!("{stamp}-ordered-{}.json", report.backend));
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(result.ok());
     }
     println!("\n{}", report::markdown(&report));
     if let Some(dir) = &out {
