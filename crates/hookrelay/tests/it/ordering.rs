@@ -290,10 +290,12 @@ async fn a_stuck_object_does_not_hold_up_another() {
 }
 
 #[tokio::test]
-async fn a_delivery_given_up_lets_the_next_of_its_object_go() {
+async fn a_delivery_given_up_lets_the_next_of_its_object_go_and_a_manual_retry_holds_later_ones() {
     let server = ordering_server("0s,100ms").await;
-    let receiver = ObjectReceiver::start(|_, n, _| match n {
-        0 => Answer::Status(500, Duration::ZERO),
+    // Event 0 fails both its scheduled attempts; a third (by hand) is held until released.
+    let receiver = ObjectReceiver::start(|_, n, before| match (n, before) {
+        (0, 0 | 1) => Answer::Status(500, Duration::ZERO),
+        (0, _) => Answer::Held,
         _ => Answer::Status(200, Duration::ZERO),
     })
     .await;
@@ -317,7 +319,34 @@ async fn a_delivery_given_up_lets_the_next_of_its_object_go() {
     assert_one_at_a_time(&hits);
     server.wait_until_idle().await;
     let failed = server.get(&format!("/v1/webhooks/{id}/deliveries?status=failed")).await;
-    assert_eq!(failed["result"].as_array().unwrap().len(), 1, "{failed}");
+    let failed = failed["result"].as_array().unwrap().clone();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+
+    // Retried by hand, event 0 is pending again at its publish-order place: event 3,
+    // published after, waits until it is answered.
+    let path = format!(
+        "/v1/webhooks/{id}/deliveries/{}/retry",
+        failed[0]["id"].as_str().unwrap()
+    );
+    let (status, body) = send(server.request(Method::POST, &path)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    receiver
+        .wait(Duration::from_secs(10), "the manual retry", |hits| hits.len() == 5)
+        .await;
+    publish(&server, &mut published, "pmt-1", 3).await;
+    // Another object's event, published after event 3, arrives: event 3 was due first
+    // and was passed over.
+    publish(&server, &mut published, "pmt-2", 4).await;
+    receiver
+        .wait(Duration::from_secs(10), "the other object's event", |hits| {
+            hits.iter().any(|h| h.n == 4)
+        })
+        .await;
+    receiver.release();
+    let hits = receiver.wait_all_succeeded(&published, Duration::from_secs(10)).await;
+    let numbers: Vec<u64> = hits.iter().map(|h| h.n).collect();
+    assert_eq!(numbers, [0, 0, 1, 2, 0, 4, 3]);
+    assert_one_at_a_time(&hits);
 }
 
 #[tokio::test]
