@@ -105,6 +105,18 @@ impl Api {
         Ok(())
     }
 
+    /// PUT /v1/webhooks/{id}/settings with `settings` (a partial update).
+    pub async fn put_settings(&self, id: &str, settings: &Value) -> Result<()> {
+        let response = self
+            .request(reqwest::Method::PUT, &format!("/v1/webhooks/{id}/settings"))
+            .json(settings)
+            .send()
+            .await
+            .context("PUT /v1/webhooks/{id}/settings")?;
+        json_answer(response).await.context("changing a webhook's settings")?;
+        Ok(())
+    }
+
     /// POST /v1/events; retries transport errors, 409 (key in progress), 429 and 5xx.
     pub async fn publish(&self, key: &str, body: String) -> Result<Published> {
         // Shared, not copied, by each try.
@@ -238,6 +250,12 @@ pub fn payment_event(run: &str, n: usize) -> String {
     )
 }
 
+/// [`payment_event`] `n`, of the object `object` instead of one of its own.
+pub fn payment_event_of(run: &str, n: usize, object: &str) -> String {
+    let own = format!(r#""object":{{"id":"pmt-{run}-{n:06}""#);
+    payment_event(run, n).replacen(&own, &format!(r#""object":{{"id":"{object}""#), 1)
+}
+
 /// Publishes `rate` events a second until `stop`, each on its own task so a slow answer
 /// does not delay the next; the accepted publishes and how many failed.
 pub async fn publish_steadily(
@@ -288,5 +306,12 @@ mod tests {
         assert_eq!(data["customer"]["phone"], "+23270123456");
         let size = serde_json::to_vec(data).unwrap().len();
         assert!((900..=1_300).contains(&size), "data is {size} bytes");
+    }
+
+    #[test]
+    fn an_event_of_a_given_object_names_it() {
+        let event: Value = serde_json::from_str(&payment_event_of("abc", 7, "obj-3")).unwrap();
+        assert_eq!(event["object"], json!({"id": "obj-3", "type": "payment"}));
+        assert_eq!(event["data"]["id"], "pmt-abc-000007");
     }
 }

@@ -5,6 +5,7 @@
 
 mod api;
 mod fanout;
+mod ordered;
 mod receiver;
 mod recovery;
 mod report;
@@ -73,6 +74,9 @@ enum Which {
     /// One webhook's 100,000 failed deliveries recovered in bulk while another receives a
     /// steady rate: the server's RSS and the other's latency per interval.
     Recovery(recovery::RecoverySpec),
+    /// One webhook ordering by object, many objects: throughput, publish-to-receipt
+    /// latency and per-object order, against the same shape unordered.
+    Ordered(ordered::OrderedSpec),
 }
 
 #[derive(Args)]
@@ -138,7 +142,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Which::W4 => vec![workload::W4],
         Which::W5 => vec![workload::W5],
         Which::Smoke => workload::SMOKE.to_vec(),
-        Which::Fanout(_) | Which::Retention(_) | Which::Recovery(_) => Vec::new(),
+        Which::Fanout(_) | Which::Retention(_) | Which::Recovery(_) | Which::Ordered(_) => Vec::new(),
     };
     let out = match (&options.out, cli.command) {
         (Some(dir), _) => Some(dir.clone()),
@@ -216,6 +220,20 @@ async fn run(cli: Cli) -> Result<bool> {
             println!("wrote {}", path.display());
         }
         return Ok(report.ok);
+    }
+    if let Which::Ordered(spec) = cli.command {
+        println!(
+            "\n== ordered (one webhook, {} objects, {} events)",
+            spec.objects, spec.events
+        );
+        let result = ordered::run(spec, &config).await.context("workload ordered")?;
+        if let Some(dir) = &out {
+            let path = dir.join(format!("{stamp}-ordered-{}.json", report.backend));
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(result.ok());
     }
     println!("\n{}", report::markdown(&report));
     if let Some(dir) = &out {

@@ -16,6 +16,7 @@ pub mod event;
 pub mod id;
 pub mod net;
 pub mod node;
+pub mod ordering;
 pub mod quota;
 pub mod record;
 pub mod recovery;

@@ -68,5 +68,7 @@ async fn update(
         .await?
         .ok_or_else(|| not_found(&given))?;
     tracing::info!(webhook = %id, ?settings, "webhook settings updated");
+    // Turning ordering off frees deliveries that waited for an earlier one of their object.
+    state.wakeup.wake();
     Ok(json_bytes_response(success_bytes(&settings.to_json())))
 }

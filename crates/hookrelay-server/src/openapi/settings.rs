@@ -58,7 +58,10 @@ pub(super) fn settings_schema(shown: bool) -> Value {
                 "enum": DeliveryOrdering::NAMES,
                 "nullable": !shown,
                 "description": "`none`: deliveries go out concurrently as they fall due. `object`: those of one \
-                    `object.id` go out one at a time, in publish order. Default `none`.",
+                    `object.id` go out one at a time, in publish order: each waits until the previous one of its \
+                    object has succeeded, failed for good or been cancelled; different objects go out concurrently. \
+                    Still at least once: the order is that of each event's first successful receipt. A change \
+                    applies to every delivery not yet finished. Default `none`.",
             },
             "maxDeliveriesPerSecond": {
                 "type": "integer",

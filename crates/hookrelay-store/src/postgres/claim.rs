@@ -57,6 +57,23 @@ macro_rules! lease_claimable {
     };
 }
 
+/// `AND` the delivery `d` is not behind another of its object: one with an ordering key
+/// (its webhook orders by object, `events.rs`) waits while an earlier delivery (by seq,
+/// the publish order) of the same webhook and key is pending, whether due, retrying or
+/// leased. A delivery leaves `pending` only for good (a manual retry aside), so in any
+/// snapshot at most one delivery of an object passes, and `FOR UPDATE SKIP LOCKED` with
+/// the re-checked lease lets one node alone lease it: two nodes never hold two deliveries
+/// of one object. One probe of `deliveries_pending_by_ordering_key`; a delivery without
+/// a key passes at once. A macro, so queries can `concat!` it.
+macro_rules! in_object_order {
+    () => {
+        "(d.ordering_key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM deliveries earlier
+              WHERE earlier.webhook_id = d.webhook_id AND earlier.ordering_key = d.ordering_key
+                AND earlier.status = 'pending' AND earlier.seq < d.seq))"
+    };
+}
+
 /// Leases due deliveries and reads what sending them needs, in one statement, taking
 /// turns between spaces as SQLite's claim does: within each space its webhooks are
 /// ranked by their oldest due delivery, every space's first webhook comes before any
@@ -92,7 +109,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
             SELECT l.seq, l.next_attempt_time, firsts.turn FROM firsts CROSS JOIN LATERAL (
                 SELECT d.seq, d.next_attempt_time FROM deliveries d
                 WHERE d.webhook_id = firsts.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
-                  AND {claimable}
+                  AND {claimable} AND {in_order}
                 ORDER BY d.next_attempt_time, d.seq LIMIT $4
                 FOR UPDATE SKIP LOCKED
             ) l
@@ -114,6 +131,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
         pending_webhooks!(),
         webhook_columns("w"),
         claimable = lease_claimable!(),
+        in_order = in_object_order!(),
     )
 });
 
@@ -213,6 +231,10 @@ impl ClaimStore for PostgresStore {
                  SELECT d.next_attempt_time FROM deliveries d
                  WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND ",
             lease_claimable!(),
+            // A delivery waiting for an earlier one of its object is not due: that one's
+            // record wakes the engine, and its retry time is the due time to sleep to.
+            " AND ",
+            in_object_order!(),
             "
                  ORDER BY d.next_attempt_time, d.seq LIMIT 1
              ) first"

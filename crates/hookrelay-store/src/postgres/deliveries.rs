@@ -1,7 +1,9 @@
-//! Deliveries in PostgreSQL as tenants see them, and cancelling a webhook's pending ones.
+//! Deliveries in PostgreSQL as tenants see them, cancelling a webhook's pending ones, and
+//! rekeying them when its ordering changes.
 
 use async_trait::async_trait;
 use hookrelay_core::delivery::{requeue, Delivery, DeliveryStatus, Requeue};
+use hookrelay_core::ordering::Rekey;
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, WebhookId};
 use sqlx::{Postgres, Transaction};
 
@@ -46,6 +48,27 @@ pub(super) async fn apply_requeue(
     .execute(&mut **tx)
     .await?;
     Ok(updated.rows_affected() > 0)
+}
+
+/// Sets or clears the ordering keys of a webhook's pending deliveries (`core::ordering`),
+/// along its pending deliveries' index.
+pub(super) async fn rekey_pending(
+    tx: &mut Transaction<'_, Postgres>,
+    webhook: &WebhookId,
+    rekey: Rekey,
+) -> Result<(), StoreError> {
+    let sql = match rekey {
+        Rekey::Keyed => {
+            "UPDATE deliveries SET ordering_key = events.object_id FROM events
+             WHERE deliveries.webhook_id = $1 AND deliveries.status = 'pending' AND events.id = deliveries.event_id"
+        }
+        Rekey::Unkeyed => {
+            "UPDATE deliveries SET ordering_key = NULL
+             WHERE webhook_id = $1 AND status = 'pending' AND ordering_key IS NOT NULL"
+        }
+    };
+    sqlx::query(sql).bind(webhook.as_str()).execute(&mut **tx).await?;
+    Ok(())
 }
 
 #[async_trait]

@@ -15,6 +15,8 @@ use crate::{EventStore, IdempotencyRecord, StoreError};
 /// `key` (sealed), all in one statement whatever the count (the ids travel as two arrays),
 /// so in one round trip and without a transaction around it; returns the deliveries' ids.
 /// A live record for the key keeps it: then nothing is inserted, and the key is taken.
+/// A delivery to a webhook that orders by object takes the event's object id as its
+/// ordering key (`claim.rs`); for any other webhook the key stays NULL.
 async fn insert_event_and_deliveries(
     pool: &PgPool,
     event: &Event,
@@ -35,8 +37,10 @@ async fn insert_event_and_deliveries(
              RETURNING id
          ), delivered AS (
              INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
-                 create_time, update_time)
-             SELECT new.id, $10, new.webhook_id, event.id, 'pending', 0, $12, $12, $12
+                 create_time, update_time, ordering_key)
+             SELECT new.id, $10, new.webhook_id, event.id, 'pending', 0, $12, $12, $12,
+                    (SELECT $14 FROM webhooks w
+                     WHERE w.id = new.webhook_id AND w.settings::jsonb ->> 'ordering' = 'object')
              FROM event, UNNEST($8::text[], $9::text[]) WITH ORDINALITY AS new (id, webhook_id, n)
              ORDER BY new.n
          )

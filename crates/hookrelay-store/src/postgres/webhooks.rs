@@ -1,12 +1,13 @@
 //! Webhooks in PostgreSQL. Nodes keep no copy: every read goes to the database.
 
 use async_trait::async_trait;
+use hookrelay_core::ordering::{rekey, Rekey};
 use hookrelay_core::quota::check_webhooks;
 use hookrelay_core::webhook_change::update_effects;
 use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
 use hookrelay_core::{KeyId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
-use super::deliveries::cancel_pending;
+use super::deliveries::{cancel_pending, rekey_pending};
 use super::health::reset_health;
 use super::{save_idempotency, PostgresStore};
 use crate::rows::{
@@ -191,14 +192,24 @@ impl WebhookStore for PostgresStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let mut settings = settings_column(&row)?;
+        let before = settings_column(&row)?;
+        let mut settings = before.clone();
         patch.apply(&mut settings);
         sqlx::query("UPDATE webhooks SET settings = $1 WHERE id = $2")
             .bind(settings.to_json().to_string())
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
+        let rekeyed = rekey(&before, &settings);
+        if let Some(rekey) = rekeyed {
+            rekey_pending(&mut tx, id, rekey).await?;
+        }
         tx.commit().await?;
+        if rekeyed == Some(Rekey::Unkeyed) {
+            // Deliveries that waited for an earlier one of their object are free: every
+            // node's engine may take them.
+            self.notifier.work_stored();
+        }
         Ok(Some(settings))
     }
 

@@ -50,6 +50,22 @@ macro_rules! not_staged {
     };
 }
 
+/// `AND` the delivery (of `deliveries`) is not behind another of its object: one with an
+/// ordering key (its webhook orders by object, `events.rs`) waits while an earlier
+/// delivery (by seq, the publish order) of the same webhook and key is pending, whether
+/// due, retrying or leased. So at most one delivery of an object is ever claimable, and
+/// the single writer makes the claim that takes it the only one. One seek of
+/// `deliveries_pending_by_ordering_key`; a delivery without a key passes at once. A
+/// macro, so queries can `concat!` it.
+macro_rules! in_object_order {
+    () => {
+        " AND (deliveries.ordering_key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM deliveries AS earlier
+              WHERE earlier.webhook_id = deliveries.webhook_id AND earlier.ordering_key = deliveries.ordering_key
+                AND earlier.status = 'pending' AND earlier.seq < deliveries.seq)) "
+    };
+}
+
 /// Leases due deliveries, taking turns between spaces: within each space its webhooks
 /// are ranked by their oldest due delivery, and every space's first webhook comes before
 /// any space's second (so one space's fan-out to thousands of webhooks does not hold
@@ -86,6 +102,7 @@ const CLAIM: &str = concat!(
                  WHERE webhook_id = turns.webhook_id AND status = 'pending'
                    AND next_attempt_time <= ?3 AND (lease_until IS NULL OR lease_until < ?3)",
     not_staged!(),
+    in_object_order!(),
     "            ORDER BY next_attempt_time, seq LIMIT ?5)
              ORDER BY turns.turn, d.next_attempt_time, d.seq
              LIMIT ?6
@@ -262,6 +279,9 @@ impl ClaimStore for SqliteStore {
                          WHERE webhook_id = pending.webhook_id AND status = 'pending'
                            AND (lease_until IS NULL OR lease_until < ?1)",
             not_staged!(),
+            // A delivery waiting for an earlier one of its object is not due: that one's
+            // record wakes the engine, and its retry time is the due time to sleep to.
+            in_object_order!(),
             "))
              FROM pending
              WHERE pending.webhook_id IS NOT NULL AND pending.webhook_id NOT IN (SELECT value FROM json_each(?2))",

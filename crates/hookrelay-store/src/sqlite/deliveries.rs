@@ -1,7 +1,9 @@
-//! Deliveries in SQLite as tenants see them, and cancelling a webhook's pending ones.
+//! Deliveries in SQLite as tenants see them, cancelling a webhook's pending ones, and
+//! rekeying them when its ordering changes.
 
 use async_trait::async_trait;
 use hookrelay_core::delivery::{requeue, Delivery, DeliveryStatus, Requeue};
+use hookrelay_core::ordering::Rekey;
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, WebhookId};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -41,6 +43,23 @@ pub(super) fn apply_requeue(
             only_from.map(DeliveryStatus::as_str),
         ])?;
     Ok(updated > 0)
+}
+
+/// Sets or clears the ordering keys of a webhook's pending deliveries (`core::ordering`),
+/// along its pending deliveries' index.
+pub(super) fn rekey_pending(connection: &Connection, webhook: &WebhookId, rekey: Rekey) -> Result<(), StoreError> {
+    let sql = match rekey {
+        Rekey::Keyed => {
+            "UPDATE deliveries SET ordering_key = (SELECT object_id FROM events WHERE events.id = deliveries.event_id)
+             WHERE webhook_id = ? AND status = 'pending'"
+        }
+        Rekey::Unkeyed => {
+            "UPDATE deliveries SET ordering_key = NULL
+             WHERE webhook_id = ? AND status = 'pending' AND ordering_key IS NOT NULL"
+        }
+    };
+    connection.prepare_cached(sql)?.execute([webhook.as_str()])?;
+    Ok(())
 }
 
 #[async_trait]

@@ -38,7 +38,9 @@ pub(super) fn insert_event(connection: &Connection, event: &Event, delivery_coun
 }
 
 /// Inserts one pending delivery of the event `(id, space, created)` per webhook, due at
-/// its creation; returns their ids.
+/// its creation; returns their ids. A delivery to a webhook that orders by object takes
+/// the event's object id as its ordering key (`claim.rs`); for any other webhook the key
+/// stays NULL, at the cost of one probe of the webhook's row.
 pub(super) fn insert_deliveries(
     connection: &Connection,
     (event_id, space_id, created): (&str, &str, i64),
@@ -46,8 +48,10 @@ pub(super) fn insert_deliveries(
 ) -> Result<Vec<DeliveryId>, StoreError> {
     let mut insert = connection.prepare_cached(
         "INSERT INTO deliveries (id, space_id, webhook_id, event_id, status, attempt_count, next_attempt_time,
-             create_time, update_time)
-         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)",
+             create_time, update_time, ordering_key)
+         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5,
+                 (SELECT (SELECT object_id FROM events WHERE id = ?4) FROM webhooks
+                  WHERE id = ?3 AND json_extract(settings, '$.ordering') = 'object'))",
     )?;
     let mut ids = Vec::with_capacity(webhooks.len());
     for webhook in webhooks {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hookrelay_core::claim::WebhookAtClaim;
+use hookrelay_core::ordering::rekey;
 use hookrelay_core::quota::check_webhooks;
 use hookrelay_core::webhook_change::update_effects;
 use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
@@ -12,8 +13,9 @@ use hookrelay_core::{KeyId, SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch
 use rusqlite::params;
 use sqlx::Row;
 
+use super::deliveries::{cancel_pending, rekey_pending};
 use super::idempotency::save_idempotency;
-use super::{deliveries::cancel_pending, health::reset_health, SqliteStore};
+use super::{health::reset_health, SqliteStore};
 use crate::rows::{
     decode_webhook, seal_headers, seal_idempotency, seal_webhook, settings_column, to_json, WEBHOOK_COLUMNS,
 };
@@ -281,14 +283,18 @@ impl WebhookStore for SqliteStore {
                     .next()?
                     .map(settings_column)
                     .transpose()?;
-                let Some(mut settings) = found else {
+                let Some(before) = found else {
                     return Ok(None);
                 };
+                let mut settings = before.clone();
                 patch.apply(&mut settings);
                 connection.execute(
                     "UPDATE webhooks SET settings = ? WHERE id = ?",
                     params![settings.to_json().to_string(), id.as_str()],
                 )?;
+                if let Some(rekey) = rekey(&before, &settings) {
+                    rekey_pending(connection, &id, rekey)?;
+                }
                 Ok(Some(settings))
             })
             .await;

@@ -1,0 +1,203 @@
+//! Ordered delivery per object on both backends: claims made at once by several nodes
+//! (PostgreSQL: each with its own pool) lease at most one delivery of an object, always
+//! its earliest unfinished one, while an unordered webhook's deliveries all go at once;
+//! a retry holds the object back, giving up lets the next one go.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use common::with_databases;
+use hookrelay_core::alert::AlertPolicy;
+use hookrelay_core::delivery::{DeliveryAttempt, NextStep};
+use hookrelay_core::event::{Event, EventObject};
+use hookrelay_core::seal::{MasterKey, SecretCipher};
+use hookrelay_core::webhook_settings::SettingsPatch;
+use hookrelay_core::{ApiRelease, EventId, SpaceId, Timestamp, VerificationMethod, Webhook, WebhookId};
+use hookrelay_store::{AttemptResult, ClaimRequest, ClaimedDelivery, PostgresStore, SqliteStore, Store};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+const T0: i64 = 1_700_000_000_000_000;
+const SECOND: i64 = 1_000_000;
+const OBJECTS: usize = 6;
+const PER_OBJECT: usize = 4;
+
+fn webhook(space: &SpaceId, name: &str) -> Webhook {
+    let id = WebhookId::generate();
+    Webhook {
+        space_id: space.clone(),
+        name: name.into(),
+        url: "https://receiver.example.com/hook".into(),
+        enabled: true,
+        events: vec!["payment.completed".into()],
+        api_release: ApiRelease::Caph,
+        verification: VerificationMethod::Hs256 {
+            secret: format!("whsec_{}", &id.as_str()[4..]),
+        },
+        headers: Default::default(),
+        alert_emails: Vec::new(),
+        metadata: Default::default(),
+        create_time: Timestamp::from_micros(T0),
+        update_time: Timestamp::from_micros(T0),
+        settings: Default::default(),
+        id,
+    }
+}
+
+fn event(space: &SpaceId, object: usize, at: i64) -> Event {
+    Event {
+        id: EventId::generate(),
+        space_id: space.clone(),
+        name: "payment.completed".into(),
+        object: EventObject {
+            id: format!("pmt-{object}"),
+            object_type: "payment".into(),
+        },
+        data: RawValue::from_string("{}".into()).unwrap(),
+        create_time: Timestamp::from_micros(at),
+        trace_parent: None,
+    }
+}
+
+fn claim(now: i64, owner: &str) -> ClaimRequest {
+    ClaimRequest {
+        now: Timestamp::from_micros(now),
+        lease_until: Timestamp::from_micros(now + 60 * SECOND),
+        owner: owner.into(),
+        limit: 64,
+        per_webhook: 64,
+        skip_webhooks: Vec::new(),
+    }
+}
+
+fn outcome(claimed: &ClaimedDelivery, next: NextStep, now: i64) -> AttemptResult {
+    let status = if next == NextStep::Succeeded { 200 } else { 500 };
+    AttemptResult {
+        delivery_id: claimed.delivery_id.clone(),
+        webhook_id: claimed.webhook.id.clone(),
+        attempt: DeliveryAttempt {
+            attempt: claimed.attempt,
+            start_time: Timestamp::from_micros(now - 1_000),
+            duration_ms: 1,
+            status_code: Some(status),
+            error_kind: (status != 200).then_some(hookrelay_core::delivery::ErrorKind::HttpStatus),
+            response_body: None,
+        },
+        next,
+        finish_time: Timestamp::from_micros(now),
+        claimed_update_time: claimed.update_time,
+        lease: claimed.lease.clone(),
+    }
+}
+
+const POLICY: AlertPolicy = AlertPolicy {
+    failing_after_attempts: 1_000,
+    quiet_period: std::time::Duration::from_secs(3600),
+    disable_after: std::time::Duration::from_secs(365 * 24 * 3600),
+};
+
+/// Four claimers at once (four stores on PostgreSQL, one shared on SQLite).
+async fn claim_at_once(nodes: &[Arc<dyn Store>], now: i64) -> Vec<ClaimedDelivery> {
+    let claims = nodes.iter().enumerate().map(|(i, node)| {
+        let node = node.clone();
+        tokio::spawn(async move { node.claim_deliveries(&claim(now, &format!("node-{i}"))).await.unwrap() })
+    });
+    let mut all = Vec::new();
+    for claimed in claims {
+        all.extend(claimed.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claims_lease_one_delivery_per_object_in_publish_order() {
+    with_databases(|url, dir| async move {
+        let cipher = SecretCipher::new(&MasterKey::generate());
+        let sqlite: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("hr.db"), cipher.clone())
+                .await
+                .unwrap(),
+        );
+        let postgres: Arc<dyn Store> = Arc::new(PostgresStore::open(&url, cipher.clone(), 4).await.unwrap());
+        for (backend, store) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
+            let space = SpaceId::generate();
+            store.ensure_space(&space).await.unwrap();
+            let (ordered, unordered) = (webhook(&space, "ordered"), webhook(&space, "unordered"));
+            for hook in [&ordered, &unordered] {
+                store.create_webhook(hook, None).await.unwrap();
+            }
+            let patch = SettingsPatch::parse(&json!({"ordering": "object"})).unwrap();
+            store
+                .update_webhook_settings(&space, &ordered.id, &patch)
+                .await
+                .unwrap();
+            // Published round-robin over the objects: event i is object i % OBJECTS.
+            let mut published: HashMap<String, Vec<EventId>> = HashMap::new();
+            for i in 0..OBJECTS * PER_OBJECT {
+                let event = event(&space, i % OBJECTS, T0 + i as i64);
+                store.publish_event(&event, None).await.unwrap();
+                published.entry(event.object.id.clone()).or_default().push(event.id);
+            }
+            let nodes: Vec<Arc<dyn Store>> = match backend {
+                "PostgreSQL" => {
+                    let mut nodes = Vec::new();
+                    for _ in 0..4 {
+                        nodes.push(
+                            Arc::new(PostgresStore::open(&url, cipher.clone(), 2).await.unwrap()) as Arc<dyn Store>
+                        );
+                    }
+                    nodes
+                }
+                _ => vec![store.clone(); 4],
+            };
+            let mut sent: HashMap<String, Vec<EventId>> = HashMap::new();
+            let mut now = T0 + 100 * SECOND;
+            for round in 0.. {
+                assert!(round < 3 * PER_OBJECT, "{backend}: claims stalled: {sent:?}");
+                let claimed = claim_at_once(&nodes, now).await;
+                let (of_ordered, of_unordered): (Vec<_>, Vec<_>) =
+                    claimed.iter().partition(|c| c.webhook.id == ordered.id);
+                if round == 0 {
+                    assert_eq!(
+                        of_unordered.len(),
+                        OBJECTS * PER_OBJECT,
+                        "{backend}: unordered all at once"
+                    );
+                }
+                let objects: HashSet<&str> = of_ordered.iter().map(|c| c.event.object.id.as_str()).collect();
+                assert_eq!(
+                    objects.len(),
+                    of_ordered.len(),
+                    "{backend}: two of one object leased at once"
+                );
+                if of_ordered.is_empty() {
+                    break;
+                }
+                let mut results = Vec::new();
+                for delivery in &of_ordered {
+                    let object = delivery.event.object.id.clone();
+                    let before = sent.get(&object).map_or(0, Vec::len);
+                    assert_eq!(delivery.event.id, published[&object][before], "{backend}: out of order");
+                    // Object 0's second event fails once (a retry holds the object
+                    // back); object 1's first is given up (the next one goes).
+                    let next = match (object.as_str(), before, delivery.attempt) {
+                        ("pmt-0", 1, 1) => NextStep::RetryAt(Timestamp::from_micros(now + SECOND)),
+                        ("pmt-1", 0, _) => NextStep::Failed { disable_webhook: false },
+                        _ => NextStep::Succeeded,
+                    };
+                    if !matches!(next, NextStep::RetryAt(_)) {
+                        sent.entry(object).or_default().push(delivery.event.id.clone());
+                    }
+                    results.push(outcome(delivery, next, now));
+                }
+                results.extend(of_unordered.iter().map(|c| outcome(c, NextStep::Succeeded, now)));
+                store.record_attempts(&results, &POLICY).await.unwrap();
+                now += 2 * SECOND;
+            }
+            assert_eq!(sent, published, "{backend}: every event went, in publish order");
+        }
+    })
+    .await;
+}
