@@ -16,6 +16,7 @@ pub mod event;
 pub mod id;
 pub mod net;
 pub mod node;
+pub mod pace;
 pub mod quota;
 pub mod record;
 pub mod retention;

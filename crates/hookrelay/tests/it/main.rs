@@ -20,6 +20,7 @@ mod idempotency;
 mod limits;
 mod metrics;
 mod openapi;
+mod pacing;
 mod paging;
 mod persistence;
 mod retention;
