@@ -27,6 +27,7 @@ mod retention;
 mod sdk;
 mod seed_examples;
 mod ssrf;
+mod standard_webhooks;
 mod tenancy;
 mod traces;
 mod validation;
