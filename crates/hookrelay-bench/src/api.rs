@@ -95,6 +95,19 @@ impl Api {
         json_answer(response).await.with_context(|| format!("{method} {path}"))
     }
 
+    /// PUT /v1/webhooks/{id}/settings.
+    pub async fn put_settings(&self, id: &str, settings: &Value) -> Result<()> {
+        let response = self
+            .request(reqwest::Method::PUT, &format!("/v1/webhooks/{id}/settings"))
+            .json(settings)
+            .send()
+            .await?;
+        json_answer(response)
+            .await
+            .with_context(|| format!("settings of {id}"))?;
+        Ok(())
+    }
+
     /// DELETE /v1/webhooks/{id} (cleaning up on a database that outlives the run).
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {
         let response = self

@@ -193,7 +193,12 @@ async fn measure(spec: FanoutSpec, config: &RunConfig, receiver: &Receiver, serv
 
 /// Creates `count` webhooks of the space `api` acts in, all pointing at `receiver`, a
 /// few at a time.
-async fn create_webhooks(api: &Api, receiver: &Receiver, count: usize, tag: &str) -> Result<HashSet<String>> {
+pub(crate) async fn create_webhooks(
+    api: &Api,
+    receiver: &Receiver,
+    count: usize,
+    tag: &str,
+) -> Result<HashSet<String>> {
     let mut created = HashSet::with_capacity(count);
     let numbers: Vec<usize> = (0..count).collect();
     for chunk in numbers.chunks(CREATE_CONCURRENCY) {

@@ -6,6 +6,7 @@
 mod api;
 mod fanout;
 mod ordered;
+mod paced;
 mod receiver;
 mod recovery;
 mod report;
@@ -68,6 +69,9 @@ enum Which {
     /// One space fans out to thousands of webhooks while another publishes steadily:
     /// the other's publish and delivery latency alone and during the fan-out.
     Fanout(fanout::FanoutSpec),
+    /// Ten webhooks limited to 50 deliveries a second and one without a limit, under a
+    /// steady load: the limited ones' achieved rate, the other's latency.
+    Paced(paced::PacedSpec),
     /// A steady load on a server with a retention of seconds for minutes: the
     /// database's size and the publish latency per interval while the cleaner runs.
     Retention(retention::RetentionSpec),
@@ -142,7 +146,9 @@ async fn run(cli: Cli) -> Result<bool> {
         Which::W4 => vec![workload::W4],
         Which::W5 => vec![workload::W5],
         Which::Smoke => workload::SMOKE.to_vec(),
-        Which::Fanout(_) | Which::Retention(_) | Which::Recovery(_) | Which::Ordered(_) => Vec::new(),
+        Which::Fanout(_) | Which::Paced(_) | Which::Retention(_) | Which::Recovery(_) | Which::Ordered(_) => {
+            Vec::new()
+        }
     };
     let out = match (&options.out, cli.command) {
         (Some(dir), _) => Some(dir.clone()),
@@ -194,6 +200,18 @@ async fn run(cli: Cli) -> Result<bool> {
         print!("{}", report::fanout_lines(&result));
         report.ok &= result.ok();
         report.fanout = Some(result);
+    }
+    if let Which::Paced(spec) = cli.command {
+        println!("\n== paced (maxDeliveriesPerSecond beside a webhook without a limit)");
+        let result = paced::run(spec, &config).await.context("workload paced")?;
+        print!("{}", result.lines());
+        if let Some(dir) = &out {
+            let path = dir.join(format!("{stamp}-paced-{}.json", report.backend));
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(&path, serde_json::to_string_pretty(&result)?)?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(result.ok());
     }
     if let Which::Retention(spec) = cli.command {
         println!("\n== retention (database size under a steady load)");

@@ -33,7 +33,8 @@ pub struct WebhookSettings {
     pub format: DeliveryFormat,
     /// In what order deliveries go out.
     pub ordering: DeliveryOrdering,
-    /// At most this many deliveries a second; `None`: no limit.
+    /// At most this many deliveries a second start, all nodes together (at most
+    /// `rate × W + rate` in any `W` seconds); `None`: no limit.
     pub max_deliveries_per_second: Option<u32>,
     /// The webhook's own retry delays (e.g. `["0s", "5s", "5m"]`); `None`: the server's.
     pub retry_schedule: Option<Vec<String>>,

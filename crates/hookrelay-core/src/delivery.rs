@@ -149,10 +149,22 @@ impl fmt::Display for ErrorKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetrySchedule(Vec<Duration>);
 
-/// A schedule that does not parse.
+/// A schedule that does not parse or breaks a bound ([`RetrySchedule::ATTEMPTS_MAX`],
+/// [`RetrySchedule::DELAY_MAX`]).
 #[derive(Debug, thiserror::Error)]
-#[error("invalid retry schedule {0:?}: expected comma-separated durations such as `0s,5s,5m,30m,2h`")]
+#[error(
+    "invalid retry schedule {0:?}: expected 1 to 50 comma-separated durations of at most 7d, such as `0s,5s,5m,30m,2h`"
+)]
 pub struct InvalidSchedule(pub String);
+
+/// Why one delay of a schedule is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidDelay {
+    /// Not a duration such as `500ms`, `5s`, `5m`, `2h` or `1d`.
+    Format,
+    /// Longer than [`RetrySchedule::DELAY_MAX`].
+    Range,
+}
 
 impl Default for RetrySchedule {
     /// Standard Webhooks' schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h,
@@ -181,15 +193,31 @@ impl Default for RetrySchedule {
 }
 
 impl RetrySchedule {
-    /// Parses `0s,1s,500ms,5m,2h,1d`.
+    /// The most attempts a schedule may give a delivery. One rule for the server's
+    /// schedule and a webhook's own.
+    pub const ATTEMPTS_MAX: usize = 50;
+    /// The longest delay before an attempt (7 days).
+    pub const DELAY_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+
+    /// Parses `0s,1s,500ms,5m,2h,1d`: 1 to [`Self::ATTEMPTS_MAX`] delays, each
+    /// [`Self::delay`].
     pub fn parse(text: &str) -> Result<Self, InvalidSchedule> {
         let delays = text
             .split(',')
-            .map(|part| parse_duration(part.trim()))
+            .map(|part| Self::delay(part.trim()).ok())
             .collect::<Option<Vec<_>>>()
-            .filter(|d| !d.is_empty())
+            .filter(|d| (1..=Self::ATTEMPTS_MAX).contains(&d.len()))
             .ok_or_else(|| InvalidSchedule(text.to_owned()))?;
         Ok(Self(delays))
+    }
+
+    /// One delay of a schedule: a duration of at most [`Self::DELAY_MAX`].
+    pub fn delay(text: &str) -> Result<Duration, InvalidDelay> {
+        let delay = parse_duration(text).ok_or(InvalidDelay::Format)?;
+        match delay <= Self::DELAY_MAX {
+            true => Ok(delay),
+            false => Err(InvalidDelay::Range),
+        }
     }
 
     /// How many attempts a delivery gets.
@@ -314,9 +342,13 @@ mod tests {
         assert_eq!(schedule.delay_before(3), Some(Duration::from_millis(500)));
         assert_eq!(schedule.delay_before(6), Some(Duration::from_secs(86_400)));
         assert_eq!(schedule.delay_before(7), None);
-        for bad in ["", "1", "1x", "s", "1s,,2s", "-1s"] {
+        for bad in ["", "1", "1x", "s", "1s,,2s", "-1s", "0s,8d"] {
             assert!(RetrySchedule::parse(bad).is_err(), "{bad:?}");
         }
+        assert!(RetrySchedule::parse("0s,7d").is_ok(), "seven days is the longest delay");
+        let fifty = vec!["1s"; 50].join(",");
+        assert_eq!(RetrySchedule::parse(&fifty).unwrap().attempts(), 50);
+        assert!(RetrySchedule::parse(&format!("{fifty},1s")).is_err(), "51 attempts");
     }
 
     #[test]
@@ -379,13 +411,10 @@ mod tests {
     fn huge_delays_land_in_the_far_future() {
         let now = Timestamp::from_micros(1_795_860_000_000_000);
         let failed = AttemptOutcome::Failed { retry_after: None };
-        let retry_at = |schedule: &str, jitter| match next_step(
-            &RetrySchedule::parse(schedule).unwrap(),
-            1,
-            failed,
-            now,
-            jitter,
-        ) {
+        // Past what a schedule may say, built directly: `next_step` must not wrap
+        // whatever it is given.
+        let unbounded = |text: &str| RetrySchedule(text.split(',').map(|d| parse_duration(d).unwrap()).collect());
+        let retry_at = |schedule: &str, jitter| match next_step(&unbounded(schedule), 1, failed, now, jitter) {
             NextStep::RetryAt(at) => at,
             other => panic!("{schedule}: {other:?}"),
         };

@@ -17,6 +17,7 @@ pub mod id;
 pub mod net;
 pub mod node;
 pub mod ordering;
+pub mod pace;
 pub mod quota;
 pub mod record;
 pub mod recovery;

@@ -132,8 +132,32 @@ pub fn check_fan_out(subscribers: usize, limit: u32) -> Result<(), QuotaExceeded
 /// refills are exact.
 const ONE: u128 = 1_000_000;
 
-/// A token bucket: `rate` tokens a second, holding at most twice as many, so a space
-/// may publish a burst of `2 × rate` and `rate` a second after.
+/// How a token bucket fills: `rate` tokens a second, holding at most `burst` tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refill {
+    /// Tokens added a second.
+    pub rate: u32,
+    /// Tokens the bucket holds at most.
+    pub burst: u32,
+}
+
+impl Refill {
+    /// A space's publish bucket: bursts of twice its rate.
+    pub fn publish(rate: u32) -> Self {
+        Self {
+            rate,
+            burst: rate.saturating_mul(2),
+        }
+    }
+
+    fn capacity(self) -> u128 {
+        u128::from(self.burst) * ONE
+    }
+}
+
+/// A token bucket. A space's publish bucket ([`TokenBucket::take`]) gets `rate` tokens a
+/// second, holding at most twice as many, so a space may publish a burst of `2 × rate`
+/// and `rate` a second after; other buckets say how they fill with a [`Refill`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenBucket {
     /// Millionths of a token.
@@ -143,39 +167,76 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    /// A full bucket at `now`.
+    /// A full publish bucket at `now`.
     pub fn new(rate: u32, now: Timestamp) -> Self {
+        Self::full(Refill::publish(rate), now)
+    }
+
+    /// A full bucket at `now`.
+    pub fn full(refill: Refill, now: Timestamp) -> Self {
         Self {
-            credit: burst(rate),
+            credit: refill.capacity(),
             at: now,
         }
     }
 
-    /// Takes a token at `now` at `rate` a second (which may have changed since the
-    /// last call), or says how long until one is there.
+    /// A bucket as stored: `millionths` of a token counted at `at`.
+    pub fn restore(millionths: u64, at: Timestamp) -> Self {
+        Self {
+            credit: u128::from(millionths),
+            at,
+        }
+    }
+
+    /// The millionths of a token it holds, as last counted (to store it).
+    pub fn millionths(&self) -> u64 {
+        u64::try_from(self.credit).unwrap_or(u64::MAX)
+    }
+
+    /// When its credit was last counted.
+    pub fn counted_at(&self) -> Timestamp {
+        self.at
+    }
+
+    /// Takes a publish token at `now` at `rate` a second (which may have changed since
+    /// the last call), or says how long until one is there.
     pub fn take(&mut self, rate: u32, now: Timestamp) -> Result<(), Duration> {
+        let refill = Refill::publish(rate);
+        match self.take_up_to(refill, 1, now) {
+            1 => Ok(()),
+            _ => Err(self.wait(refill)),
+        }
+    }
+
+    /// Takes as many whole tokens as there are at `now`, up to `wanted`, and says how
+    /// many it took. The refill may have changed since the last call: the credit never
+    /// exceeds the current burst.
+    pub fn take_up_to(&mut self, refill: Refill, wanted: u32, now: Timestamp) -> u32 {
         let elapsed = now.duration_since(self.at).as_micros();
         self.credit = self
             .credit
-            .saturating_add(elapsed.saturating_mul(u128::from(rate)))
-            .min(burst(rate));
+            .saturating_add(elapsed.saturating_mul(u128::from(refill.rate)))
+            .min(refill.capacity());
         self.at = self.at.max(now);
+        let taken = (self.credit / ONE).min(u128::from(wanted));
+        self.credit -= taken * ONE;
+        u32::try_from(taken).unwrap_or(u32::MAX)
+    }
+
+    /// How long after it was counted until a whole token is there: zero if one is,
+    /// `Duration::MAX` if none ever comes.
+    pub fn wait(&self, refill: Refill) -> Duration {
         if self.credit >= ONE {
-            self.credit -= ONE;
-            return Ok(());
+            return Duration::ZERO;
         }
-        match rate {
-            0 => Err(Duration::MAX),
+        match refill.rate {
+            0 => Duration::MAX,
             rate => {
                 let micros = (ONE - self.credit).div_ceil(u128::from(rate));
-                Err(Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX)))
+                Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
             }
         }
     }
-}
-
-fn burst(rate: u32) -> u128 {
-    2 * u128::from(rate) * ONE
 }
 
 #[cfg(test)]

@@ -10,9 +10,16 @@
 use std::collections::HashSet;
 
 use crate::alert::{on_attempt, AlertKind, AlertPolicy, AttemptSummary, WebhookHealth};
-use crate::delivery::{DeliveryAttempt, DeliveryStatus, NextStep};
+use crate::delivery::{DeliveryAttempt, DeliveryStatus, NextStep, RetrySchedule};
 use crate::id::{DeliveryId, WebhookId};
 use crate::timestamp::Timestamp;
+use crate::webhook_settings::WebhookSettings;
+
+/// The schedule a webhook's failed attempts are retried by: its own when it has one,
+/// else the server's (`retry_schedule`). Retry-After and jitter apply to either alike.
+pub fn retry_schedule<'a>(webhook: &'a WebhookSettings, server: &'a RetrySchedule) -> &'a RetrySchedule {
+    webhook.retry_schedule.as_ref().unwrap_or(server)
+}
 
 /// The outcome of one attempt, to be recorded.
 #[derive(Clone, Debug)]

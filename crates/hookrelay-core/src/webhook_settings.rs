@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::delivery::{parse_duration, RetrySchedule};
+use crate::delivery::{InvalidDelay, RetrySchedule};
 use crate::validation::ValidationErrors;
 
 /// The fields the settings resource takes (`additionalProperties: false`).
@@ -18,10 +18,8 @@ pub const FIELDS: &[&str] = &["format", "ordering", "maxDeliveriesPerSecond", "r
 pub mod limits {
     /// `maxDeliveriesPerSecond`: 1..=10,000.
     pub const RATE_MAX: u32 = 10_000;
-    /// `retrySchedule`: at most this many attempts.
-    pub const SCHEDULE_ATTEMPTS_MAX: usize = 50;
-    /// `retrySchedule`: no delay longer than this (7 days, in seconds).
-    pub const SCHEDULE_DELAY_MAX_SECS: u64 = 7 * 24 * 3600;
+    /// `retrySchedule`: at most this many attempts (the server's schedule's rule too).
+    pub const SCHEDULE_ATTEMPTS_MAX: usize = crate::delivery::RetrySchedule::ATTEMPTS_MAX;
 }
 
 /// How a delivery is put on the wire.
@@ -255,14 +253,18 @@ fn schedule(value: &Value, errors: &mut ValidationErrors) -> Option<RetrySchedul
     let mut texts = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let field = format!("{FIELD}[{i}]");
-        let delay = item.as_str().and_then(|text| parse_duration(text).map(|d| (text, d)));
+        // The server's `retry_schedule` setting parses by the same rule (`RetrySchedule`).
+        let delay = item
+            .as_str()
+            .ok_or(InvalidDelay::Format)
+            .and_then(|text| RetrySchedule::delay(text).map(|_| text));
         match delay {
-            Some((text, delay)) if delay.as_secs() <= limits::SCHEDULE_DELAY_MAX_SECS => texts.push(text),
-            Some(_) => {
+            Ok(text) => texts.push(text),
+            Err(InvalidDelay::Range) => {
                 let message = format!("{field} must be at most 7d");
                 errors.push(field, "range", message);
             }
-            None => {
+            Err(InvalidDelay::Format) => {
                 let message = format!("{field} must be a duration such as 500ms, 5s, 5m, 2h or 1d");
                 errors.push(field, "format", message);
             }

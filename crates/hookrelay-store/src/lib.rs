@@ -15,6 +15,7 @@
 pub mod activity;
 mod error;
 mod location;
+mod pace;
 mod postgres;
 mod reads;
 mod rows;

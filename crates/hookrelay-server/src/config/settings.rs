@@ -160,7 +160,8 @@ pub struct ServeSettings {
     pub events: Vec<String>,
 
     /// Delays before each delivery attempt, comma-separated (ms, s, m, h, d), each
-    /// with ±10 % jitter; its length is the number of attempts.
+    /// with ±10 % jitter; its length is the number of attempts (1 to 50, each delay at
+    /// most 7d). A webhook's `retrySchedule` setting replaces it for that webhook.
     #[arg(
         long,
         env = "HOOKRELAY_RETRY_SCHEDULE",

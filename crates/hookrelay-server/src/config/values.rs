@@ -179,6 +179,16 @@ mod tests {
     }
 
     #[test]
+    fn schedules_follow_the_rule_a_webhooks_own_schedule_follows() {
+        // The bounds `retrySchedule` is checked against (webhook_settings::limits).
+        assert!("0s,7d".parse::<Schedule>().is_ok());
+        let error = "0s,8d".parse::<Schedule>().unwrap_err();
+        assert!(error.contains("at most 7d"), "{error}");
+        let fifty_one = vec!["1s"; 51].join(",");
+        assert!(fifty_one.parse::<Schedule>().is_err());
+    }
+
+    #[test]
     fn secrets_never_print() {
         let secret: Secret = "pw-secret".parse().unwrap();
         assert_eq!(secret.expose(), "pw-secret");

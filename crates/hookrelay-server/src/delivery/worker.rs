@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hookrelay_core::delivery::{next_step, NextStep};
+use hookrelay_core::record::retry_schedule;
 use hookrelay_core::Timestamp;
 use hookrelay_store::{AttemptResult, ClaimedDelivery};
 use rand::Rng;
@@ -155,13 +156,8 @@ async fn attempt(shared: &Shared, target: &Target, delivery: &ClaimedDelivery, b
     let signal = LoadSignal::of(report.outcome, &report.entry);
     let finish_time = Timestamp::now();
     let jitter = rand::thread_rng().gen_range(0.9..=1.1);
-    let next = next_step(
-        &shared.config.retry_schedule,
-        delivery.attempt,
-        report.outcome,
-        finish_time,
-        jitter,
-    );
+    let schedule = retry_schedule(&delivery.webhook.settings, &shared.config.retry_schedule);
+    let next = next_step(schedule, delivery.attempt, report.outcome, finish_time, jitter);
     let entry = &report.entry;
     let succeeded = matches!(next, NextStep::Succeeded);
     in_flight.finish(succeeded);

@@ -68,7 +68,10 @@ pub(super) fn settings_schema(shown: bool) -> Value {
                 "minimum": 1,
                 "maximum": limits::RATE_MAX,
                 "nullable": true,
-                "description": "At most this many deliveries a second, all nodes together; null: no limit.",
+                "description": "At most this many deliveries a second start, all nodes together (retries \
+                    included): a token bucket holding one second's worth, so at most `rate × W + rate` \
+                    in any W seconds. Paced deliveries wait, pending. A change applies within a second; \
+                    null: no limit.",
             },
             "retrySchedule": {
                 "type": "array",
@@ -77,11 +80,13 @@ pub(super) fn settings_schema(shown: bool) -> Value {
                 "items": {
                     "type": "string",
                     "pattern": "^[0-9]+(ms|s|m|h|d)$",
-                    "description": "A delay from the first attempt, at most 7d.",
+                    "description": "The delay before this attempt, from the end of the one before, \
+                        at most 7d.",
                 },
                 "nullable": true,
                 "description": "The delay before each attempt (the first is usually `0s`), overriding the \
-                    server's schedule; null: the server's.",
+                    server's schedule by the same rules (jitter of ±10 %, Retry-After honoured); its length \
+                    is the number of attempts; null: the server's.",
                 "example": ["0s", "5s", "5m", "1h"],
             },
         },

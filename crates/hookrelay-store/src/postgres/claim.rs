@@ -102,6 +102,10 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
                       AND {claimable}
                     ORDER BY d.next_attempt_time, d.seq LIMIT 1
                 ) first
+                -- Pacing (pace.rs): a rate-limited webhook whose bucket is empty
+                -- waits for its next token.
+                WHERE NOT EXISTS (SELECT 1 FROM webhook_pace p
+                                  WHERE p.webhook_id = live.webhook_id AND p.ready_at > $1)
             ) ranked
             ORDER BY turn, next_attempt_time, seq
             LIMIT $3
@@ -204,7 +208,9 @@ impl ClaimStore for PostgresStore {
             triage.add(delivery_id, state, decode);
         }
         self.carry_out(request, &triage).await;
-        Ok(triage.ready)
+        // Pacing (`pace.rs`): a step of its own after the claim, which debits the
+        // rate-limited webhooks' buckets and gives back what their tokens do not cover.
+        Ok(self.pace_claim(request, triage.ready).await)
     }
 
     async fn release_deliveries(
@@ -224,10 +230,11 @@ impl ClaimStore for PostgresStore {
     ) -> Result<Option<Timestamp>, StoreError> {
         let skip: Vec<&str> = skip_webhooks.iter().map(WebhookId::as_str).collect();
         // Per webhook, as claims read: a webhook left out (its slots are full) may have
-        // a long backlog at the head of the due order.
+        // a long backlog at the head of the due order. A rate-limited webhook's work is
+        // due no sooner than its next token.
         let due: Option<i64> = sqlx::query_scalar(concat!(
             pending_webhooks!(),
-            "SELECT MIN(first.next_attempt_time) FROM live CROSS JOIN LATERAL (
+            "SELECT MIN(GREATEST(first.next_attempt_time, paced.ready_at)) FROM live CROSS JOIN LATERAL (
                  SELECT d.next_attempt_time FROM deliveries d
                  WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND ",
             lease_claimable!(),
@@ -237,7 +244,8 @@ impl ClaimStore for PostgresStore {
             in_object_order!(),
             "
                  ORDER BY d.next_attempt_time, d.seq LIMIT 1
-             ) first"
+             ) first
+             LEFT JOIN webhook_pace paced ON paced.webhook_id = live.webhook_id"
         ))
         .bind(now.as_micros())
         .bind(&skip)

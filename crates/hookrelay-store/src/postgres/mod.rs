@@ -51,6 +51,7 @@ mod health;
 mod idempotency;
 mod nodes;
 mod notify;
+mod pace;
 mod record;
 mod recoveries;
 mod retention;

@@ -42,6 +42,20 @@ macro_rules! not_paused {
     };
 }
 
+/// `AND` the webhook `pending.webhook_id` is not rate-limited with its bucket empty at
+/// `$now` (`pace.rs`): claims pass it over until its next token is due. A macro, so
+/// queries can `concat!` it.
+macro_rules! not_paced {
+    ($now:literal) => {
+        concat!(
+            " AND NOT EXISTS (SELECT 1 FROM webhook_pace WHERE webhook_pace.webhook_id = pending.webhook_id
+                              AND webhook_pace.ready_at > ",
+            $now,
+            ") "
+        )
+    };
+}
+
 /// `AND` the delivery (of `deliveries`) is not of a fan-out still being written
 /// (`staging.rs`): one probe of a table that is empty but for a moment.
 macro_rules! not_staged {
@@ -94,6 +108,7 @@ const CLAIM: &str = concat!(
                      WHERE pending.webhook_id IS NOT NULL
                        AND pending.webhook_id NOT IN (SELECT value FROM json_each(?4))",
     not_paused!(),
+    not_paced!("?3"),
     "            ) AS candidate
                  JOIN deliveries AS first ON first.seq = candidate.first_seq
              ) AS turns
@@ -243,7 +258,9 @@ impl ClaimStore for SqliteStore {
             triage.add(row.delivery_id.clone(), WebhookRead::at_claim(read), decode);
         }
         self.carry_out(request, &triage).await?;
-        Ok(triage.ready)
+        // Pacing (`pace.rs`): a step of its own after the claim, which debits the
+        // rate-limited webhooks' buckets and gives back what their tokens do not cover.
+        Ok(self.pace_claim(request, triage.ready).await)
     }
 
     async fn release_deliveries(
@@ -273,19 +290,23 @@ impl ClaimStore for SqliteStore {
     ) -> Result<Option<Timestamp>, StoreError> {
         // Per webhook, as claims read: a webhook left out (its slots are full) may have
         // a long backlog, which a scan of all pending deliveries by due time would read.
+        // A rate-limited webhook's work is due no sooner than its next token.
         let due: Option<i64> = sqlx::query_scalar(concat!(
             pending_webhooks!(),
-            "SELECT MIN((SELECT MIN(next_attempt_time) FROM deliveries
+            "SELECT MIN(MAX(first_due, COALESCE(ready_at, first_due))) FROM (
+                 SELECT (SELECT MIN(next_attempt_time) FROM deliveries
                          WHERE webhook_id = pending.webhook_id AND status = 'pending'
                            AND (lease_until IS NULL OR lease_until < ?1)",
             not_staged!(),
             // A delivery waiting for an earlier one of its object is not due: that one's
             // record wakes the engine, and its retry time is the due time to sleep to.
             in_object_order!(),
-            "))
-             FROM pending
-             WHERE pending.webhook_id IS NOT NULL AND pending.webhook_id NOT IN (SELECT value FROM json_each(?2))",
-            not_paused!()
+            "       ) AS first_due,
+                        (SELECT ready_at FROM webhook_pace WHERE webhook_pace.webhook_id = pending.webhook_id) AS ready_at
+                 FROM pending
+                 WHERE pending.webhook_id IS NOT NULL AND pending.webhook_id NOT IN (SELECT value FROM json_each(?2))",
+            not_paused!(),
+            ")"
         ))
         .bind(now.as_micros())
         .bind(json_ids(skip_webhooks.iter().map(WebhookId::as_str)))

@@ -30,6 +30,7 @@ mod events;
 mod health;
 mod idempotency;
 mod nodes;
+mod pace;
 mod record;
 mod recoveries;
 mod retention;

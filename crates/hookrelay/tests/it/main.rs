@@ -21,6 +21,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod ordering;
+mod pacing;
 mod paging;
 mod persistence;
 mod recoveries;

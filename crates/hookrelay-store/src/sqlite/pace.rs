@@ -1,0 +1,102 @@
+//! Pacing a claim in SQLite (`crate::pace`): debits each rate-limited webhook's bucket
+//! and gives back the deliveries its tokens do not cover, in one write.
+
+use std::collections::HashMap;
+
+use hookrelay_core::pace::{debit, StoredBucket};
+use hookrelay_core::{DeliveryId, Timestamp};
+use rusqlite::{params, OptionalExtension};
+
+use super::{json_ids, SqliteStore};
+use crate::pace::{paced, split, wants, Want};
+use crate::{ClaimRequest, ClaimedDelivery, StoreError};
+
+impl SqliteStore {
+    /// The claimed deliveries that may go out now: all but the rate-limited webhooks'
+    /// beyond their tokens, which are given back. Should the debit fail, the limited
+    /// webhooks' deliveries are given back and the others go out.
+    pub(super) async fn pace_claim(
+        &self,
+        request: &ClaimRequest,
+        claimed: Vec<ClaimedDelivery>,
+    ) -> Vec<ClaimedDelivery> {
+        let wants = wants(&claimed);
+        if wants.is_empty() {
+            return claimed;
+        }
+        let (now, lease) = (request.now, request.lease());
+        // (limited webhook, delivery) in the claim's order, to split inside the write.
+        let pairs: Vec<(Option<String>, String)> = claimed
+            .iter()
+            .map(|d| (paced(d).map(str::to_owned), d.delivery_id.as_str().to_owned()))
+            .collect();
+        let debited = self
+            .writer
+            .write(move |connection| {
+                let granted = debit_all(connection, now, &wants)?;
+                let (_, surplus) = split(pairs, |(webhook, _)| webhook.as_deref(), &granted);
+                connection.execute(
+                    "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
+                     WHERE id IN (SELECT value FROM json_each(?1)) AND lease_owner = ?2 AND lease_until = ?3",
+                    params![
+                        json_ids(surplus.iter().map(|(_, id)| id.as_str())),
+                        lease.owner,
+                        lease.until.as_micros()
+                    ],
+                )?;
+                Ok(granted)
+            })
+            .await;
+        match debited {
+            Ok(granted) => split(claimed, paced, &granted).0,
+            Err(error) => {
+                tracing::warn!(%error, "debiting rate-limited webhooks' buckets failed; their deliveries are given back");
+                let (kept, given_back) = split(claimed, paced, &HashMap::new());
+                let ids: Vec<DeliveryId> = given_back.into_iter().map(|d| d.delivery_id).collect();
+                self.give_back(request, &ids).await;
+                kept
+            }
+        }
+    }
+
+    async fn give_back(&self, request: &ClaimRequest, ids: &[DeliveryId]) {
+        use crate::ClaimStore;
+        if let Err(error) = self.release_deliveries(ids, &request.owner, request.lease_until).await {
+            tracing::warn!(%error, "giving back rate-limited deliveries failed; their leases run out");
+        }
+    }
+}
+
+/// Debits each wanted webhook's bucket at `now`; answers how many each was granted.
+fn debit_all(
+    connection: &rusqlite::Connection,
+    now: Timestamp,
+    wants: &[Want],
+) -> Result<HashMap<String, u32>, StoreError> {
+    let mut read = connection.prepare_cached("SELECT millionths, counted_at FROM webhook_pace WHERE webhook_id = ?")?;
+    let mut write = connection.prepare_cached(
+        "INSERT INTO webhook_pace (webhook_id, millionths, counted_at, ready_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (webhook_id) DO UPDATE
+         SET millionths = excluded.millionths, counted_at = excluded.counted_at, ready_at = excluded.ready_at",
+    )?;
+    let mut granted = HashMap::with_capacity(wants.len());
+    for want in wants {
+        let stored = read
+            .query_row([&want.webhook_id], |row| {
+                Ok(StoredBucket {
+                    millionths: row.get(0)?,
+                    counted_at: Timestamp::from_micros(row.get(1)?),
+                })
+            })
+            .optional()?;
+        let debit = debit(stored, want.rate, want.wanted, now);
+        write.execute(params![
+            want.webhook_id,
+            debit.bucket.millionths,
+            debit.bucket.counted_at.as_micros(),
+            debit.ready_at.as_micros()
+        ])?;
+        granted.insert(want.webhook_id.clone(), debit.granted);
+    }
+    Ok(granted)
+}
