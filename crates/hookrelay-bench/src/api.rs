@@ -95,7 +95,7 @@ impl Api {
         json_answer(response).await.with_context(|| format!("{method} {path}"))
     }
 
-    /// PUT /v1/webhooks/{id}/settings.
+    /// PUT /v1/webhooks/{id}/settings with `settings` (a partial update).
     pub async fn put_settings(&self, id: &str, settings: &Value) -> Result<()> {
         let response = self
             .request(reqwest::Method::PUT, &format!("/v1/webhooks/{id}/settings"))
@@ -115,18 +115,6 @@ impl Api {
             .send()
             .await?;
         json_answer(response).await.with_context(|| format!("deleting {id}"))?;
-        Ok(())
-    }
-
-    /// PUT /v1/webhooks/{id}/settings with `settings` (a partial update).
-    pub async fn put_settings(&self, id: &str, settings: &Value) -> Result<()> {
-        let response = self
-            .request(reqwest::Method::PUT, &format!("/v1/webhooks/{id}/settings"))
-            .json(settings)
-            .send()
-            .await
-            .context("PUT /v1/webhooks/{id}/settings")?;
-        json_answer(response).await.context("changing a webhook's settings")?;
         Ok(())
     }
 

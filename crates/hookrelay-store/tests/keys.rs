@@ -50,6 +50,7 @@ fn record(space: &SpaceId, key: &str) -> IdempotencyRecord {
         status: 200,
         body: b"{}".to_vec(),
         create_time: Timestamp::now(),
+        expire_time: Timestamp::now().plus(Duration::from_secs(3600)),
     }
 }
 

@@ -42,6 +42,8 @@ fn webhook(space: &SpaceId, name: &str) -> Webhook {
         create_time: Timestamp::from_micros(T0),
         update_time: Timestamp::from_micros(T0),
         settings: Default::default(),
+        key_id: hookrelay_core::KeyId::generate(),
+        previous_key: None,
         id,
     }
 }

@@ -38,6 +38,8 @@ fn webhook(space: &SpaceId, event: &str) -> Webhook {
         create_time: Timestamp::from_micros(T0),
         update_time: Timestamp::from_micros(T0),
         settings: Default::default(),
+        key_id: hookrelay_core::KeyId::generate(),
+        previous_key: None,
     }
 }
 

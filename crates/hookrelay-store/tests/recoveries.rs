@@ -39,6 +39,9 @@ fn webhook(space: &SpaceId) -> Webhook {
         metadata: serde_json::Map::new(),
         create_time: at(T0),
         update_time: at(T0),
+        settings: Default::default(),
+        key_id: hookrelay_core::KeyId::generate(),
+        previous_key: None,
         id,
     }
 }
