@@ -98,6 +98,13 @@
 //!     Err(error) => println!("rejected: {}", error.kind()), // e.g. signature_mismatch
 //! }
 //! ```
+//!
+//! During a key rotation (`client.webhook().rotate(…)`) deliveries carry one signature
+//! per live key: hold both keys until the overlap ends, with
+//! `Verifier::hs256(new).or_hs256(old)` (or `or_es256`). For ES256, `JwksVerifier`
+//! (feature `client`) takes the keys from the webhook's JWKS URL instead, picks them by
+//! the `Monime-Signature-Key-Id` header, and fetches the set again when a delivery names
+//! a key it has not seen.
 #![deny(missing_docs)]
 
 pub mod verify;

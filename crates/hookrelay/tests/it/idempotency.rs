@@ -168,6 +168,9 @@ async fn a_key_is_held_for_the_idempotency_window_then_forgotten_and_free() {
     assert!(saved_at.elapsed() >= window, "pruned after {:?}", saved_at.elapsed());
     let (status, second) = post("second").await;
     assert_eq!(status, StatusCode::OK, "{second}");
-    assert_ne!(second["result"]["id"], first["result"]["id"], "a new request under the freed key");
+    assert_ne!(
+        second["result"]["id"], first["result"]["id"],
+        "a new request under the freed key"
+    );
     assert_eq!(count(&server).await, 2);
 }

@@ -165,6 +165,39 @@ async fn hs256_rotation_signs_with_both_secrets_during_the_overlap_and_the_new_o
 }
 
 #[tokio::test]
+async fn in_the_standard_webhooks_format_the_official_library_accepts_either_secret_during_the_overlap() {
+    use crate::standard_webhooks::{official_verdicts, set_format, whsec};
+    let server = delivering_server("0s,1s").await;
+    let receiver = Receiver::start().await;
+    let webhook = webhook_at(&server, &receiver.url, json!({"type": "HS256", "secret": OLD})).await;
+    let id = webhook["id"].as_str().unwrap();
+    set_format(&server, id, "standard-webhooks").await;
+    let rotated = must_rotate(&server, id, json!({"secret": NEW, "overlap": "1h"})).await;
+    let during = publish_and_receive(&server, &receiver, 1).await;
+    let state = &rotated["rotation"];
+    let named = format!(
+        "{},{}",
+        state["currentKeyId"].as_str().unwrap(),
+        state["previousKeyId"].as_str().unwrap()
+    );
+    assert_eq!(during.header("Monime-Signature-Key-Id"), named);
+    assert_eq!(during.header("webhook-signature").split(' ').count(), 2);
+    let (old, new, stranger) = (whsec(OLD), whsec(NEW), whsec("another-secret-0123456789abcdef0123456"));
+    let body = during.body.to_vec();
+    let cases = [
+        (old.as_str(), &during, body.as_slice()),
+        (new.as_str(), &during, &body),
+        (stranger.as_str(), &during, &body),
+    ];
+    let verdicts: Vec<Value> = official_verdicts(&cases)
+        .await
+        .iter()
+        .map(|v| v["verified"].clone())
+        .collect();
+    assert_eq!(verdicts, [json!(true), json!(true), json!(false)]);
+}
+
+#[tokio::test]
 async fn a_rotation_during_an_overlap_drops_the_oldest_key_and_0s_keeps_none() {
     let server = TestServer::start().await;
     let webhook = server.must_create(&simple_webhook("twice")).await;

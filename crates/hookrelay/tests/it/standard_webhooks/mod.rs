@@ -32,14 +32,14 @@ async fn server() -> TestServer {
     .await
 }
 
-async fn set_format(server: &TestServer, webhook: &str, format: &str) {
+pub(crate) async fn set_format(server: &TestServer, webhook: &str, format: &str) {
     let path = format!("/v1/webhooks/{webhook}/settings");
     let (status, body) = send(server.request(Method::PUT, &path).json(&json!({"format": format}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// What the official library says of each (secret, delivery, body) given.
-async fn official_verdicts(cases: &[(&str, &Received, &[u8])]) -> Vec<Value> {
+pub(crate) async fn official_verdicts(cases: &[(&str, &Received, &[u8])]) -> Vec<Value> {
     let input: Vec<Value> = cases
         .iter()
         .map(|(secret, received, body)| {
@@ -66,7 +66,7 @@ async fn official_verdicts(cases: &[(&str, &Received, &[u8])]) -> Vec<Value> {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-fn whsec(secret: &str) -> String {
+pub(crate) fn whsec(secret: &str) -> String {
     format!("whsec_{}", STANDARD.encode(secret))
 }
 
