@@ -113,6 +113,7 @@ mod recoveries;
 mod redact;
 #[cfg(feature = "client")]
 mod resources;
+mod settings;
 mod types;
 
 #[cfg(feature = "client")]
@@ -125,4 +126,5 @@ pub use error::{ApiErrorDetail, Error};
 pub use recoveries::RecoveryApi;
 #[cfg(feature = "client")]
 pub use resources::{DeliveryApi, EventApi, TokenApi, WebhookApi};
+pub use settings::{DeliveryFormat, DeliveryOrdering, UpdateWebhookSettings, WebhookSettings};
 pub use types::*;

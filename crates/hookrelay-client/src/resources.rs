@@ -7,6 +7,7 @@ use reqwest::Method;
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::settings::{UpdateWebhookSettings, WebhookSettings};
 use crate::types::{
     Alert, ApiListResponse, ApiResponse, CreateToken, CreateWebhook, CreatedToken, Delivery, DeliveryListParams, Event,
     ListParams, PublishEvent, Token, UpdateWebhook, Webhook,
@@ -118,6 +119,30 @@ impl<'a> WebhookApi<'a> {
     pub async fn update(&self, id: &str, update: &UpdateWebhook) -> Result<ApiResponse<Webhook>, Error> {
         self.client
             .call(Method::PATCH, &format!("/v1/webhooks/{id}"), &[], Some(update), None)
+            .await
+    }
+
+    /// The webhook's delivery settings.
+    pub async fn settings(&self, id: &str) -> Result<ApiResponse<WebhookSettings>, Error> {
+        self.client
+            .call(Method::GET, &format!("/v1/webhooks/{id}/settings"), &[], NO_BODY, None)
+            .await
+    }
+
+    /// Changes only the settings named; answers them all as they now stand.
+    pub async fn update_settings(
+        &self,
+        id: &str,
+        update: &UpdateWebhookSettings,
+    ) -> Result<ApiResponse<WebhookSettings>, Error> {
+        self.client
+            .call(
+                Method::PUT,
+                &format!("/v1/webhooks/{id}/settings"),
+                &[],
+                Some(update),
+                None,
+            )
             .await
     }
 

@@ -22,6 +22,7 @@ pub mod recovery;
 pub mod retention;
 pub mod seal;
 pub mod signing;
+pub mod standard_webhooks;
 pub mod timestamp;
 pub mod token;
 pub mod validation;

@@ -258,8 +258,14 @@ fn schedule(value: &Value, errors: &mut ValidationErrors) -> Option<RetrySchedul
         let delay = item.as_str().and_then(|text| parse_duration(text).map(|d| (text, d)));
         match delay {
             Some((text, delay)) if delay.as_secs() <= limits::SCHEDULE_DELAY_MAX_SECS => texts.push(text),
-            Some(_) => errors.push(field, "range", "a retry delay may be at most 7d"),
-            None => errors.push(field, "format", "a delay is a duration such as 500ms, 5s, 5m, 2h or 1d"),
+            Some(_) => {
+                let message = format!("{field} must be at most 7d");
+                errors.push(field, "range", message);
+            }
+            None => {
+                let message = format!("{field} must be a duration such as 500ms, 5s, 5m, 2h or 1d");
+                errors.push(field, "format", message);
+            }
         }
     }
     (texts.len() == items.len())

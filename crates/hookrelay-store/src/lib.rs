@@ -40,7 +40,7 @@ pub use traits::{
 pub use types::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
     IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RecoveryProgress, RetentionChange, SpaceSummary,
-    StoredEvent, IDEMPOTENCY_WINDOW_MICROS,
+    StoredEvent,
 };
 
 /// Settings for [`open_with`] that only some backends use.

@@ -15,6 +15,7 @@ use hookrelay_core::event::Event;
 use hookrelay_core::record::AttemptResult;
 use hookrelay_core::recovery::Recovery;
 use hookrelay_core::retention::{Erasure, ErasureDraft};
+use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
 use hookrelay_core::{
     AlertId, DeliveryId, ErasureId, EventId, RecoveryId, SpaceId, Timestamp, TokenId, Webhook, WebhookId, WebhookPatch,
 };
@@ -105,6 +106,15 @@ pub trait WebhookStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<Webhook>, StoreError>;
 
+    /// Applies `patch` to the webhook's settings atomically; the settings as they now
+    /// stand, or `None` if the webhook does not exist.
+    async fn update_webhook_settings(
+        &self,
+        space: &SpaceId,
+        id: &WebhookId,
+        patch: &SettingsPatch,
+    ) -> Result<Option<WebhookSettings>, StoreError>;
+
     /// Deletes a webhook, cancelling its pending deliveries; `false` if it did not exist.
     async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError>;
 
@@ -122,8 +132,8 @@ pub trait WebhookStore: Send + Sync {
 /// answer, through [`WebhookStore`] and [`EventStore`]; found through [`ReadStore`]).
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Forgets records older than `before`; returns how many.
-    async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError>;
+    /// Forgets the records expired at `now`; returns how many.
+    async fn prune_idempotency_records(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Events and the deliveries publishing them creates.
@@ -398,12 +408,12 @@ pub trait ReadStore: Send + Sync {
     /// Every space, oldest first, with its webhooks and tokens counted.
     async fn list_spaces(&self) -> Result<Vec<SpaceSummary>, StoreError>;
 
-    /// The record saved for a key, if one was saved at or after `not_before`.
+    /// The record saved for a key, if it is still live at `now` (expires after it).
     async fn find_idempotency_record(
         &self,
         space: &SpaceId,
         key: &str,
-        not_before: Timestamp,
+        now: Timestamp,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
     /// The space's webhooks, newest first, after the cursor position `after`.

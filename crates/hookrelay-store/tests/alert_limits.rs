@@ -46,6 +46,7 @@ fn webhook(space: &SpaceId, alert_emails: &[&str]) -> Webhook {
         metadata: Default::default(),
         create_time: Timestamp::from_micros(T0),
         update_time: Timestamp::from_micros(T0),
+        settings: Default::default(),
         id,
     }
 }

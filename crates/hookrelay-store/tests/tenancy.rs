@@ -49,6 +49,7 @@ fn webhook(space: &SpaceId) -> Webhook {
         metadata: serde_json::Map::new(),
         create_time: Timestamp::from_micros(T0),
         update_time: Timestamp::from_micros(T0),
+        settings: Default::default(),
     }
 }
 
@@ -75,6 +76,7 @@ fn key(space: &SpaceId, key: &str) -> IdempotencyRecord {
         status: 200,
         body: b"{}".to_vec(),
         create_time: Timestamp::now(),
+        expire_time: Timestamp::now().plus(std::time::Duration::from_secs(3600)),
     }
 }
 

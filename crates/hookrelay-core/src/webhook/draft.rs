@@ -176,6 +176,7 @@ impl WebhookDraft {
             metadata: self.metadata,
             create_time: now,
             update_time: now,
+            settings: crate::webhook_settings::WebhookSettings::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::catalog::EventCatalog;
 use crate::id::{SpaceId, WebhookId};
 use crate::signing;
 use crate::timestamp::Timestamp;
+use crate::webhook_settings::WebhookSettings;
 
 pub use draft::{VerificationRequest, WebhookDraft, CREATE_FIELDS};
 pub use headers::{RESERVED_HEADERS, RESERVED_PREFIX};
@@ -132,6 +133,9 @@ pub struct Webhook {
     pub create_time: Timestamp,
     /// When it was last changed (equal to `create_time` until the first update).
     pub update_time: Timestamp,
+    /// How its deliveries are formatted, ordered, paced and retried (its own resource,
+    /// outside Monime's webhook body; changing it leaves `update_time` alone).
+    pub settings: WebhookSettings,
 }
 
 impl fmt::Debug for Webhook {
@@ -151,6 +155,7 @@ impl fmt::Debug for Webhook {
             .field("metadata", &self.metadata)
             .field("create_time", &self.create_time)
             .field("update_time", &self.update_time)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -184,6 +189,7 @@ mod tests {
             metadata: Map::new(),
             create_time: Timestamp::from_micros(0),
             update_time: Timestamp::from_micros(0),
+            settings: WebhookSettings::default(),
         };
         let printed = format!("{webhook:?}");
         assert!(printed.contains("Authorization"), "{printed}");

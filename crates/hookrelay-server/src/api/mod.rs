@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod recoveries;
 mod routes;
 pub mod tokens;
+pub mod webhook_settings;
 pub mod webhooks;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -35,6 +36,7 @@ use health::health;
 pub fn route_table() -> RouteTable {
     let resources = [
         webhooks::routes,
+        webhook_settings::routes,
         events::routes,
         deliveries::routes,
         alerts::routes,

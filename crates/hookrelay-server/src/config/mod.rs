@@ -146,6 +146,8 @@ pub struct Config {
     pub quotas: Quotas,
     /// How long history is kept, and how often the cleaner runs.
     pub retention: crate::retention::RetentionConfig,
+    /// How long an `Idempotency-Key`'s first answer is replayed.
+    pub idempotency_window: std::time::Duration,
     /// How recoveries run.
     pub recovery: crate::recovery::RecoveryConfig,
 }

@@ -60,6 +60,7 @@ impl Settings {
                 max_fan_out: serve.max_fan_out.get(),
             },
             retention: retention(&serve)?,
+            idempotency_window: serve.idempotency_window.get(),
             recovery: RecoveryConfig {
                 batch_size: serve.recovery_batch_size.get(),
                 pause: serve.recovery_batch_pause.get(),

@@ -347,6 +347,17 @@ pub struct ServeSettings {
     )]
     pub cleaner_interval: PositiveDuration,
 
+    /// How long the first answer to a request made with an `Idempotency-Key` is replayed,
+    /// and the key refused for a different request; the cleaner then forgets it. A change
+    /// applies to keys saved after it.
+    #[arg(
+        long,
+        env = "HOOKRELAY_IDEMPOTENCY_WINDOW",
+        value_name = "DURATION",
+        default_value = "24h"
+    )]
+    pub idempotency_window: PositiveDuration,
+
     /// Deliveries one batch of a bulk recovery reads (each batch one transaction).
     #[arg(long, env = "HOOKRELAY_RECOVERY_BATCH_SIZE", value_name = "N", default_value = "500")]
     pub recovery_batch_size: NonZeroU32,

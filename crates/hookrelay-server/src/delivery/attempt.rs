@@ -22,6 +22,7 @@ use hookrelay_core::event::{delivery_body, Event};
 use hookrelay_core::net::is_public;
 use hookrelay_core::signing::SignatureKey;
 use hookrelay_core::webhook::{ApiRelease, Webhook};
+use hookrelay_core::webhook_settings::DeliveryFormat;
 use hookrelay_core::Timestamp;
 use hookrelay_store::ClaimedDelivery;
 use http_body_util::{BodyExt, Full};
@@ -35,7 +36,6 @@ use super::resolver::{BlockedAddress, DnsFailure, GuardedResolver};
 use super::DeliveryConfig;
 
 // The protocol's headers, named once (a name given as text is parsed on every request).
-const SIGNATURE: HeaderName = HeaderName::from_static("monime-signature");
 const EVENT_ID: HeaderName = HeaderName::from_static("monime-event-id");
 const WEBHOOK_ID: HeaderName = HeaderName::from_static("monime-webhook-id");
 const DELIVERY_ATTEMPT: HeaderName = HeaderName::from_static("monime-delivery-attempt");
@@ -136,6 +136,7 @@ pub struct Target {
 struct Prepared {
     uri: Uri,
     key: SignatureKey,
+    format: DeliveryFormat,
     /// `Content-Type`, `User-Agent`, `Accept`, `Monime-Webhook-Id` and the webhook's own
     /// headers.
     headers: HeaderMap,
@@ -176,7 +177,13 @@ fn prepare(webhook: &Webhook, config: &DeliveryConfig) -> Result<Prepared, Error
         let value = HeaderValue::from_str(value).map_err(|_| ErrorKind::Request)?;
         headers.append(name, value);
     }
-    Ok(Prepared { uri, key, headers })
+    let format = webhook.settings.format;
+    Ok(Prepared {
+        uri,
+        key,
+        format,
+        headers,
+    })
 }
 
 /// The body a delivery sends, made once per event and API release and shared by the
@@ -265,13 +272,9 @@ async fn send(
     body: Bytes,
     config: &DeliveryConfig,
 ) -> Result<(StatusCode, Option<Duration>, String), ErrorKind> {
-    let signature = target.key.header_value(unix_now(), &body);
     let mut headers = target.headers.clone();
-    // Base64 and decimal digits, and an id of `[A-Za-z0-9_-]`: always valid header text.
-    headers.append(
-        SIGNATURE,
-        HeaderValue::try_from(signature).map_err(|_| ErrorKind::Request)?,
-    );
+    let event = claimed.event.id.as_str();
+    super::signature::append(&mut headers, &target.key, target.format, event, unix_now(), &body)?;
     let event_id = HeaderValue::from_str(claimed.event.id.as_str()).map_err(|_| ErrorKind::Request)?;
     headers.append(EVENT_ID, event_id);
     headers.append(DELIVERY_ATTEMPT, HeaderValue::from(claimed.attempt));
@@ -386,12 +389,6 @@ mod tests {
     use hookrelay_core::delivery::{ErrorKind, RetrySchedule};
 
     use super::*;
-
-    #[test]
-    fn the_signature_header_is_the_protocols() {
-        let protocol = hookrelay_core::signing::SIGNATURE_HEADER;
-        assert_eq!(SIGNATURE.as_str(), protocol.to_ascii_lowercase());
-    }
 
     #[test]
     fn a_shared_body_is_made_again_for_another_release() {

@@ -9,6 +9,7 @@ mod heartbeat;
 mod limit;
 mod recorder;
 mod resolver;
+mod signature;
 mod slots;
 mod status;
 #[cfg(test)]

@@ -15,7 +15,8 @@
 //!
 //! `paths` holds the operations, `params` their parameters, `bodies` the request bodies,
 //! `responses` the envelopes and error responses, `schemas` the component schemas,
-//! `tokens` the token operations and schemas and the scopes.
+//! `tokens` the token operations and schemas and the scopes, `erasures` and `settings`
+//! theirs.
 
 mod bodies;
 mod erasures;
@@ -24,6 +25,7 @@ mod paths;
 mod recoveries;
 mod responses;
 mod schemas;
+mod settings;
 #[cfg(test)]
 mod tests;
 mod tokens;
@@ -37,6 +39,7 @@ use erasures::*;
 use paths::*;
 use recoveries::*;
 use schemas::*;
+use settings::*;
 use tokens::*;
 
 const WEBHOOK_REF: &str = "#/components/schemas/Webhook";
@@ -50,6 +53,7 @@ const CREATED_TOKEN_REF: &str = "#/components/schemas/CreatedToken";
 const SCOPE_REF: &str = "#/components/schemas/Scope";
 const ERASURE_REF: &str = "#/components/schemas/Erasure";
 const RECOVERY_REF: &str = "#/components/schemas/WebhookRecovery";
+const WEBHOOK_SETTINGS_REF: &str = "#/components/schemas/WebhookSettings";
 
 /// The OpenAPI document for this build, listing `catalog`'s events where a request names
 /// events.
@@ -91,6 +95,10 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "get": get_webhook(),
                 "patch": update_webhook(&events),
                 "delete": delete_webhook(),
+            },
+            "/v1/webhooks/{id}/settings": {
+                "get": get_webhook_settings(),
+                "put": update_webhook_settings(),
             },
             "/v1/webhooks/{id}/deliveries": { "get": list_deliveries() },
             "/v1/webhooks/{id}/deliveries/{delivery_id}": { "get": get_delivery() },
@@ -134,6 +142,7 @@ pub fn document(catalog: &EventCatalog) -> Value {
                 "Scope": scope_schema(),
                 "Erasure": erasure_schema(),
                 "WebhookRecovery": recovery_schema(),
+                "WebhookSettings": settings_schema(true),
             },
             "securitySchemes": {
                 "bearerAuth": {

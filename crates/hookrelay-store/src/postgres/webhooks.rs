@@ -3,12 +3,15 @@
 use async_trait::async_trait;
 use hookrelay_core::quota::check_webhooks;
 use hookrelay_core::webhook_change::update_effects;
+use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
 use hookrelay_core::{SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 
 use super::deliveries::cancel_pending;
 use super::health::reset_health;
 use super::{save_idempotency, PostgresStore};
-use crate::rows::{decode_webhook, seal_headers, seal_idempotency, seal_webhook, to_json, WEBHOOK_COLUMNS};
+use crate::rows::{
+    decode_webhook, seal_headers, seal_idempotency, seal_webhook, settings_column, to_json, WEBHOOK_COLUMNS,
+};
 use crate::{IdempotencyRecord, StoreError, WebhookStore};
 
 #[async_trait]
@@ -126,6 +129,33 @@ impl WebhookStore for PostgresStore {
         }
         tx.commit().await?;
         Ok(Some(webhook))
+    }
+
+    async fn update_webhook_settings(
+        &self,
+        space: &SpaceId,
+        id: &WebhookId,
+        patch: &SettingsPatch,
+    ) -> Result<Option<WebhookSettings>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // FOR UPDATE: two partial updates from any nodes apply one after the other.
+        let row = sqlx::query("SELECT settings FROM webhooks WHERE id = $1 AND space_id = $2 FOR UPDATE")
+            .bind(id.as_str())
+            .bind(space.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut settings = settings_column(&row)?;
+        patch.apply(&mut settings);
+        sqlx::query("UPDATE webhooks SET settings = $1 WHERE id = $2")
+            .bind(settings.to_json().to_string())
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(settings))
     }
 
     async fn delete_webhook(&self, space: &SpaceId, id: &WebhookId) -> Result<bool, StoreError> {

@@ -58,6 +58,7 @@ pub(crate) fn decode_webhook(cipher: &SecretCipher, row: &impl Columns) -> Resul
         metadata: json_column(row, "metadata")?,
         create_time: Timestamp::from_micros(row.int("create_time")?),
         update_time: Timestamp::from_micros(row.int("update_time")?),
+        settings: super::settings_column(row)?,
         id,
     })
 }
@@ -291,6 +292,7 @@ pub(crate) fn decode_idempotency(
         status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
         body: cipher.open(&row.blob("body")?, &idempotency_context(space, key))?,
         create_time: Timestamp::from_micros(row.int("create_time")?),
+        expire_time: Timestamp::from_micros(row.int("expire_time")?),
     })
 }
 

@@ -20,6 +20,8 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
+use hookrelay_core::webhook_settings::WebhookSettings;
+
 use crate::{Page, StoreError};
 
 /// The columns of `events` that [`decode_event`] reads.
@@ -60,6 +62,7 @@ pub(crate) fn webhook_columns(table: &str) -> String {
         "metadata",
         "create_time",
         "update_time",
+        "settings",
     ]
     .iter()
     .map(|column| format!("{table}.{column}"))
@@ -147,6 +150,15 @@ pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
 /// A JSON text column.
 pub(crate) fn json_column<T: serde::de::DeserializeOwned>(row: &impl Columns, column: &str) -> Result<T, StoreError> {
     serde_json::from_str(&row.text(column)?).map_err(|e| corrupt(column, &e.to_string()))
+}
+
+/// A webhook's settings column: NULL until first changed, which means every default.
+pub(crate) fn settings_column(row: &impl Columns) -> Result<WebhookSettings, StoreError> {
+    let Some(text) = row.opt_text("settings")? else {
+        return Ok(WebhookSettings::default());
+    };
+    let stored: serde_json::Value = serde_json::from_str(&text).map_err(|e| corrupt("settings", &e.to_string()))?;
+    WebhookSettings::from_stored(&stored).map_err(|e| corrupt("settings", &e.summary()))
 }
 
 /// A domain value as JSON text.

@@ -197,6 +197,7 @@ mod tests {
             metadata: Default::default(),
             create_time: Timestamp::from_micros(0),
             update_time: Timestamp::from_micros(0),
+            settings: Default::default(),
         })
     }
 

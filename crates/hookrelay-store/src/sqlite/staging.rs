@@ -161,6 +161,7 @@ mod tests {
             metadata: Default::default(),
             create_time: Timestamp::now(),
             update_time: Timestamp::now(),
+            settings: Default::default(),
         }
     }
 

@@ -7,13 +7,16 @@ use async_trait::async_trait;
 use hookrelay_core::claim::WebhookAtClaim;
 use hookrelay_core::quota::check_webhooks;
 use hookrelay_core::webhook_change::update_effects;
+use hookrelay_core::webhook_settings::{SettingsPatch, WebhookSettings};
 use hookrelay_core::{SpaceId, Timestamp, Webhook, WebhookId, WebhookPatch};
 use rusqlite::params;
 use sqlx::Row;
 
 use super::idempotency::save_idempotency;
 use super::{deliveries::cancel_pending, health::reset_health, SqliteStore};
-use crate::rows::{decode_webhook, seal_headers, seal_idempotency, seal_webhook, to_json, WEBHOOK_COLUMNS};
+use crate::rows::{
+    decode_webhook, seal_headers, seal_idempotency, seal_webhook, settings_column, to_json, WEBHOOK_COLUMNS,
+};
 use crate::{IdempotencyRecord, StoreError, WebhookStore};
 
 /// A webhook as read by id: decoded, or why not (with whether it is enabled).
@@ -203,6 +206,38 @@ impl WebhookStore for SqliteStore {
                 Ok(Some(webhook))
             })
             .await;
+        self.webhooks_changed();
+        updated
+    }
+
+    async fn update_webhook_settings(
+        &self,
+        space: &SpaceId,
+        id: &WebhookId,
+        patch: &SettingsPatch,
+    ) -> Result<Option<WebhookSettings>, StoreError> {
+        let (space, id, patch) = (space.clone(), id.clone(), patch.clone());
+        let updated = self
+            .writer
+            .write(move |connection| {
+                let found = connection
+                    .prepare_cached("SELECT settings FROM webhooks WHERE id = ? AND space_id = ?")?
+                    .query([id.as_str(), space.as_str()])?
+                    .next()?
+                    .map(settings_column)
+                    .transpose()?;
+                let Some(mut settings) = found else {
+                    return Ok(None);
+                };
+                patch.apply(&mut settings);
+                connection.execute(
+                    "UPDATE webhooks SET settings = ? WHERE id = ?",
+                    params![settings.to_json().to_string(), id.as_str()],
+                )?;
+                Ok(Some(settings))
+            })
+            .await;
+        // The engine's cached copy of the webhook carries its settings.
         self.webhooks_changed();
         updated
     }

@@ -9,6 +9,7 @@ mod recoveries;
 mod tokens;
 mod webhook;
 mod webhook_args;
+mod webhook_settings;
 
 use anyhow::Context;
 use clap::Args;

@@ -1,5 +1,5 @@
-//! `hookrelay webhook`: create, get, list, update, delete, test, the alerts raised, and
-//! bulk recoveries of failed deliveries.
+//! `hookrelay webhook`: create, get, list, update, delete, settings, test, the alerts
+//! raised, and bulk recoveries of failed deliveries.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::deliveries::show_delivery;
 use super::recoveries;
 use super::webhook_args::{CreateArgs, UpdateArgs};
+use super::webhook_settings::{self, SettingsArgs};
 use super::{print_one, print_page, Connection};
 use crate::output;
 
@@ -49,6 +50,8 @@ enum WebhookCommand {
         /// The webhook, `whk-…`.
         id: String,
     },
+    /// Show a webhook's delivery settings, or change those the flags name.
+    Settings(SettingsArgs),
     /// Send a signed `webhook.test` event to a webhook.
     Test {
         /// The webhook, `whk-…`.
@@ -140,6 +143,7 @@ pub async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
             let response = api.delete(&id).await?;
             print_one(json, &response, |()| println!("deleted {id}"));
         }
+        WebhookCommand::Settings(settings) => webhook_settings::settings(api, settings, json).await?,
         WebhookCommand::Test { id } => print_one(json, &api.test(&id).await?, show_delivery),
         WebhookCommand::Alerts { id, limit, after } => {
             print_page(json, &api.alerts(&id, ListParams { limit, after }).await?, alert_table);

@@ -27,6 +27,8 @@ mod retention;
 mod sdk;
 mod seed_examples;
 mod ssrf;
+mod standard_webhooks;
 mod tenancy;
 mod traces;
 mod validation;
+mod webhook_settings;
