@@ -148,6 +148,7 @@ async fn measure(
         samples.push((Instant::now(), rss_kib(pid).unwrap_or(0), 0, 0));
     }
     tokio::time::sleep_until(baseline_end.into()).await;
+    samples.push((Instant::now(), rss_kib(pid).unwrap_or(0), 0, 0));
 
     let since = since.format(&time::format_description::well_known::Rfc3339)?;
     let requested = Instant::now();

@@ -37,6 +37,7 @@ fn webhook(space: &SpaceId) -> Webhook {
         headers: BTreeMap::new(),
         alert_emails: Vec::new(),
         metadata: serde_json::Map::new(),
+        settings: Default::default(),
         create_time: at(T0),
         update_time: at(T0),
         settings: Default::default(),

@@ -358,6 +358,7 @@ pub struct ServeSettings {
         default_value = "24h"
     )]
     pub idempotency_window: PositiveDuration,
+
     /// Deliveries one batch of a bulk recovery reads (each batch one transaction).
     #[arg(long, env = "HOOKRELAY_RECOVERY_BATCH_SIZE", value_name = "N", default_value = "500")]
     pub recovery_batch_size: NonZeroU32,

@@ -324,6 +324,8 @@ async fn a_webhook_being_recovered_does_not_hold_back_another_webhooks_deliverie
     webhook_to(&server, &fast.url, "payment.failed").await;
     let since = time_now();
     publish_many(&server, "payment.completed", BACKLOG).await;
+    // Every one attempted and failed (a slow machine takes a while), then recorded.
+    slow.wait_for(BACKLOG, Duration::from_secs(120)).await;
     server.wait_until_idle().await;
     assert_eq!(slow.count(), BACKLOG);
 
