@@ -37,7 +37,6 @@ fn webhook(space: &SpaceId) -> Webhook {
         headers: BTreeMap::new(),
         alert_emails: Vec::new(),
         metadata: serde_json::Map::new(),
-        settings: Default::default(),
         create_time: at(T0),
         update_time: at(T0),
         settings: Default::default(),
