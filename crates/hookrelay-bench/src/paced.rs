@@ -32,7 +32,7 @@ pub struct PacedSpec {
     /// Webhooks limited to `--paced-rate`.
     #[arg(long, default_value_t = 10)]
     pub paced_webhooks: usize,
-    /// Their `maxDeliveriesPerSecond`.
+    /// Their `maxDeliveriesPerSecond`; 0 sets none (a baseline).
     #[arg(long, default_value_t = 50)]
     pub paced_rate: u32,
     /// Events published per second (each to every webhook).
@@ -81,7 +81,8 @@ async fn measure(spec: PacedSpec, config: &RunConfig, receiver: &Receiver, serve
     let tag = format!("{}-paced", config.run_id);
     let api = Api::new(&server.base, BENCH_SPACE, &server.token)?;
     let limited = create_webhooks(&api, receiver, spec.paced_webhooks, &format!("{tag}-limited")).await?;
-    for id in &limited {
+    // 0: no limit at all, the baseline the limited runs compare with.
+    for id in limited.iter().filter(|_| spec.paced_rate > 0) {
         api.put_settings(id, &json!({"maxDeliveriesPerSecond": spec.paced_rate}))
             .await?;
     }
