@@ -36,6 +36,10 @@ pub struct RetentionSpec {
     /// The server's `--cleaner-interval`, in seconds.
     #[arg(long, default_value_t = 5)]
     pub cleaner_interval_secs: u64,
+    /// The server's `--idempotency-window`, in seconds: with its default (a day) the
+    /// publishes' keys grow the file for a day whatever the retention.
+    #[arg(long, default_value_t = 30)]
+    pub idempotency_window_secs: u64,
     /// Seconds per reported interval.
     #[arg(long, default_value_t = 10)]
     pub interval_secs: u64,
@@ -74,6 +78,7 @@ pub async fn run(spec: RetentionSpec, config: &RunConfig) -> Result<RetentionRes
     launch.extra_args.extend([
         format!("--retention={}s", spec.retention_secs),
         format!("--cleaner-interval={}s", spec.cleaner_interval_secs),
+        format!("--idempotency-window={}s", spec.idempotency_window_secs),
     ]);
     let receiver = Receiver::start(config.verify_every).await?;
     let server = Server::spawn(&launch).await?;
@@ -158,9 +163,10 @@ async fn measure(
 /// The table the workload prints.
 pub fn table(result: &RetentionResult) -> String {
     let mut text = format!(
-        "  retention {} s, cleaner every {} s, {} events/s\n  {:>7} {:>9} {:>9} {:>9} {:>9} {:>12} {:>8}\n",
+        "  retention {} s, cleaner every {} s, idempotency window {} s, {} events/s\n  {:>7} {:>9} {:>9} {:>9} {:>9} {:>12} {:>8}\n",
         result.spec.retention_secs,
         result.spec.cleaner_interval_secs,
+        result.spec.idempotency_window_secs,
         result.spec.rate,
         "until s",
         "published",

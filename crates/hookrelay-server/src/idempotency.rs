@@ -8,7 +8,7 @@ use std::future::Future;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hookrelay_core::{SpaceId, Timestamp};
-use hookrelay_store::{IdempotencyRecord, StoreError, IDEMPOTENCY_WINDOW_MICROS};
+use hookrelay_store::{IdempotencyRecord, StoreError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -57,10 +57,12 @@ pub async fn matching_record(
     }
 }
 
-/// The saved record for this key within the window, whatever request saved it.
+/// The saved record for this key within its window, whatever request saved it.
 pub async fn live_record(state: &AppState, space: &SpaceId, key: &str) -> Result<Option<IdempotencyRecord>, ApiError> {
-    let not_before = Timestamp::now().plus_micros(-IDEMPOTENCY_WINDOW_MICROS);
-    Ok(state.store.find_idempotency_record(space, key, not_before).await?)
+    Ok(state
+        .store
+        .find_idempotency_record(space, key, Timestamp::now())
+        .await?)
 }
 
 /// The answer when a key was saved for a different request.
@@ -124,7 +126,13 @@ impl<'a> KeyedCreate<'a> {
 
     /// The record to save with the change whose answer is `answer`.
     pub fn record(&self, answer: &[u8]) -> IdempotencyRecord {
-        record(self.space, self.key, self.fingerprint.clone(), answer.to_vec())
+        record(
+            self.state,
+            self.space,
+            self.key,
+            self.fingerprint.clone(),
+            answer.to_vec(),
+        )
     }
 
     /// Answers `answer` once `write` (which saves the change with [`Self::record`]) has
@@ -154,15 +162,17 @@ impl<'a> KeyedCreate<'a> {
 pub const IN_PROGRESS: ApiError =
     ApiError::IdempotencyConflict("a request with this Idempotency-Key is still in progress");
 
-/// The record to save with a change made under `key`.
-pub fn record(space: &SpaceId, key: &str, fingerprint: Vec<u8>, body: Vec<u8>) -> IdempotencyRecord {
+/// The record to save with a change made under `key`, live for the server's window.
+pub fn record(state: &AppState, space: &SpaceId, key: &str, fingerprint: Vec<u8>, body: Vec<u8>) -> IdempotencyRecord {
+    let create_time = Timestamp::now();
     IdempotencyRecord {
         space_id: space.clone(),
         key: key.to_owned(),
         fingerprint,
         status: StatusCode::OK.as_u16(),
         body,
-        create_time: Timestamp::now(),
+        create_time,
+        expire_time: create_time.plus(state.idempotency_window),
     }
 }
 

@@ -107,6 +107,7 @@ impl App {
                 quotas: config.quotas,
                 publish_limits: state::PublishLimits::default(),
                 metrics_on_api: config.metrics_listen.is_none(),
+                idempotency_window: config.idempotency_window,
             },
             delivery: config.delivery.clone(),
             alerter: config.alerter.clone(),

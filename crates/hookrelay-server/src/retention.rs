@@ -80,8 +80,7 @@ impl Cleaner {
         } else {
             0
         };
-        let before = Timestamp::now().plus_micros(-hookrelay_store::IDEMPOTENCY_WINDOW_MICROS);
-        let keys = self.store.prune_idempotency_records(before).await?;
+        let keys = self.store.prune_idempotency_records(Timestamp::now()).await?;
         crate::telemetry::metrics::cleaner_ran(&removed, pages, keys, Timestamp::now());
         tracing::info!(
             events = removed.events,

@@ -33,6 +33,8 @@ pub struct AppState {
     pub publish_limits: PublishLimits,
     /// Whether the API's listener answers `GET /metrics` (no `metrics_listen`).
     pub metrics_on_api: bool,
+    /// How long an `Idempotency-Key`'s first answer is replayed.
+    pub idempotency_window: Duration,
 }
 
 /// How long a grant read from the store is trusted: a token revoked or expired, or its

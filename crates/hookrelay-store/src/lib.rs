@@ -41,7 +41,6 @@ pub use traits::{
 pub use types::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
     IdempotencyRecord, NodeBeat, NodeRecord, Page, QuotaChange, RetentionChange, SpaceSummary, StoredEvent,
-    IDEMPOTENCY_WINDOW_MICROS,
 };
 
 /// Settings for [`open_with`] that only some backends use.

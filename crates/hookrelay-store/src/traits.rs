@@ -129,8 +129,8 @@ pub trait WebhookStore: Send + Sync {
 /// answer, through [`WebhookStore`] and [`EventStore`]; found through [`ReadStore`]).
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Forgets records older than `before`; returns how many.
-    async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError>;
+    /// Forgets the records expired at `now`; returns how many.
+    async fn prune_idempotency_records(&self, now: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Events and the deliveries publishing them creates.
@@ -366,12 +366,12 @@ pub trait ReadStore: Send + Sync {
     /// Every space, oldest first, with its webhooks and tokens counted.
     async fn list_spaces(&self) -> Result<Vec<SpaceSummary>, StoreError>;
 
-    /// The record saved for a key, if one was saved at or after `not_before`.
+    /// The record saved for a key, if it is still live at `now` (expires after it).
     async fn find_idempotency_record(
         &self,
         space: &SpaceId,
         key: &str,
-        not_before: Timestamp,
+        now: Timestamp,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
     /// The space's webhooks, newest first, after the cursor position `after`.

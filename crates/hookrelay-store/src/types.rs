@@ -12,9 +12,6 @@ use hookrelay_core::record::Lease;
 use hookrelay_core::retention::{Removed, SpaceRetention};
 use hookrelay_core::{DeliveryId, SpaceId, Timestamp, Webhook, WebhookId};
 
-/// How long an idempotency key's first response is replayed.
-pub const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
-
 /// The saved outcome of a request made with an `Idempotency-Key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyRecord {
@@ -31,6 +28,8 @@ pub struct IdempotencyRecord {
     pub body: Vec<u8>,
     /// When the first request was made.
     pub create_time: Timestamp,
+    /// When the record stops answering replays and the key is free again.
+    pub expire_time: Timestamp,
 }
 
 /// One page of a list, newest first.

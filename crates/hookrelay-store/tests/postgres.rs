@@ -26,7 +26,7 @@ use hookrelay_core::{
 use hookrelay_store::traits::*;
 use hookrelay_store::{
     AttemptResult, ClaimRequest, ClaimedDelivery, DatabaseLocation, IdempotencyRecord, NodeBeat, OpenOptions,
-    PostgresStore, SqliteStore, Store, StoreError, IDEMPOTENCY_WINDOW_MICROS,
+    PostgresStore, SqliteStore, Store, StoreError,
 };
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -358,6 +358,9 @@ async fn webhooks_round_trip_with_sealed_secrets() {
     .await;
 }
 
+/// How long the records of the idempotency test are live (the server's default).
+const WINDOW: i64 = 24 * 3600 * SECOND;
+
 #[tokio::test]
 async fn idempotency_keys_conflict_and_expire() {
     with_database(|url| async move {
@@ -370,6 +373,7 @@ async fn idempotency_keys_conflict_and_expire() {
             status,
             body: body.as_bytes().to_vec(),
             create_time: Timestamp::from_micros(at),
+            expire_time: Timestamp::from_micros(at + WINDOW),
         };
         let first = webhook(&space, &["payment.completed"], T0);
         store
@@ -403,14 +407,17 @@ async fn idempotency_keys_conflict_and_expire() {
             .await
             .unwrap();
         assert!(!body.windows(11).any(|w| w == b"secret-body"));
-        assert!(store
-            .find_idempotency_record(&space, "key-1", Timestamp::from_micros(T0 + 1))
-            .await
-            .unwrap()
-            .is_none());
+        // Live until its expire time, not at it.
+        for (at, live) in [(T0 + WINDOW - 1, true), (T0 + WINDOW, false)] {
+            let found = store
+                .find_idempotency_record(&space, "key-1", Timestamp::from_micros(at))
+                .await
+                .unwrap();
+            assert_eq!(found.is_some(), live, "at {at}");
+        }
 
         // An expired key is reused by a publish, whose record is saved with its event.
-        let later = T0 + IDEMPOTENCY_WINDOW_MICROS + SECOND;
+        let later = T0 + WINDOW + SECOND;
         let published = event(&space, "payment.completed", later);
         let publish_record = record(202, published.id.as_str(), later);
         assert_eq!(
@@ -441,6 +448,7 @@ async fn idempotency_keys_conflict_and_expire() {
                     status: 201,
                     body: vec![i],
                     create_time: Timestamp::from_micros(T0),
+                    expire_time: Timestamp::from_micros(T0 + WINDOW),
                 };
                 store.create_webhook(&w, Some(&record)).await
             })

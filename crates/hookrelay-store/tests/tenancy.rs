@@ -76,6 +76,7 @@ fn key(space: &SpaceId, key: &str) -> IdempotencyRecord {
         status: 200,
         body: b"{}".to_vec(),
         create_time: Timestamp::now(),
+        expire_time: Timestamp::now().plus(std::time::Duration::from_secs(3600)),
     }
 }
 

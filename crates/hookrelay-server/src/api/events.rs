@@ -120,7 +120,7 @@ async fn publish(
     // answer again from the stored event, and every publish writes its data once.
     let pointer = event.id.as_str().as_bytes().to_vec();
     let fingerprint = idempotency::PUBLISH_FINGERPRINT.to_vec();
-    let record = idempotency::record(&tenant.space_id, &key, fingerprint, pointer);
+    let record = idempotency::record(&state, &tenant.space_id, &key, fingerprint, pointer);
     let write = state
         .store
         .publish_event_within(&event, Some(record), Some(quotas.max_fan_out));

@@ -146,4 +146,6 @@ pub struct Config {
     pub quotas: Quotas,
     /// How long history is kept, and how often the cleaner runs.
     pub retention: crate::retention::RetentionConfig,
+    /// How long an `Idempotency-Key`'s first answer is replayed.
+    pub idempotency_window: std::time::Duration,
 }

@@ -59,6 +59,7 @@ impl Settings {
                 max_fan_out: serve.max_fan_out.get(),
             },
             retention: retention(&serve)?,
+            idempotency_window: serve.idempotency_window.get(),
             alerter: AlerterConfig {
                 smtp: smtp(&serve)?,
                 retry_schedule: serve.alert_retry_schedule.get().clone(),

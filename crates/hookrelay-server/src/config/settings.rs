@@ -347,6 +347,17 @@ pub struct ServeSettings {
         default_value = "60s"
     )]
     pub cleaner_interval: PositiveDuration,
+
+    /// How long the first answer to a request made with an `Idempotency-Key` is replayed,
+    /// and the key refused for a different request; the cleaner then forgets it. A change
+    /// applies to keys saved after it.
+    #[arg(
+        long,
+        env = "HOOKRELAY_IDEMPOTENCY_WINDOW",
+        value_name = "DURATION",
+        default_value = "24h"
+    )]
+    pub idempotency_window: PositiveDuration,
 }
 
 /// Every setting of `serve`.

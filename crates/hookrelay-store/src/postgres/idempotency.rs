@@ -12,15 +12,15 @@ const PRUNE_BATCH: i64 = 500;
 
 #[async_trait]
 impl IdempotencyStore for PostgresStore {
-    async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError> {
+    async fn prune_idempotency_records(&self, now: Timestamp) -> Result<u64, StoreError> {
         // In batches, each a short transaction of its own.
         let mut total = 0;
         loop {
             let deleted = sqlx::query(
                 "DELETE FROM idempotency_keys WHERE (space_id, key) IN (
-                     SELECT space_id, key FROM idempotency_keys WHERE create_time < $1 LIMIT $2)",
+                     SELECT space_id, key FROM idempotency_keys WHERE expire_time <= $1 LIMIT $2)",
             )
-            .bind(before.as_micros())
+            .bind(now.as_micros())
             .bind(PRUNE_BATCH)
             .execute(&self.pool)
             .await?

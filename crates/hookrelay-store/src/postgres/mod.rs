@@ -26,7 +26,7 @@ use hookrelay_core::seal::SecretCipher;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::{IdempotencyRecord, Store, StoreError, IDEMPOTENCY_WINDOW_MICROS};
+use crate::{IdempotencyRecord, Store, StoreError};
 
 /// Saves an idempotency record, parameters `$1` to `$7` ([`bind_idempotency`]); no row
 /// when `$2` (the key) is null. One statement: an expired record for the same key gives
@@ -34,12 +34,12 @@ use crate::{IdempotencyRecord, Store, StoreError, IDEMPOTENCY_WINDOW_MICROS};
 /// this one wait for it: if it commits, its record is live and the key is taken.
 macro_rules! save_idempotency_key {
     () => {
-        "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
-         SELECT $1, $2, $3, $4, $5, $6 WHERE $2::text IS NOT NULL
+        "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time, expire_time)
+         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE $2::text IS NOT NULL
          ON CONFLICT (space_id, key) DO UPDATE
              SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body,
-                 create_time = EXCLUDED.create_time
-             WHERE idempotency_keys.create_time < $7"
+                 create_time = EXCLUDED.create_time, expire_time = EXCLUDED.expire_time
+             WHERE idempotency_keys.expire_time <= EXCLUDED.create_time"
     };
 }
 
@@ -177,7 +177,7 @@ pub(crate) fn bind_idempotency<'q>(
         .bind(record.map(|r| i64::from(r.status)))
         .bind(record.map(|r| r.body.as_slice()))
         .bind(record.map(|r| r.create_time.as_micros()))
-        .bind(record.map(|r| r.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS))
+        .bind(record.map(|r| r.expire_time.as_micros()))
 }
 
 /// Saves an idempotency record (its body sealed: `rows::seal_idempotency`) in `tx`;

@@ -90,15 +90,11 @@ impl<B: ReadingBackend> ReadStore for B {
         &self,
         space: &SpaceId,
         key: &str,
-        not_before: Timestamp,
+        now: Timestamp,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let sql = "SELECT fingerprint, status, body, create_time FROM idempotency_keys
-                   WHERE space_id = $1 AND key = $2 AND create_time >= $3";
-        let args = [
-            Arg::Text(space.as_str()),
-            Arg::Text(key),
-            Arg::Int(not_before.as_micros()),
-        ];
+        let sql = "SELECT fingerprint, status, body, create_time, expire_time FROM idempotency_keys
+                   WHERE space_id = $1 AND key = $2 AND expire_time > $3";
+        let args = [Arg::Text(space.as_str()), Arg::Text(key), Arg::Int(now.as_micros())];
         let row = self.read_pool().fetch_optional(sql, &args).await?;
         row.map(|row| decode_idempotency(self.cipher(), &row, space, key))
             .transpose()

@@ -292,6 +292,7 @@ pub(crate) fn decode_idempotency(
         status: u16::try_from(status).map_err(|_| corrupt("status", &status.to_string()))?,
         body: cipher.open(&row.blob("body")?, &idempotency_context(space, key))?,
         create_time: Timestamp::from_micros(row.int("create_time")?),
+        expire_time: Timestamp::from_micros(row.int("expire_time")?),
     })
 }
 

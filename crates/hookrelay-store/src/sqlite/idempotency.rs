@@ -5,7 +5,7 @@ use hookrelay_core::Timestamp;
 use rusqlite::{params, Connection};
 
 use super::SqliteStore;
-use crate::{IdempotencyRecord, IdempotencyStore, StoreError, IDEMPOTENCY_WINDOW_MICROS};
+use crate::{IdempotencyRecord, IdempotencyStore, StoreError};
 
 /// Records one pruning write deletes at most.
 const PRUNE_BATCH: u64 = 500;
@@ -17,11 +17,11 @@ pub(super) fn save_idempotency(connection: &Connection, record: &IdempotencyReco
     // An expired record for the same key gives way to the new one; a live one stands.
     let inserted = connection
         .prepare_cached(
-            "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO idempotency_keys (space_id, key, fingerprint, status, body, create_time, expire_time)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (space_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status,
-                 body = excluded.body, create_time = excluded.create_time
-             WHERE idempotency_keys.create_time < ?7",
+                 body = excluded.body, create_time = excluded.create_time, expire_time = excluded.expire_time
+             WHERE idempotency_keys.expire_time <= excluded.create_time",
         )?
         .execute(params![
             record.space_id.as_str(),
@@ -30,7 +30,7 @@ pub(super) fn save_idempotency(connection: &Connection, record: &IdempotencyReco
             i64::from(record.status),
             record.body,
             record.create_time.as_micros(),
-            record.create_time.as_micros() - IDEMPOTENCY_WINDOW_MICROS,
+            record.expire_time.as_micros(),
         ])?;
     if inserted == 0 {
         return Err(StoreError::IdempotencyKeyTaken);
@@ -40,7 +40,7 @@ pub(super) fn save_idempotency(connection: &Connection, record: &IdempotencyReco
 
 #[async_trait]
 impl IdempotencyStore for SqliteStore {
-    async fn prune_idempotency_records(&self, before: Timestamp) -> Result<u64, StoreError> {
+    async fn prune_idempotency_records(&self, now: Timestamp) -> Result<u64, StoreError> {
         // In batches, each a write of its own: publishes wait behind one batch at most.
         let mut total = 0;
         loop {
@@ -50,9 +50,9 @@ impl IdempotencyStore for SqliteStore {
                     let deleted = connection
                         .prepare_cached(
                             "DELETE FROM idempotency_keys WHERE rowid IN (
-                                 SELECT rowid FROM idempotency_keys WHERE create_time < ?1 LIMIT ?2)",
+                                 SELECT rowid FROM idempotency_keys WHERE expire_time <= ?1 LIMIT ?2)",
                         )?
-                        .execute(rusqlite::params![before.as_micros(), PRUNE_BATCH])?;
+                        .execute(rusqlite::params![now.as_micros(), PRUNE_BATCH])?;
                     Ok(deleted as u64)
                 })
                 .await?;

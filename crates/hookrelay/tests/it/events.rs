@@ -289,6 +289,7 @@ async fn publishes_recorded_by_earlier_versions_still_replay() {
         status: 200,
         body: answer,
         create_time: Timestamp::now(),
+        expire_time: Timestamp::now().plus(std::time::Duration::from_secs(3600)),
     };
     let by_id = draft.clone().into_event(space.clone(), Timestamp::now());
     let id_record = record("old-id-record", by_id.id.as_str().as_bytes().to_vec());

@@ -133,3 +133,41 @@ async fn fifty_concurrent_creates_give_fifty_distinct_webhooks() {
     assert_eq!(listed, ids);
     assert_eq!(list["pagination"]["next"], json!(null));
 }
+
+#[tokio::test]
+async fn a_key_is_held_for_the_idempotency_window_then_forgotten_and_free() {
+    let window = std::time::Duration::from_secs(2);
+    let server = TestServer::launch(Launch {
+        args: ["--idempotency-window", "2s", "--cleaner-interval", "200ms"]
+            .map(str::to_owned)
+            .to_vec(),
+        ..Launch::default()
+    })
+    .await;
+    let post = |name: &str| {
+        send(
+            server
+                .request(Method::POST, "/v1/webhooks")
+                .header("Idempotency-Key", "window-key")
+                .json(&simple_webhook(name)),
+        )
+    };
+    let saved_at = std::time::Instant::now();
+    let (status, first) = post("first").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, body) = post("second").await;
+    if saved_at.elapsed() < window {
+        assert_error(status, &body, StatusCode::CONFLICT, "idempotency_conflict", None);
+    }
+    // The cleaner forgets the record once it has expired, and not before.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while db_count(&server.database, "SELECT COUNT(*) FROM idempotency_keys").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "the expired key was never pruned");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(saved_at.elapsed() >= window, "pruned after {:?}", saved_at.elapsed());
+    let (status, second) = post("second").await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_ne!(second["result"]["id"], first["result"]["id"], "a new request under the freed key");
+    assert_eq!(count(&server).await, 2);
+}
