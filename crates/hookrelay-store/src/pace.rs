@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::ClaimedDelivery;
+use hookrelay_core::WebhookId;
+
+use crate::{ClaimRequest, ClaimedDelivery};
 
 /// A rate-limited webhook's share of a claim: its id, its rate, how many it claimed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +68,37 @@ pub(crate) fn paced(delivery: &ClaimedDelivery) -> Option<&str> {
     webhook.settings.max_deliveries_per_second.map(|_| webhook.id.as_str())
 }
 
+/// The distinct webhooks of the deliveries given back.
+pub(crate) fn held_back(surplus: &[ClaimedDelivery]) -> Vec<WebhookId> {
+    let mut webhooks: Vec<WebhookId> = surplus.iter().map(|d| d.webhook.id.clone()).collect();
+    webhooks.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    webhooks.dedup();
+    webhooks
+}
+
+/// The claim to make next after one that leased `leased` deliveries and kept `kept`,
+/// giving back those of the `held_back` webhooks beyond their tokens: when it had filled
+/// its limit, the same claim for the room left, passing those webhooks over, so that
+/// rate-limited webhooks' backlogs cannot crowd the others out of claims. Each follow-up
+/// passes over at least one more webhook, so they end.
+pub(crate) fn follow_up(
+    request: &ClaimRequest,
+    leased: usize,
+    kept: usize,
+    held_back: Vec<WebhookId>,
+) -> Option<ClaimRequest> {
+    let room = u32::try_from(kept)
+        .ok()
+        .and_then(|kept| request.limit.checked_sub(kept))?;
+    if held_back.is_empty() || leased < request.limit as usize || room == 0 {
+        return None;
+    }
+    let mut next = request.clone();
+    next.limit = room;
+    next.skip_webhooks.extend(held_back);
+    Some(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +116,27 @@ mod tests {
         assert_eq!(numbers(surplus), [4, 5]);
         let (kept, _) = split(claimed, paced, &HashMap::new());
         assert_eq!(numbers(kept), [2, 6], "no grant, nothing limited goes out");
+    }
+
+    #[test]
+    fn a_full_claim_that_gave_some_back_claims_again_for_the_room_passing_those_over() {
+        let request = ClaimRequest {
+            now: hookrelay_core::Timestamp::from_micros(0),
+            lease_until: hookrelay_core::Timestamp::from_micros(1),
+            owner: "node".into(),
+            limit: 10,
+            per_webhook: 5,
+            skip_webhooks: vec![WebhookId::parse("whk-full").unwrap()],
+        };
+        let paced = || vec![WebhookId::parse("whk-paced").unwrap()];
+        let next = follow_up(&request, 10, 4, paced()).expect("a follow-up");
+        assert_eq!(next.limit, 6);
+        let skipped: Vec<&str> = next.skip_webhooks.iter().map(WebhookId::as_str).collect();
+        assert_eq!(skipped, ["whk-full", "whk-paced"]);
+        assert!(
+            follow_up(&request, 9, 4, paced()).is_none(),
+            "the claim took all there was"
+        );
+        assert!(follow_up(&request, 10, 10, Vec::new()).is_none(), "nothing given back");
     }
 }

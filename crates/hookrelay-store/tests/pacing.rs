@@ -159,3 +159,22 @@ async fn concurrent_claimers_draw_on_one_bucket() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_limited_webhooks_backlog_does_not_crowd_the_others_out_of_a_claim() {
+    with_databases(|url, dir| async move {
+        for (backend, store) in both(&url, dir.path(), 4).await {
+            // The limited webhook's deliveries come first, and fill the claim.
+            let (limited, unlimited) = setup(store.as_ref(), 2, 20, 3).await;
+            let request = ClaimRequest {
+                limit: 10,
+                per_webhook: 10,
+                ..claim(T0, "node-a")
+            };
+            let claimed = store.claim_deliveries(&request).await.unwrap();
+            assert_eq!(of(&claimed, &limited).len(), 2, "{backend}: its tokens");
+            assert_eq!(of(&claimed, &unlimited).len(), 3, "{backend}: the room they left");
+        }
+    })
+    .await;
+}

@@ -175,42 +175,9 @@ fn decode_claimed(row: &PgRow, webhook: Arc<Webhook>, lease: Lease) -> Result<Cl
 #[async_trait]
 impl ClaimStore for PostgresStore {
     async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let skip: Vec<&str> = request.skip_webhooks.iter().map(WebhookId::as_str).collect();
-        // One statement, so one round trip and its own commit: a claim is the engine's
-        // most frequent query, and under load every round trip waits for a CPU.
-        let rows = sqlx::query(&CLAIM)
-            .bind(request.now.as_micros())
-            .bind(&skip)
-            .bind(i64::from(request.limit))
-            .bind(i64::from(request.per_webhook))
-            .bind(request.lease_until.as_micros())
-            .bind(&request.owner)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut triage = Triage::default();
-        for row in &rows {
-            let Ok(delivery_id) = row.try_get::<String, _>("delivery_id") else {
-                // Not even the delivery's id reads: as if the claim had not been made, so
-                // nothing else waits for its lease.
-                self.give_back_claim(request, &rows).await;
-                return Err(StoreError::Corrupt("a claimed delivery's id does not read".into()));
-            };
-            let webhook = claimed_webhook(self, row);
-            let state = match &webhook {
-                Ok(Ok(_)) => Ok(WebhookAtClaim::Ready),
-                Ok(Err(state)) => Ok(*state),
-                Err(error) => Err(error),
-            };
-            let decode = || match &webhook {
-                Ok(Ok(webhook)) => decode_claimed(row, webhook.clone(), request.lease()),
-                _ => Err(StoreError::Corrupt("its webhook is not ready".into())),
-            };
-            triage.add(delivery_id, state, decode);
-        }
-        self.carry_out(request, &triage).await;
-        // Pacing (`pace.rs`): a step of its own after the claim, which debits the
-        // rate-limited webhooks' buckets and gives back what their tokens do not cover.
-        Ok(self.pace_claim(request, triage.ready).await)
+        // Pacing (`pace.rs`): claims, debits rate-limited webhooks' buckets, and claims
+        // again for the room what their tokens did not cover left.
+        self.claim_paced(request).await
     }
 
     async fn release_deliveries(
@@ -294,6 +261,49 @@ async fn release(pool: &sqlx::PgPool, ids: &[&str], owner: &str, lease_until: Ti
 }
 
 impl PostgresStore {
+    /// Leases due deliveries and sorts them (`claim.rs`'s query and triage): how many
+    /// it leased, and those to send, before pacing.
+    pub(super) async fn claim_leased(
+        &self,
+        request: &ClaimRequest,
+    ) -> Result<(usize, Vec<ClaimedDelivery>), StoreError> {
+        let skip: Vec<&str> = request.skip_webhooks.iter().map(WebhookId::as_str).collect();
+        // One statement, so one round trip and its own commit: a claim is the engine's
+        // most frequent query, and under load every round trip waits for a CPU.
+        let rows = sqlx::query(&CLAIM)
+            .bind(request.now.as_micros())
+            .bind(&skip)
+            .bind(i64::from(request.limit))
+            .bind(i64::from(request.per_webhook))
+            .bind(request.lease_until.as_micros())
+            .bind(&request.owner)
+            .fetch_all(&self.pool)
+            .await?;
+        let leased = rows.len();
+        let mut triage = Triage::default();
+        for row in &rows {
+            let Ok(delivery_id) = row.try_get::<String, _>("delivery_id") else {
+                // Not even the delivery's id reads: as if the claim had not been made, so
+                // nothing else waits for its lease.
+                self.give_back_claim(request, &rows).await;
+                return Err(StoreError::Corrupt("a claimed delivery's id does not read".into()));
+            };
+            let webhook = claimed_webhook(self, row);
+            let state = match &webhook {
+                Ok(Ok(_)) => Ok(WebhookAtClaim::Ready),
+                Ok(Err(state)) => Ok(*state),
+                Err(error) => Err(error),
+            };
+            let decode = || match &webhook {
+                Ok(Ok(webhook)) => decode_claimed(row, webhook.clone(), request.lease()),
+                _ => Err(StoreError::Corrupt("its webhook is not ready".into())),
+            };
+            triage.add(delivery_id, state, decode);
+        }
+        self.carry_out(request, &triage).await;
+        Ok((leased, triage.ready))
+    }
+
     /// Sets aside and cancels what the triage says. Should either fail, the claimed
     /// deliveries still go out, and these come back when the claim's lease runs out.
     async fn carry_out(&self, request: &ClaimRequest, triage: &Triage) {

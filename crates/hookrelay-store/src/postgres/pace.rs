@@ -6,36 +6,56 @@
 use std::collections::HashMap;
 
 use hookrelay_core::pace::{debit, StoredBucket};
-use hookrelay_core::{DeliveryId, Timestamp};
+use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
 use sqlx::{Postgres, Transaction};
 
 use super::PostgresStore;
-use crate::pace::{paced, split, wants, Want};
+use crate::pace::{follow_up, held_back, paced, split, wants, Want};
 use crate::{ClaimRequest, ClaimStore, ClaimedDelivery, StoreError};
 
 impl PostgresStore {
+    /// Claims (`claim.rs`), and paces what it claimed; a claim that filled its limit
+    /// and gave some back claims again for the room, passing those webhooks over
+    /// (`crate::pace::follow_up`).
+    pub(super) async fn claim_paced(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let mut claimed = Vec::new();
+        let mut next = Some(request.clone());
+        while let Some(round) = next.take() {
+            let (leased, ready) = self.claim_leased(&round).await?;
+            let (kept, held_back) = self.pace_claim(&round, ready).await;
+            next = follow_up(&round, leased, kept.len(), held_back);
+            claimed.extend(kept);
+        }
+        Ok(claimed)
+    }
+
     /// The claimed deliveries that may go out now: all but the rate-limited webhooks'
-    /// beyond their tokens, which are given back. Should the debit fail, the limited
-    /// webhooks' deliveries are given back and the others go out.
-    pub(super) async fn pace_claim(
+    /// beyond their tokens, which are given back; and the webhooks whose deliveries were.
+    /// Should the debit fail, the limited webhooks' deliveries are given back and the
+    /// others go out.
+    async fn pace_claim(
         &self,
         request: &ClaimRequest,
         claimed: Vec<ClaimedDelivery>,
-    ) -> Vec<ClaimedDelivery> {
+    ) -> (Vec<ClaimedDelivery>, Vec<WebhookId>) {
         let wants = wants(&claimed);
         if wants.is_empty() {
-            return claimed;
+            return (claimed, Vec::new());
         }
         match self.debit_and_give_back(request, &wants, &claimed).await {
-            Ok(granted) => split(claimed, paced, &granted).0,
+            Ok(granted) => {
+                let (kept, surplus) = split(claimed, paced, &granted);
+                (kept, held_back(&surplus))
+            }
             Err(error) => {
                 tracing::warn!(%error, "debiting rate-limited webhooks' buckets failed; their deliveries are given back");
                 let (kept, given_back) = split(claimed, paced, &HashMap::new());
+                let webhooks = held_back(&given_back);
                 let ids: Vec<DeliveryId> = given_back.into_iter().map(|d| d.delivery_id).collect();
                 if let Err(error) = self.release_deliveries(&ids, &request.owner, request.lease_until).await {
                     tracing::warn!(%error, "giving back rate-limited deliveries failed; their leases run out");
                 }
-                kept
+                (kept, webhooks)
             }
         }
     }

@@ -221,46 +221,9 @@ fn read_event(
 #[async_trait]
 impl ClaimStore for SqliteStore {
     async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let skip = json_ids(request.skip_webhooks.iter().map(WebhookId::as_str));
-        let (request_copy, recent) = (request.clone(), self.recent_events.clone());
-        // In a savepoint: a row that cannot be read fails this claim alone, not the
-        // writes that share its commit.
-        let (rows, events) = self
-            .writer
-            .write(move |connection| lease(connection, &request_copy, &skip, &recent))
-            .await?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut webhook_ids: Vec<&str> = rows.iter().map(|row| row.webhook_id.as_str()).collect();
-        webhook_ids.sort_unstable();
-        webhook_ids.dedup();
-        let webhooks = self.webhooks_by_id(&webhook_ids).await?;
-        let mut triage = Triage::default();
-        for row in rows {
-            let read = webhooks.get(&row.webhook_id);
-            let decode = || {
-                let Some(WebhookRead::Found(webhook)) = read else {
-                    return Err(corrupt("webhook", "not ready"));
-                };
-                let event = events[&row.event_id]
-                    .clone()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                claimed_delivery(
-                    &row.delivery_id,
-                    row.attempt_count,
-                    row.update_time,
-                    event,
-                    webhook.clone(),
-                    request.lease(),
-                )
-            };
-            triage.add(row.delivery_id.clone(), WebhookRead::at_claim(read), decode);
-        }
-        self.carry_out(request, &triage).await?;
-        // Pacing (`pace.rs`): a step of its own after the claim, which debits the
-        // rate-limited webhooks' buckets and gives back what their tokens do not cover.
-        Ok(self.pace_claim(request, triage.ready).await)
+        // Pacing (`pace.rs`): claims, debits rate-limited webhooks' buckets, and claims
+        // again for the room what their tokens did not cover left.
+        self.claim_paced(request).await
     }
 
     async fn release_deliveries(
@@ -350,6 +313,53 @@ impl ClaimStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Leases due deliveries and sorts them (`claim.rs`'s query and triage): how many
+    /// it leased, and those to send, before pacing.
+    pub(super) async fn claim_leased(
+        &self,
+        request: &ClaimRequest,
+    ) -> Result<(usize, Vec<ClaimedDelivery>), StoreError> {
+        let skip = json_ids(request.skip_webhooks.iter().map(WebhookId::as_str));
+        let (request_copy, recent) = (request.clone(), self.recent_events.clone());
+        // In a savepoint: a row that cannot be read fails this claim alone, not the
+        // writes that share its commit.
+        let (rows, events) = self
+            .writer
+            .write(move |connection| lease(connection, &request_copy, &skip, &recent))
+            .await?;
+        if rows.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let mut webhook_ids: Vec<&str> = rows.iter().map(|row| row.webhook_id.as_str()).collect();
+        webhook_ids.sort_unstable();
+        webhook_ids.dedup();
+        let webhooks = self.webhooks_by_id(&webhook_ids).await?;
+        let leased = rows.len();
+        let mut triage = Triage::default();
+        for row in rows {
+            let read = webhooks.get(&row.webhook_id);
+            let decode = || {
+                let Some(WebhookRead::Found(webhook)) = read else {
+                    return Err(corrupt("webhook", "not ready"));
+                };
+                let event = events[&row.event_id]
+                    .clone()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                claimed_delivery(
+                    &row.delivery_id,
+                    row.attempt_count,
+                    row.update_time,
+                    event,
+                    webhook.clone(),
+                    request.lease(),
+                )
+            };
+            triage.add(row.delivery_id.clone(), WebhookRead::at_claim(read), decode);
+        }
+        self.carry_out(request, &triage).await?;
+        Ok((leased, triage.ready))
+    }
+
     /// Sets aside and cancels what the triage says.
     async fn carry_out(&self, request: &ClaimRequest, triage: &Triage) -> Result<(), StoreError> {
         if !triage.set_aside.is_empty() {
