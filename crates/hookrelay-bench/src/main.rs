@@ -146,9 +146,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Which::W4 => vec![workload::W4],
         Which::W5 => vec![workload::W5],
         Which::Smoke => workload::SMOKE.to_vec(),
-        Which::Fanout(_) | Which::Paced(_) | Which::Retention(_) | Which::Recovery(_) | Which::Ordered(_) => {
-            Vec::new()
-        }
+        Which::Fanout(_) | Which::Paced(_) | Which::Retention(_) | Which::Recovery(_) | Which::Ordered(_) => Vec::new(),
     };
     let out = match (&options.out, cli.command) {
         (Some(dir), _) => Some(dir.clone()),

@@ -40,8 +40,8 @@ pub use traits::{
 };
 pub use types::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
-    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RecoveryProgress, RetentionChange,
-    SpaceSummary, StoredEvent,
+    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RecoveryProgress,
+    RetentionChange, SpaceSummary, StoredEvent,
 };
 
 /// Settings for [`open_with`] that only some backends use.

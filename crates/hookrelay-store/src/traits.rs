@@ -23,9 +23,8 @@ use hookrelay_core::{
 
 use crate::{
     AlertOutcome, Backlog, ClaimRequest, ClaimedDelivery, CleanBatch, DeliveryDetail, Digest, ErasedBatch,
-    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RecoveryProgress, RetentionChange,
-    SpaceSummary,
-    StoreError, StoredEvent,
+    IdempotencyRecord, KeyOwner, NodeBeat, NodeRecord, Page, PublishedKey, QuotaChange, RecoveryProgress,
+    RetentionChange, SpaceSummary, StoreError, StoredEvent,
 };
 
 /// Spaces, the tenants: created, disabled and given quotas by operators.

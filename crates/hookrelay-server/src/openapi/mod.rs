@@ -38,8 +38,8 @@ use serde_json::{json, Value};
 
 use erasures::*;
 use paths::*;
-use rotation::*;
 use recoveries::*;
+use rotation::*;
 use schemas::*;
 use settings::*;
 use tokens::*;

@@ -5,8 +5,8 @@
 mod deliveries;
 mod erasures;
 mod events;
-mod rotation;
 mod recoveries;
+mod rotation;
 mod tokens;
 mod webhook;
 mod webhook_args;

@@ -8,8 +8,8 @@ use hookrelay_client::{Alert, ListParams, UpdateWebhook, VerificationMethod, Web
 use serde_json::Value;
 
 use super::deliveries::show_delivery;
-use super::rotation::{print_rotation, rotate, RotateArgs};
 use super::recoveries;
+use super::rotation::{print_rotation, rotate, RotateArgs};
 use super::webhook_args::{CreateArgs, UpdateArgs};
 use super::webhook_settings::{self, SettingsArgs};
 use super::{print_one, print_page, Connection};
