@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use hookrelay_core::signing::{KEY_ID_HEADER, SIGNATURE_HEADER};
+pub use hookrelay_core::standard_webhooks::{self, ReceivedHeaders};
 
 /// A verified delivery's body.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -177,17 +178,48 @@ impl Verifier {
 
     /// [`Self::verify`] as if the time were `now` (unix seconds).
     pub fn verify_at(&self, body: &[u8], signature_header: &str, now: i64) -> Result<WebhookEvent, VerifyError> {
-        verify_any(&self.keys, signature_header, body, now, self.tolerance.as_secs()).map_err(|error| {
-            let kind = match error {
-                SignatureError::HeaderInvalid(_) => VerifyErrorKind::HeaderInvalid,
-                SignatureError::TimestampOutsideTolerance => VerifyErrorKind::TimestampOutsideTolerance,
-                SignatureError::SignatureMismatch => VerifyErrorKind::SignatureMismatch,
-            };
-            VerifyError::new(kind, error.to_string())
-        })?;
-        serde_json::from_slice(body)
-            .map_err(|error| VerifyError::new(VerifyErrorKind::PayloadInvalid, error.to_string()))
+        verify_any(&self.keys, signature_header, body, now, self.tolerance.as_secs()).map_err(rejected)?;
+        parse_event(body)
     }
+
+    /// Verifies a delivery of a webhook whose `format` is `standard-webhooks`, from its
+    /// `webhook-id`, `webhook-timestamp` and `webhook-signature` headers, then parses it:
+    /// accepted when any `v1` (HS256) or `es256` entry verifies with any of this
+    /// verifier's keys.
+    pub fn verify_standard(
+        &self,
+        body: &[u8],
+        headers: standard_webhooks::ReceivedHeaders<'_>,
+    ) -> Result<WebhookEvent, VerifyError> {
+        self.verify_standard_at(body, headers, unix_now())
+    }
+
+    /// [`Self::verify_standard`] as if the time were `now` (unix seconds).
+    pub fn verify_standard_at(
+        &self,
+        body: &[u8],
+        headers: standard_webhooks::ReceivedHeaders<'_>,
+        now: i64,
+    ) -> Result<WebhookEvent, VerifyError> {
+        let tolerance = self.tolerance.as_secs();
+        standard_webhooks::verify_any(&self.keys, headers, body, now, tolerance).map_err(rejected)?;
+        parse_event(body)
+    }
+}
+
+/// A signature check's refusal as the SDK names it.
+fn rejected(error: SignatureError) -> VerifyError {
+    let kind = match error {
+        SignatureError::HeaderInvalid(_) => VerifyErrorKind::HeaderInvalid,
+        SignatureError::TimestampOutsideTolerance => VerifyErrorKind::TimestampOutsideTolerance,
+        SignatureError::SignatureMismatch => VerifyErrorKind::SignatureMismatch,
+    };
+    VerifyError::new(kind, error.to_string())
+}
+
+/// A verified body as the event it must be.
+fn parse_event(body: &[u8]) -> Result<WebhookEvent, VerifyError> {
+    serde_json::from_slice(body).map_err(|error| VerifyError::new(VerifyErrorKind::PayloadInvalid, error.to_string()))
 }
 
 fn es256_key(public_key_pem: &str) -> Result<VerificationKey, InvalidPublicKey> {

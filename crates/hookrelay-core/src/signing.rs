@@ -127,7 +127,7 @@ impl VerificationKey {
     }
 
     /// Whether `signature` is this key's over `content`.
-    fn accepts(&self, content: &[u8], signature: &[u8]) -> bool {
+    pub(crate) fn accepts(&self, content: &[u8], signature: &[u8]) -> bool {
         match self {
             // Compares in constant time.
             Self::Hs256(secret) => hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, secret), content, signature).is_ok(),

@@ -17,7 +17,7 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use p256::ecdsa::{signature::Signer, Signature};
 use ring::hmac;
 
-use crate::signing::SignatureKey;
+use crate::signing::{SignatureKey, VerificationKey, VerifyError, MAX_SIGNATURES};
 
 /// The message id header: the event id, the same on every attempt.
 pub const ID_HEADER: &str = "webhook-id";
@@ -63,6 +63,55 @@ pub fn specification_secret(monime_secret: &str) -> String {
     format!("{SECRET_PREFIX}{}", STANDARD.encode(monime_secret.as_bytes()))
 }
 
+/// A received delivery's `webhook-id`, `webhook-timestamp` and `webhook-signature`.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceivedHeaders<'a> {
+    /// `webhook-id`.
+    pub id: &'a str,
+    /// `webhook-timestamp`.
+    pub timestamp: &'a str,
+    /// `webhook-signature`.
+    pub signature: &'a str,
+}
+
+/// Checks a delivery in this format at `now` (unix seconds): accepted when any entry of
+/// `webhook-signature` of a version hookrelay signs with verifies with any of `keys`.
+/// Entries of other versions are skipped, as the specification asks.
+pub fn verify_any(
+    keys: &[VerificationKey],
+    headers: ReceivedHeaders<'_>,
+    body: &[u8],
+    now: i64,
+    tolerance_secs: u64,
+) -> Result<(), VerifyError> {
+    if headers.id.is_empty() {
+        return Err(VerifyError::HeaderInvalid("missing webhook-id"));
+    }
+    let timestamp: i64 = headers
+        .timestamp
+        .parse()
+        .map_err(|_| VerifyError::HeaderInvalid("webhook-timestamp is not an integer"))?;
+    if now.abs_diff(timestamp) > tolerance_secs {
+        return Err(VerifyError::TimestampOutsideTolerance);
+    }
+    let entries: Vec<&str> = headers.signature.split(' ').filter(|e| !e.is_empty()).collect();
+    if entries.is_empty() || entries.len() > MAX_SIGNATURES {
+        return Err(VerifyError::HeaderInvalid(
+            "webhook-signature has no or too many entries",
+        ));
+    }
+    let content = signed_content(headers.id, timestamp, body);
+    let verified = entries.iter().any(|entry| {
+        let Some((version, encoded)) = entry.split_once(',') else {
+            return false;
+        };
+        let known = version == HMAC_VERSION || version == ES256_VERSION;
+        let signature = STANDARD.decode(encoded).unwrap_or_default();
+        known && keys.iter().any(|key| key.accepts(&content, &signature))
+    });
+    verified.then_some(()).ok_or(VerifyError::SignatureMismatch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +128,51 @@ mod tests {
             signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+    }
+
+    #[test]
+    fn any_known_entry_verifies_and_unknown_versions_are_skipped() {
+        let (old, new) = (SignatureKey::hs256(b"old-secret"), SignatureKey::hs256(b"new-secret"));
+        let header = format!(
+            "v1a,AAAA {} {}",
+            signature(&new, "evt-1", 1_000, b"{}"),
+            signature(&old, "evt-1", 1_000, b"{}")
+        );
+        let received = ReceivedHeaders {
+            id: "evt-1",
+            timestamp: "1000",
+            signature: &header,
+        };
+        for secret in [&b"old-secret"[..], b"new-secret"] {
+            let keys = [VerificationKey::Hs256(secret.to_vec())];
+            assert_eq!(verify_any(&keys, received, b"{}", 1_010, 300), Ok(()));
+        }
+        let wrong = [VerificationKey::Hs256(b"other".to_vec())];
+        assert_eq!(
+            verify_any(&wrong, received, b"{}", 1_010, 300),
+            Err(VerifyError::SignatureMismatch)
+        );
+        let keys = [VerificationKey::Hs256(b"new-secret".to_vec())];
+        let other_id = ReceivedHeaders {
+            id: "evt-2",
+            ..received
+        };
+        assert_eq!(
+            verify_any(&keys, other_id, b"{}", 1_010, 300),
+            Err(VerifyError::SignatureMismatch)
+        );
+        assert_eq!(
+            verify_any(&keys, received, b"{}", 2_000, 300),
+            Err(VerifyError::TimestampOutsideTolerance)
+        );
+        let bad_time = ReceivedHeaders {
+            timestamp: "soon",
+            ..received
+        };
+        assert!(matches!(
+            verify_any(&keys, bad_time, b"{}", 1_010, 300),
+            Err(VerifyError::HeaderInvalid(_))
+        ));
     }
 
     #[test]

@@ -4,9 +4,56 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
 use hookrelay_core::WebhookId;
 
-use crate::{ClaimRequest, ClaimedDelivery};
+use crate::{ClaimRequest, ClaimedDelivery, StoreError};
+
+/// A backend's two steps of a paced claim.
+#[async_trait]
+pub(crate) trait PacedClaims: Sync {
+    /// Leases due deliveries: how many it leased, and those to send, before pacing.
+    async fn claim_leased(&self, request: &ClaimRequest) -> Result<(usize, Vec<ClaimedDelivery>), StoreError>;
+
+    /// Of `claimed`, those that may go out now, having given back the rate-limited
+    /// webhooks' beyond their tokens; and the webhooks whose deliveries were.
+    async fn pace_claim(
+        &self,
+        request: &ClaimRequest,
+        claimed: Vec<ClaimedDelivery>,
+    ) -> (Vec<ClaimedDelivery>, Vec<WebhookId>);
+}
+
+/// Claims and paces what it claimed; a claim that filled its limit and gave some back
+/// claims again for the room ([`follow_up`]). A follow-up that fails ends the claim with
+/// what earlier rounds leased: those go out rather than wait for their leases to run out.
+pub(crate) async fn claim_paced(
+    store: &impl PacedClaims,
+    request: &ClaimRequest,
+) -> Result<Vec<ClaimedDelivery>, StoreError> {
+    let mut claimed: Vec<ClaimedDelivery> = Vec::new();
+    let mut next = Some(request.clone());
+    while let Some(round) = next.take() {
+        let (leased, ready) = match store.claim_leased(&round).await {
+            Ok(found) => found,
+            Err(error) if !claimed.is_empty() => {
+                tracing::warn!(%error, "a follow-up claim failed; sending what was claimed");
+                break;
+            }
+            Err(error) => return Err(error),
+        };
+        let (kept, held_back) = store.pace_claim(&round, ready).await;
+        next = follow_up(&round, leased, kept.len(), held_back);
+        claimed.extend(kept);
+        if let Some(next) = next.as_mut() {
+            // A webhook served already has had its `per_webhook`.
+            next.skip_webhooks.extend(claimed.iter().map(|d| d.webhook.id.clone()));
+            next.skip_webhooks.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+            next.skip_webhooks.dedup();
+        }
+    }
+    Ok(claimed)
+}
 
 /// A rate-limited webhook's share of a claim: its id, its rate, how many it claimed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -203,3 +203,116 @@ async fn concurrent_claims_lease_one_delivery_per_object_in_publish_order() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_retried_delivery_takes_its_webhooks_ordering_as_it_is_now() {
+    with_databases(|url, dir| async move {
+        let cipher = SecretCipher::new(&MasterKey::generate());
+        let sqlite: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("hr.db"), cipher.clone())
+                .await
+                .unwrap(),
+        );
+        let postgres: Arc<dyn Store> = Arc::new(PostgresStore::open(&url, cipher, 4).await.unwrap());
+        for (backend, store) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
+            let space = SpaceId::generate();
+            store.ensure_space(&space).await.unwrap();
+            let hook = webhook(&space, "turned-ordered");
+            store.create_webhook(&hook, None).await.unwrap();
+            // Failed for good while the webhook did not order: it has no ordering key.
+            let first = event(&space, 0, T0);
+            store.publish_event(&first, None).await.unwrap();
+            let now = T0 + 100 * SECOND;
+            let claimed = store.claim_deliveries(&claim(now, "node")).await.unwrap();
+            assert_eq!(claimed.len(), 1, "{backend}");
+            let failed = NextStep::Failed { disable_webhook: false };
+            store
+                .record_attempts(&[outcome(&claimed[0], failed, now)], &POLICY)
+                .await
+                .unwrap();
+            let patch = SettingsPatch::parse(&json!({"ordering": "object"})).unwrap();
+            store.update_webhook_settings(&space, &hook.id, &patch).await.unwrap();
+            let second = event(&space, 0, T0 + 1);
+            store.publish_event(&second, None).await.unwrap();
+            // Retried now, the older delivery takes its publish-order place: the newer
+            // one of its object waits for it.
+            let retried = store
+                .retry_delivery(
+                    &space,
+                    &hook.id,
+                    &claimed[0].delivery_id,
+                    Timestamp::from_micros(now + SECOND),
+                )
+                .await
+                .unwrap();
+            assert!(retried.is_some(), "{backend}");
+            let now = now + 2 * SECOND;
+            let claimed = store.claim_deliveries(&claim(now, "node")).await.unwrap();
+            let events: Vec<&EventId> = claimed.iter().map(|c| &c.event.id).collect();
+            assert_eq!(events, vec![&first.id], "{backend}: the retried one alone");
+            store
+                .record_attempts(&[outcome(&claimed[0], NextStep::Succeeded, now)], &POLICY)
+                .await
+                .unwrap();
+            let claimed = store.claim_deliveries(&claim(now + SECOND, "node")).await.unwrap();
+            let events: Vec<&EventId> = claimed.iter().map(|c| &c.event.id).collect();
+            assert_eq!(events, vec![&second.id], "{backend}: then the next");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_webhook_whose_due_deliveries_all_wait_does_not_take_a_claims_only_place() {
+    with_databases(|url, dir| async move {
+        let cipher = SecretCipher::new(&MasterKey::generate());
+        let sqlite: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&dir.path().join("hr.db"), cipher.clone())
+                .await
+                .unwrap(),
+        );
+        let postgres: Arc<dyn Store> = Arc::new(PostgresStore::open(&url, cipher, 4).await.unwrap());
+        for (backend, store) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
+            let space = SpaceId::generate();
+            store.ensure_space(&space).await.unwrap();
+            let ordered = webhook(&space, "ordered");
+            store.create_webhook(&ordered, None).await.unwrap();
+            let patch = SettingsPatch::parse(&json!({"ordering": "object"})).unwrap();
+            store
+                .update_webhook_settings(&space, &ordered.id, &patch)
+                .await
+                .unwrap();
+            for at in [T0, T0 + 1] {
+                store.publish_event(&event(&space, 0, at), None).await.unwrap();
+            }
+            // The object's first is retried in an hour: its second is due but waits.
+            let now = T0 + 100 * SECOND;
+            let one = |now: i64| ClaimRequest {
+                limit: 1,
+                ..claim(now, "node")
+            };
+            let first = store.claim_deliveries(&one(now)).await.unwrap();
+            let later = NextStep::RetryAt(Timestamp::from_micros(now + 3600 * SECOND));
+            store
+                .record_attempts(&[outcome(&first[0], later, now)], &POLICY)
+                .await
+                .unwrap();
+            // Another webhook's delivery (of an event the ordered one does not take),
+            // due after the waiting one.
+            let mut other = webhook(&space, "other");
+            other.events = vec!["payment.failed".into()];
+            store.create_webhook(&other, None).await.unwrap();
+            let mut fresh = event(&space, 1, T0 + 2);
+            fresh.name = "payment.failed".into();
+            store.publish_event(&fresh, None).await.unwrap();
+            let claimed = store.claim_deliveries(&one(now + SECOND)).await.unwrap();
+            let events: Vec<&EventId> = claimed.iter().map(|c| &c.event.id).collect();
+            assert_eq!(
+                events,
+                vec![&fresh.id],
+                "{backend}: the claim's one place goes to work that may go"
+            );
+        }
+    })
+    .await;
+}

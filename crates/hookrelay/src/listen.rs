@@ -13,7 +13,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use clap::Args;
-use hookrelay_client::verify::{Verifier, VerifyError, WebhookEvent, KEY_ID_HEADER, SIGNATURE_HEADER};
+use hookrelay_client::verify::{
+    standard_webhooks, ReceivedHeaders, Verifier, VerifyError, WebhookEvent, KEY_ID_HEADER, SIGNATURE_HEADER,
+};
 use hookrelay_client::JwksVerifier;
 
 /// Where to listen and how to verify.
@@ -66,6 +68,15 @@ impl Check {
     async fn verify(&self, body: &[u8], headers: &HeaderMap) -> Result<WebhookEvent, VerifyError> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let signature = header(SIGNATURE_HEADER).unwrap_or("");
+        // A webhook whose `format` is `standard-webhooks` sends its headers instead.
+        if let (Self::Keys(verifier), Some(standard)) = (self, header(standard_webhooks::SIGNATURE_HEADER)) {
+            let received = ReceivedHeaders {
+                id: header(standard_webhooks::ID_HEADER).unwrap_or(""),
+                timestamp: header(standard_webhooks::TIMESTAMP_HEADER).unwrap_or(""),
+                signature: standard,
+            };
+            return verifier.verify_standard(body, received);
+        }
         match self {
             Self::Keys(verifier) => verifier.verify(body, signature),
             Self::Jwks(verifier) => verifier.verify(body, signature, header(KEY_ID_HEADER)).await,

@@ -29,10 +29,12 @@ pub(super) fn append(
     body: &[u8],
 ) -> Result<(), ErrorKind> {
     let value = |text: String| HeaderValue::try_from(text).map_err(|_| ErrorKind::Request);
-    let signed = keys.sign(now, body);
-    match format {
+    // Each format signs once per live key: an ES256 signature is not cheap.
+    let key_ids = match format {
         DeliveryFormat::Monime => {
+            let signed = keys.sign(now, body);
             headers.append(MONIME_SIGNATURE, value(signed.signature)?);
+            signed.key_ids
         }
         DeliveryFormat::StandardWebhooks => {
             let timestamp = now.as_unix_seconds();
@@ -44,9 +46,11 @@ pub(super) fn append(
             headers.append(STANDARD_ID, value(event_id.to_owned())?);
             headers.append(STANDARD_TIMESTAMP, HeaderValue::from(timestamp));
             headers.append(STANDARD_SIGNATURE, value(signatures.join(" "))?);
+            let ids: Vec<&str> = keys.live(now).map(|named| named.id.as_str()).collect();
+            ids.join(",")
         }
-    }
-    headers.append(KEY_ID, value(signed.key_ids)?);
+    };
+    headers.append(KEY_ID, value(key_ids)?);
     Ok(())
 }
 

@@ -99,7 +99,9 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
                 FROM live CROSS JOIN LATERAL (
                     SELECT d.next_attempt_time, d.seq FROM deliveries d
                     WHERE d.webhook_id = live.webhook_id AND d.status = 'pending' AND d.next_attempt_time <= $1
-                      AND {claimable}
+                      -- Ranked by a delivery that may go: a webhook whose due ones all
+                      -- wait behind their objects' earlier ones takes no turn.
+                      AND {claimable} AND {in_order}
                     ORDER BY d.next_attempt_time, d.seq LIMIT 1
                 ) first
                 -- Pacing (pace.rs): a rate-limited webhook whose bucket is empty
@@ -177,7 +179,7 @@ impl ClaimStore for PostgresStore {
     async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
         // Pacing (`pace.rs`): claims, debits rate-limited webhooks' buckets, and claims
         // again for the room what their tokens did not cover left.
-        self.claim_paced(request).await
+        crate::pace::claim_paced(self, request).await
     }
 
     async fn release_deliveries(
@@ -263,10 +265,7 @@ async fn release(pool: &sqlx::PgPool, ids: &[&str], owner: &str, lease_until: Ti
 impl PostgresStore {
     /// Leases due deliveries and sorts them (`claim.rs`'s query and triage): how many
     /// it leased, and those to send, before pacing.
-    pub(super) async fn claim_leased(
-        &self,
-        request: &ClaimRequest,
-    ) -> Result<(usize, Vec<ClaimedDelivery>), StoreError> {
+    pub(super) async fn lease_due(&self, request: &ClaimRequest) -> Result<(usize, Vec<ClaimedDelivery>), StoreError> {
         let skip: Vec<&str> = request.skip_webhooks.iter().map(WebhookId::as_str).collect();
         // One statement, so one round trip and its own commit: a claim is the engine's
         // most frequent query, and under load every round trip waits for a CPU.

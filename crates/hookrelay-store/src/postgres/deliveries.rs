@@ -38,7 +38,12 @@ pub(super) async fn apply_requeue(
     only_from: Option<DeliveryStatus>,
 ) -> Result<bool, StoreError> {
     let updated = sqlx::query(
-        "UPDATE deliveries SET status = $1, next_attempt_time = $2, update_time = $2
+        // The ordering key follows the webhook's ordering as it is now (as at publish:
+        // `events.rs`), so a retried delivery takes its place.
+        "UPDATE deliveries SET status = $1, next_attempt_time = $2, update_time = $2,
+             ordering_key = (SELECT e.object_id FROM events e, webhooks w
+                             WHERE e.id = deliveries.event_id AND w.id = deliveries.webhook_id
+                               AND w.settings::jsonb ->> 'ordering' = 'object')
          WHERE id = $3 AND (CAST($4 AS TEXT) IS NULL OR status = $4)",
     )
     .bind(requeue.status.as_str())

@@ -5,28 +5,20 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
+
 use hookrelay_core::pace::{debit, StoredBucket};
 use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
 use sqlx::{Postgres, Transaction};
 
 use super::PostgresStore;
-use crate::pace::{follow_up, held_back, paced, split, wants, Want};
+use crate::pace::{held_back, paced, split, wants, PacedClaims, Want};
 use crate::{ClaimRequest, ClaimStore, ClaimedDelivery, StoreError};
 
-impl PostgresStore {
-    /// Claims (`claim.rs`), and paces what it claimed; a claim that filled its limit
-    /// and gave some back claims again for the room, passing those webhooks over
-    /// (`crate::pace::follow_up`).
-    pub(super) async fn claim_paced(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let mut claimed = Vec::new();
-        let mut next = Some(request.clone());
-        while let Some(round) = next.take() {
-            let (leased, ready) = self.claim_leased(&round).await?;
-            let (kept, held_back) = self.pace_claim(&round, ready).await;
-            next = follow_up(&round, leased, kept.len(), held_back);
-            claimed.extend(kept);
-        }
-        Ok(claimed)
+#[async_trait]
+impl PacedClaims for PostgresStore {
+    async fn claim_leased(&self, request: &ClaimRequest) -> Result<(usize, Vec<ClaimedDelivery>), StoreError> {
+        self.lease_due(request).await
     }
 
     /// The claimed deliveries that may go out now: all but the rate-limited webhooks'
@@ -59,7 +51,9 @@ impl PostgresStore {
             }
         }
     }
+}
 
+impl PostgresStore {
     async fn debit_and_give_back(
         &self,
         request: &ClaimRequest,

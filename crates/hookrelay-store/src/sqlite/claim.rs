@@ -223,7 +223,7 @@ impl ClaimStore for SqliteStore {
     async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<ClaimedDelivery>, StoreError> {
         // Pacing (`pace.rs`): claims, debits rate-limited webhooks' buckets, and claims
         // again for the room what their tokens did not cover left.
-        self.claim_paced(request).await
+        crate::pace::claim_paced(self, request).await
     }
 
     async fn release_deliveries(
@@ -315,10 +315,7 @@ impl ClaimStore for SqliteStore {
 impl SqliteStore {
     /// Leases due deliveries and sorts them (`claim.rs`'s query and triage): how many
     /// it leased, and those to send, before pacing.
-    pub(super) async fn claim_leased(
-        &self,
-        request: &ClaimRequest,
-    ) -> Result<(usize, Vec<ClaimedDelivery>), StoreError> {
+    pub(super) async fn lease_due(&self, request: &ClaimRequest) -> Result<(usize, Vec<ClaimedDelivery>), StoreError> {
         let skip = json_ids(request.skip_webhooks.iter().map(WebhookId::as_str));
         let (request_copy, recent) = (request.clone(), self.recent_events.clone());
         // In a savepoint: a row that cannot be read fails this claim alone, not the

@@ -33,7 +33,12 @@ pub(super) fn apply_requeue(
 ) -> Result<bool, StoreError> {
     let updated = connection
         .prepare_cached(
-            "UPDATE deliveries SET status = ?1, next_attempt_time = ?2, update_time = ?2
+            // The ordering key follows the webhook's ordering as it is now (as at publish:
+            // `events::insert_deliveries`), so a retried delivery takes its place.
+            "UPDATE deliveries SET status = ?1, next_attempt_time = ?2, update_time = ?2,
+                 ordering_key = (SELECT (SELECT object_id FROM events WHERE events.id = deliveries.event_id)
+                                 FROM webhooks WHERE webhooks.id = deliveries.webhook_id
+                                   AND json_extract(webhooks.settings, '$.ordering') = 'object')
              WHERE id = ?3 AND (?4 IS NULL OR status = ?4)",
         )?
         .execute(params![

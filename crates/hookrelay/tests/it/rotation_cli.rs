@@ -1,5 +1,6 @@
 //! Key rotation from the CLI: `webhook rotate` (the secret read from standard input),
-//! `rotation`, `end-rotation`, and `listen` holding both secrets or following a JWKS.
+//! `rotation`, `end-rotation`, and `listen` holding both secrets or following a JWKS,
+//! or verifying the Standard Webhooks format.
 
 use std::process::Stdio;
 
@@ -131,4 +132,23 @@ async fn listen_follows_a_jwks_across_an_es256_rotation() {
     let event = publish(&server, "pmt-1").await;
     let line = next_line(&mut lines).await;
     assert!(line.contains(&format!("{event}  attempt=1  verified")), "{line}");
+}
+
+#[tokio::test]
+async fn listen_verifies_standard_webhooks_deliveries_with_the_secret() {
+    let server = serving().await;
+    let (_right, right_url, mut right_lines) = listen_with(&server, &[], &[("HOOKRELAY_LISTEN_SECRET", OLD)]).await;
+    let (_wrong, wrong_url, mut wrong_lines) = listen_with(&server, &[], &[("HOOKRELAY_LISTEN_SECRET", NEW)]).await;
+    for url in [&right_url, &wrong_url] {
+        let body = json!({"name": "standard", "url": format!("{url}/hooks"), "events": ["payment.completed"],
+            "verificationMethod": {"type": "HS256", "secret": OLD}});
+        let id = server.must_create(&body).await["id"].as_str().unwrap().to_owned();
+        let set = cli_json(&server, &["webhook", "settings", &id, "--format", "standard-webhooks"]).await;
+        assert_eq!(set["result"]["format"], "standard-webhooks", "{set}");
+    }
+    let event = publish(&server, "pmt-standard").await;
+    let line = next_line(&mut right_lines).await;
+    assert!(line.contains(&format!("{event}  attempt=1  verified")), "{line}");
+    let line = next_line(&mut wrong_lines).await;
+    assert!(line.contains("rejected: signature_mismatch"), "{line}");
 }

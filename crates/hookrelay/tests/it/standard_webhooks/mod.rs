@@ -15,6 +15,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
+use hookrelay_client::verify::{ReceivedHeaders, Verifier as SdkVerifier, VerifyErrorKind};
+
 use crate::receiver::{Received, Receiver, Reply};
 use crate::support::*;
 
@@ -64,6 +66,15 @@ pub(crate) async fn official_verdicts(cases: &[(&str, &Received, &[u8])]) -> Vec
     let output = child.wait_with_output().await.unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The Standard Webhooks headers of a received delivery, as the SDK takes them.
+fn standard_headers(received: &Received) -> ReceivedHeaders<'_> {
+    ReceivedHeaders {
+        id: received.header("webhook-id"),
+        timestamp: received.header("webhook-timestamp"),
+        signature: received.header("webhook-signature"),
+    }
 }
 
 pub(crate) fn whsec(secret: &str) -> String {
@@ -118,6 +129,20 @@ async fn hs256_deliveries_verify_with_the_official_library() {
     assert_eq!(verdicts[1]["payload"], received[1].json(), "the body is Monime's");
     assert_eq!(verdicts[2]["verified"], false, "a tampered body: {verdicts:?}");
     assert_eq!(verdicts[3]["verified"], false, "a wrong secret: {verdicts:?}");
+    // The SDK's verifier agrees with the official library, delivery by delivery.
+    let sdk = SdkVerifier::hs256(SECRET);
+    for delivery in &received {
+        let event = sdk.verify_standard(&delivery.body, standard_headers(delivery)).unwrap();
+        assert_eq!(event.event.id, event_id);
+    }
+    let refused = sdk
+        .verify_standard(&tampered, standard_headers(&received[1]))
+        .unwrap_err();
+    assert_eq!(refused.kind(), VerifyErrorKind::SignatureMismatch);
+    let wrong = SdkVerifier::hs256("another-secret-of-thirty-two-characters!");
+    assert!(wrong
+        .verify_standard(&received[1].body, standard_headers(&received[1]))
+        .is_err());
 }
 
 #[tokio::test]
@@ -151,6 +176,14 @@ async fn es256_is_carried_under_its_own_version_and_monime_format_is_unchanged()
         .expect("the public key verifies it");
     // The specification has no ES256: its library finds no signature it knows.
     let verdict = official_verdicts(&[(&whsec(SECRET), &standard, &standard.body)]).await;
+    // The SDK verifies it with the public key, and refuses a changed body.
+    let sdk = SdkVerifier::es256(public_key).unwrap();
+    let event = sdk
+        .verify_standard(&standard.body, standard_headers(&standard))
+        .unwrap();
+    assert_eq!(event.event.id, standard.header("webhook-id"));
+    let refused = sdk.verify_standard(b"{}", standard_headers(&standard)).unwrap_err();
+    assert_eq!(refused.kind(), VerifyErrorKind::SignatureMismatch);
     assert_eq!(verdict[0]["verified"], false, "{verdict:?}");
 
     set_format(&server, id, "monime").await;
