@@ -117,6 +117,7 @@ mod erasures;
 mod error;
 #[cfg(feature = "client")]
 mod jwks;
+#[cfg(feature = "client")]
 mod recoveries;
 mod redact;
 #[cfg(feature = "client")]
@@ -134,6 +135,7 @@ pub use erasures::ErasureApi;
 pub use error::{ApiErrorDetail, Error};
 #[cfg(feature = "client")]
 pub use jwks::{JwksError, JwksOptions, JwksVerifier};
+#[cfg(feature = "client")]
 pub use recoveries::RecoveryApi;
 #[cfg(feature = "client")]
 pub use resources::{DeliveryApi, EventApi, TokenApi, WebhookApi};
