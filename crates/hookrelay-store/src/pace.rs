@@ -5,23 +5,58 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use hookrelay_core::WebhookId;
+use hookrelay_core::{DeliveryId, WebhookId};
 
-use crate::{ClaimRequest, ClaimedDelivery, StoreError};
+use crate::{ClaimRequest, ClaimStore, ClaimedDelivery, StoreError};
 
-/// A backend's two steps of a paced claim.
+/// A backend's SQL for a paced claim.
 #[async_trait]
-pub(crate) trait PacedClaims: Sync {
+pub(crate) trait PacedClaims: ClaimStore {
     /// Leases due deliveries: how many it leased, and those to send, before pacing.
     async fn claim_leased(&self, request: &ClaimRequest) -> Result<(usize, Vec<ClaimedDelivery>), StoreError>;
 
-    /// Of `claimed`, those that may go out now, having given back the rate-limited
-    /// webhooks' beyond their tokens; and the webhooks whose deliveries were.
-    async fn pace_claim(
+    /// In one transaction, debits each wanted webhook's bucket at the claim's time and
+    /// gives back the deliveries of `claimed` its tokens do not cover ([`split`]);
+    /// answers how many each webhook was granted.
+    async fn debit_and_give_back(
         &self,
         request: &ClaimRequest,
-        claimed: Vec<ClaimedDelivery>,
-    ) -> (Vec<ClaimedDelivery>, Vec<WebhookId>);
+        wants: Vec<Want>,
+        claimed: &[ClaimedDelivery],
+    ) -> Result<HashMap<String, u32>, StoreError>;
+}
+
+/// Of `claimed`, those that may go out now: all but the rate-limited webhooks' beyond
+/// their tokens, which are given back; and the webhooks whose deliveries were. Should the
+/// debit fail, the limited webhooks' deliveries are given back and the others go out.
+async fn pace_claim(
+    store: &impl PacedClaims,
+    request: &ClaimRequest,
+    claimed: Vec<ClaimedDelivery>,
+) -> (Vec<ClaimedDelivery>, Vec<WebhookId>) {
+    let wants = wants(&claimed);
+    if wants.is_empty() {
+        return (claimed, Vec::new());
+    }
+    match store.debit_and_give_back(request, wants, &claimed).await {
+        Ok(granted) => {
+            let (kept, surplus) = split(claimed, paced, &granted);
+            (kept, held_back(&surplus))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "debiting rate-limited webhooks' buckets failed; their deliveries are given back");
+            let (kept, given_back) = split(claimed, paced, &HashMap::new());
+            let webhooks = held_back(&given_back);
+            let ids: Vec<DeliveryId> = given_back.into_iter().map(|d| d.delivery_id).collect();
+            if let Err(error) = store
+                .release_deliveries(&ids, &request.owner, request.lease_until)
+                .await
+            {
+                tracing::warn!(%error, "giving back rate-limited deliveries failed; their leases run out");
+            }
+            (kept, webhooks)
+        }
+    }
 }
 
 /// Claims and paces what it claimed; a claim that filled its limit and gave some back
@@ -42,7 +77,7 @@ pub(crate) async fn claim_paced(
             }
             Err(error) => return Err(error),
         };
-        let (kept, held_back) = store.pace_claim(&round, ready).await;
+        let (kept, held_back) = pace_claim(store, &round, ready).await;
         next = follow_up(&round, leased, kept.len(), held_back);
         claimed.extend(kept);
         if let Some(next) = next.as_mut() {

@@ -8,7 +8,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use common::with_databases;
+use common::{both, with_databases};
 use hookrelay_core::alert::AlertPolicy;
 use hookrelay_core::delivery::{DeliveryAttempt, NextStep};
 use hookrelay_core::event::{Event, EventObject};
@@ -207,14 +207,7 @@ async fn concurrent_claims_lease_one_delivery_per_object_in_publish_order() {
 #[tokio::test]
 async fn a_retried_delivery_takes_its_webhooks_ordering_as_it_is_now() {
     with_databases(|url, dir| async move {
-        let cipher = SecretCipher::new(&MasterKey::generate());
-        let sqlite: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("hr.db"), cipher.clone())
-                .await
-                .unwrap(),
-        );
-        let postgres: Arc<dyn Store> = Arc::new(PostgresStore::open(&url, cipher, 4).await.unwrap());
-        for (backend, store) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
+        for (backend, store) in both(&url, dir.path(), 4).await {
             let space = SpaceId::generate();
             store.ensure_space(&space).await.unwrap();
             let hook = webhook(&space, "turned-ordered");
@@ -265,14 +258,7 @@ async fn a_retried_delivery_takes_its_webhooks_ordering_as_it_is_now() {
 #[tokio::test]
 async fn a_webhook_whose_due_deliveries_all_wait_does_not_take_a_claims_only_place() {
     with_databases(|url, dir| async move {
-        let cipher = SecretCipher::new(&MasterKey::generate());
-        let sqlite: Arc<dyn Store> = Arc::new(
-            SqliteStore::open(&dir.path().join("hr.db"), cipher.clone())
-                .await
-                .unwrap(),
-        );
-        let postgres: Arc<dyn Store> = Arc::new(PostgresStore::open(&url, cipher, 4).await.unwrap());
-        for (backend, store) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
+        for (backend, store) in both(&url, dir.path(), 4).await {
             let space = SpaceId::generate();
             store.ensure_space(&space).await.unwrap();
             let ordered = webhook(&space, "ordered");

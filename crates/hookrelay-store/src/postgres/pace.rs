@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use hookrelay_core::pace::{debit, StoredBucket};
-use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
+use hookrelay_core::Timestamp;
 use sqlx::{Postgres, Transaction};
 
 use super::PostgresStore;
-use crate::pace::{held_back, paced, split, wants, PacedClaims, Want};
-use crate::{ClaimRequest, ClaimStore, ClaimedDelivery, StoreError};
+use crate::pace::{paced, split, PacedClaims, Want};
+use crate::{ClaimRequest, ClaimedDelivery, StoreError};
 
 #[async_trait]
 impl PacedClaims for PostgresStore {
@@ -21,48 +21,15 @@ impl PacedClaims for PostgresStore {
         self.lease_due(request).await
     }
 
-    /// The claimed deliveries that may go out now: all but the rate-limited webhooks'
-    /// beyond their tokens, which are given back; and the webhooks whose deliveries were.
-    /// Should the debit fail, the limited webhooks' deliveries are given back and the
-    /// others go out.
-    async fn pace_claim(
-        &self,
-        request: &ClaimRequest,
-        claimed: Vec<ClaimedDelivery>,
-    ) -> (Vec<ClaimedDelivery>, Vec<WebhookId>) {
-        let wants = wants(&claimed);
-        if wants.is_empty() {
-            return (claimed, Vec::new());
-        }
-        match self.debit_and_give_back(request, &wants, &claimed).await {
-            Ok(granted) => {
-                let (kept, surplus) = split(claimed, paced, &granted);
-                (kept, held_back(&surplus))
-            }
-            Err(error) => {
-                tracing::warn!(%error, "debiting rate-limited webhooks' buckets failed; their deliveries are given back");
-                let (kept, given_back) = split(claimed, paced, &HashMap::new());
-                let webhooks = held_back(&given_back);
-                let ids: Vec<DeliveryId> = given_back.into_iter().map(|d| d.delivery_id).collect();
-                if let Err(error) = self.release_deliveries(&ids, &request.owner, request.lease_until).await {
-                    tracing::warn!(%error, "giving back rate-limited deliveries failed; their leases run out");
-                }
-                (kept, webhooks)
-            }
-        }
-    }
-}
-
-impl PostgresStore {
     async fn debit_and_give_back(
         &self,
         request: &ClaimRequest,
-        wants: &[Want],
+        wants: Vec<Want>,
         claimed: &[ClaimedDelivery],
     ) -> Result<HashMap<String, u32>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut granted = HashMap::with_capacity(wants.len());
-        for want in wants {
+        for want in &wants {
             granted.insert(want.webhook_id.clone(), debit_one(&mut tx, request.now, want).await?);
         }
         let (_, surplus) = split(claimed.iter().collect(), |d| paced(d), &granted);

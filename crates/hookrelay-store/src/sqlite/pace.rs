@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use hookrelay_core::pace::{debit, StoredBucket};
-use hookrelay_core::{DeliveryId, Timestamp, WebhookId};
+use hookrelay_core::Timestamp;
 use rusqlite::{params, OptionalExtension};
 
 use super::{json_ids, SqliteStore};
-use crate::pace::{held_back, paced, split, wants, PacedClaims, Want};
+use crate::pace::{paced, split, PacedClaims, Want};
 use crate::{ClaimRequest, ClaimedDelivery, StoreError};
 
 #[async_trait]
@@ -19,27 +19,19 @@ impl PacedClaims for SqliteStore {
         self.lease_due(request).await
     }
 
-    /// The claimed deliveries that may go out now: all but the rate-limited webhooks'
-    /// beyond their tokens, which are given back; and the webhooks whose deliveries were.
-    /// Should the debit fail, the limited webhooks' deliveries are given back and the
-    /// others go out.
-    async fn pace_claim(
+    async fn debit_and_give_back(
         &self,
         request: &ClaimRequest,
-        claimed: Vec<ClaimedDelivery>,
-    ) -> (Vec<ClaimedDelivery>, Vec<WebhookId>) {
-        let wants = wants(&claimed);
-        if wants.is_empty() {
-            return (claimed, Vec::new());
-        }
+        wants: Vec<Want>,
+        claimed: &[ClaimedDelivery],
+    ) -> Result<HashMap<String, u32>, StoreError> {
         let (now, lease) = (request.now, request.lease());
         // (limited webhook, delivery) in the claim's order, to split inside the write.
         let pairs: Vec<(Option<String>, String)> = claimed
             .iter()
             .map(|d| (paced(d).map(str::to_owned), d.delivery_id.as_str().to_owned()))
             .collect();
-        let debited = self
-            .writer
+        self.writer
             .write(move |connection| {
                 let granted = debit_all(connection, now, &wants)?;
                 let (_, surplus) = split(pairs, |(webhook, _)| webhook.as_deref(), &granted);
@@ -54,30 +46,7 @@ impl PacedClaims for SqliteStore {
                 )?;
                 Ok(granted)
             })
-            .await;
-        match debited {
-            Ok(granted) => {
-                let (kept, surplus) = split(claimed, paced, &granted);
-                (kept, held_back(&surplus))
-            }
-            Err(error) => {
-                tracing::warn!(%error, "debiting rate-limited webhooks' buckets failed; their deliveries are given back");
-                let (kept, given_back) = split(claimed, paced, &HashMap::new());
-                let webhooks = held_back(&given_back);
-                let ids: Vec<DeliveryId> = given_back.into_iter().map(|d| d.delivery_id).collect();
-                self.give_back(request, &ids).await;
-                (kept, webhooks)
-            }
-        }
-    }
-}
-
-impl SqliteStore {
-    async fn give_back(&self, request: &ClaimRequest, ids: &[DeliveryId]) {
-        use crate::ClaimStore;
-        if let Err(error) = self.release_deliveries(ids, &request.owner, request.lease_until).await {
-            tracing::warn!(%error, "giving back rate-limited deliveries failed; their leases run out");
-        }
+            .await
     }
 }
 
