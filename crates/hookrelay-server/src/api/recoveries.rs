@@ -11,6 +11,8 @@ use hookrelay_core::recovery::{Recovery, RecoveryCounts, RecoveryDraft, Recovery
 use hookrelay_core::{RecoveryId, Timestamp, Webhook, WebhookId};
 use serde::Serialize;
 
+use super::webhooks::not_found;
+
 use crate::api::{list_response, page_request, success_bytes, Access, PageQuery, RouteTable, NO_QUERY, PAGE_QUERY};
 use crate::error::ApiError;
 use crate::idempotency::{json_bytes_response, KeyedCreate};
@@ -69,18 +71,14 @@ impl<'a> From<&'a Recovery> for RecoveryOut<'a> {
     }
 }
 
-fn webhook_not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("webhook {id} was not found"))
-}
-
 /// The webhook named in the path, which must exist in the caller's space.
 async fn webhook(state: &AppState, tenant: &Tenant, id: &str) -> Result<Webhook, ApiError> {
-    let parsed = WebhookId::parse(id).ok_or_else(|| webhook_not_found(id))?;
+    let parsed = WebhookId::parse(id).ok_or_else(|| not_found(id))?;
     state
         .store
         .get_webhook(&tenant.space_id, &parsed)
         .await?
-        .ok_or_else(|| webhook_not_found(id))
+        .ok_or_else(|| not_found(id))
 }
 
 async fn create(
@@ -90,7 +88,7 @@ async fn create(
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body, _): JsonBody,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path.map_err(|_| webhook_not_found(""))?;
+    let Path(id) = path.map_err(|_| not_found(""))?;
     let webhook = webhook(&state, &tenant, &id).await?;
     let route = format!("/v1/webhooks/{id}/recoveries");
     let create = KeyedCreate::new(&state, &tenant.space_id, &key, &route, &body);
@@ -140,7 +138,7 @@ async fn list(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path.map_err(|_| webhook_not_found(""))?;
+    let Path(id) = path.map_err(|_| not_found(""))?;
     let page = page_request(query)?;
     let webhook = webhook(&state, &tenant, &id).await?;
     let found = state
@@ -156,14 +154,14 @@ async fn fetch(
     tenant: Tenant,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let not_found = |id: &str| ApiError::NotFound(format!("recovery {id} was not found"));
-    let Path((id, recovery_id)) = path.map_err(|_| not_found(""))?;
+    let recovery_not_found = |id: &str| ApiError::NotFound(format!("recovery {id} was not found"));
+    let Path((id, recovery_id)) = path.map_err(|_| recovery_not_found(""))?;
     let webhook = webhook(&state, &tenant, &id).await?;
-    let parsed = RecoveryId::parse(&recovery_id).ok_or_else(|| not_found(&recovery_id))?;
+    let parsed = RecoveryId::parse(&recovery_id).ok_or_else(|| recovery_not_found(&recovery_id))?;
     let recovery = state
         .store
         .get_recovery(&tenant.space_id, &webhook.id, &parsed)
         .await?
-        .ok_or_else(|| not_found(&recovery_id))?;
+        .ok_or_else(|| recovery_not_found(&recovery_id))?;
     Ok(json_bytes_response(success_bytes(&RecoveryOut::from(&recovery))))
 }

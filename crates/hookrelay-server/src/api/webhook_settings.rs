@@ -7,9 +7,9 @@ use axum::http::Method;
 use axum::response::Response;
 use hookrelay_core::access::Scope;
 use hookrelay_core::webhook_settings::SettingsPatch;
-use hookrelay_core::WebhookId;
 
-use crate::api::{path_id, success_bytes, Access, RouteTable, NO_QUERY};
+use super::webhooks::{not_found, webhook_id};
+use crate::api::{success_bytes, Access, RouteTable, NO_QUERY};
 use crate::error::ApiError;
 use crate::idempotency::json_bytes_response;
 use crate::request::{JsonBody, Tenant};
@@ -34,21 +34,17 @@ pub fn routes(table: RouteTable) -> RouteTable {
         )
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("webhook {id} was not found"))
-}
-
 async fn fetch(
     State(state): State<AppState>,
     tenant: Tenant,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let (given, id) = path_id(path, WebhookId::parse, not_found)?;
+    let id = webhook_id(path)?;
     let webhook = state
         .store
         .get_webhook(&tenant.space_id, &id)
         .await?
-        .ok_or_else(|| not_found(&given))?;
+        .ok_or_else(|| not_found(id.as_str()))?;
     Ok(json_bytes_response(success_bytes(&webhook.settings.to_json())))
 }
 
@@ -60,13 +56,13 @@ async fn update(
     path: Result<Path<String>, PathRejection>,
     JsonBody(body, _): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (given, id) = path_id(path, WebhookId::parse, not_found)?;
+    let id = webhook_id(path)?;
     let patch = SettingsPatch::parse(&body)?;
     let settings = state
         .store
         .update_webhook_settings(&tenant.space_id, &id, &patch)
         .await?
-        .ok_or_else(|| not_found(&given))?;
+        .ok_or_else(|| not_found(id.as_str()))?;
     tracing::info!(webhook = %id, ?settings, "webhook settings updated");
     // Turning ordering off frees deliveries that waited for an earlier one of their object.
     state.wakeup.wake();
